@@ -1,0 +1,236 @@
+"""The Django admin for authentications: declarative, with flows delegated to `signin`."""
+
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.http import HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.urls import path, reverse
+from django.utils import timezone
+from django.utils.decorators import method_decorator
+from django.utils.html import format_html, format_html_join
+from django.views.decorators.debug import sensitive_post_parameters
+from django.views.decorators.http import require_POST
+
+from . import oauth, signin
+from .forms import AuthenticationForm
+from .models import Authentication
+from .oauth import ConsentError
+
+ENTRA_STEPS = (
+    "In Microsoft Entra, open App registrations and select (or create) the app.",
+    "Copy its Application (client) ID and Directory (tenant) ID into the fields above.",
+    "API permissions > Add a permission > Dynamics 365 Business Central > Delegated "
+    "permissions > user_impersonation.",
+    "Certificates & secrets > New client secret: copy its Value (not its ID).",
+    "Authentication > Add a platform > Web: paste this redirect URI. Microsoft requires "
+    "HTTPS, except for http://localhost.",
+)
+
+
+def change_url(authentication):
+    return reverse("admin:authentications_authentication_change", args=[authentication.pk])
+
+
+@admin.register(Authentication)
+class AuthenticationAdmin(admin.ModelAdmin):
+    form = AuthenticationForm
+    list_display = ("name", "kind", "status_badge", "granted_by", "token_expiry")
+    list_filter = ("status", "kind")
+    search_fields = ("name", "tenant_id", "client_id", "base_url", "granted_by_upn")
+    readonly_fields = (
+        "secret_state",
+        "redirect_uri",
+        "status_badge",
+        "access_token_display",
+        "token_expiry",
+        "granted_by",
+        "last_error",
+        "event_history",
+    )
+
+    class Media:
+        css = {"all": ["authentications/admin.css"]}
+        js = ["authentications/admin.js"]
+
+    def get_fieldsets(self, request, obj=None):
+        entra = ["client_id", "tenant_id", "client_secret", "client_secret_expires_on"]
+        if obj is not None:
+            entra.insert(3, "secret_state")
+        fieldsets = [
+            (None, {"fields": ["name", "kind"]}),
+            ("Microsoft Entra app registration", {"fields": [*entra, "redirect_uri"]}),
+            ("Business Central", {"fields": ["base_url", "expected_user"]}),
+        ]
+        if obj is not None:
+            fieldsets += [
+                (
+                    "Connection",
+                    {
+                        "fields": [
+                            "status_badge",
+                            "access_token_display",
+                            "token_expiry",
+                            "granted_by",
+                            "last_error",
+                        ]
+                    },
+                ),
+                ("History", {"fields": ["event_history"]}),
+            ]
+        return fieldsets
+
+    # --- read-only displays ------------------------------------------------------------
+
+    @admin.display(description="Client secret stored")
+    def secret_state(self, obj):
+        return "stored" if obj.client_secret else "not set"
+
+    @admin.display(description="Redirect URI")
+    def redirect_uri(self, obj):
+        steps = format_html_join("", "<li>{}</li>", ((step,) for step in ENTRA_STEPS))
+        return format_html(
+            '<div class="bc-copy"><input id="bc-redirect-uri" type="text" readonly value="{}">'
+            '<button type="button" class="button" data-copy-target="bc-redirect-uri">Copy'
+            '</button></div><ol class="bc-steps">{}</ol>',
+            oauth.redirect_uri(),
+            steps,
+        )
+
+    @admin.display(description="Status", ordering="status")
+    def status_badge(self, obj):
+        return format_html(
+            '<span class="bc-badge {}">{}</span>', obj.status, obj.get_status_display()
+        )
+
+    @admin.display(description="Access token")
+    def access_token_display(self, obj):
+        if not obj.access_token:
+            return "none"
+        return obj.masked_access_token
+
+    @admin.display(description="Token expires", ordering="access_token_expires_at")
+    def token_expiry(self, obj):
+        expires = obj.access_token_expires_at
+        if not expires or not obj.access_token:
+            return "—"
+        if expires <= timezone.now():
+            return format_html(
+                "{} (expired)", timezone.localtime(expires).strftime("%Y-%m-%d %H:%M")
+            )
+        return timezone.localtime(expires).strftime("%Y-%m-%d %H:%M")
+
+    @admin.display(description="Granted by", ordering="granted_by_upn")
+    def granted_by(self, obj):
+        if not obj.granted_at:
+            return "—"
+        return format_html(
+            "{} via {} on {}",
+            obj.granted_by_display or "the app itself",
+            obj.get_granted_via_display(),
+            timezone.localtime(obj.granted_at).strftime("%Y-%m-%d %H:%M"),
+        )
+
+    @admin.display(description="Events")
+    def event_history(self, obj):
+        events = obj.events.all()[:25]
+        if not events:
+            return "No events yet."
+        rows = format_html_join(
+            "",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            (
+                (
+                    timezone.localtime(event.created_at).strftime("%Y-%m-%d %H:%M:%S"),
+                    event.get_kind_display(),
+                    event.actor or "—",
+                    event.detail,
+                )
+                for event in events
+            ),
+        )
+        return format_html(
+            '<table class="bc-events"><tr><th>When</th><th>What</th><th>Who</th>'
+            "<th>Detail</th></tr>{}</table>",
+            rows,
+        )
+
+    # --- saving and signing in ----------------------------------------------------------
+
+    @method_decorator(sensitive_post_parameters("client_secret"))
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        return super().changeform_view(request, object_id, form_url, extra_context)
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        if request.method == "GET" and "signin" in request.GET:
+            obj = self.get_object(request, object_id)
+            if obj is not None and signin.recent_grant(obj, request.GET["signin"]):
+                messages.success(request, "Access token received")
+        extra_context = {**(extra_context or {}), **self._change_context(request, object_id)}
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    def _change_context(self, request, object_id):
+        obj = self.get_object(request, object_id)
+        can_sign_in = (
+            obj is not None
+            and obj.is_user_impersonation
+            and obj.has_credentials()
+            and self.has_authorize_permission(request)
+        )
+        return {"bc_can_sign_in": can_sign_in}
+
+    def save_model(self, request, obj, form, change):
+        obj._credentials_changed = form.credentials_changed
+        super().save_model(request, obj, form, change)
+
+    def response_add(self, request, obj, post_url_continue=None):
+        return self._after_save(request, obj) or super().response_add(
+            request, obj, post_url_continue
+        )
+
+    def response_change(self, request, obj):
+        return self._after_save(request, obj) or super().response_change(request, obj)
+
+    def _after_save(self, request, obj):
+        """ "Save" goes on to Microsoft when a user-impersonation sign-in is needed."""
+        if "_continue" not in request.POST or not obj.is_user_impersonation:
+            return None
+        needs_sign_in = obj._credentials_changed or not obj.token_valid_for(0)
+        if not needs_sign_in or not self.has_authorize_permission(request):
+            return None
+        self.message_user(request, f"“{obj}” was saved.", messages.SUCCESS)
+        return self._redirect_to_sign_in(request, obj)
+
+    def _redirect_to_sign_in(self, request, obj):
+        try:
+            start = signin.start_sign_in(
+                obj, via=signin.AuthorizationRequest.Via.ADMIN, user=request.user
+            )
+        except ConsentError as err:
+            self.message_user(request, err.message, messages.ERROR)
+            return HttpResponseRedirect(change_url(obj))
+        return signin.set_binding_cookie(HttpResponseRedirect(start.authorize_url), start)
+
+    def has_authorize_permission(self, request):
+        return request.user.has_perm("authentications.authorize_authentication")
+
+    def get_urls(self):
+        custom = [
+            path(
+                "<path:object_id>/sign-in/",
+                self.admin_site.admin_view(self.sign_in_view),
+                name="authentications_authentication_sign_in",
+            ),
+        ]
+        return custom + super().get_urls()
+
+    @method_decorator(require_POST)
+    def sign_in_view(self, request, object_id):
+        obj = get_object_or_404(Authentication, pk=object_id)
+        if not self.has_authorize_permission(request):
+            raise PermissionDenied
+        if not obj.is_user_impersonation or not obj.has_credentials():
+            self.message_user(
+                request, "Fill in the app registration and BC URL first.", messages.ERROR
+            )
+            return HttpResponseRedirect(change_url(obj))
+        return self._redirect_to_sign_in(request, obj)

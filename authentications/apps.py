@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class AuthenticationsConfig(AppConfig):
+    name = "authentications"
+    verbose_name = "Business Central"

@@ -1,0 +1,68 @@
+"""Admin forms. The client secret is write-only: it is never rendered back."""
+
+from django import forms
+
+from .models import Authentication
+
+CREDENTIAL_FIELDS = ("client_id", "tenant_id", "base_url")
+
+
+class AuthenticationForm(forms.ModelForm):
+    client_secret = forms.CharField(
+        label="Client secret",
+        required=False,
+        strip=True,
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
+        help_text="The secret's <em>Value</em> (not its ID) from Entra &gt; Certificates &amp; "
+        "secrets. Write-only: leave blank to keep the stored secret.",
+    )
+
+    base_url = forms.URLField(
+        label="Business Central URL",
+        max_length=500,
+        assume_scheme="https",
+        help_text=Authentication._meta.get_field("base_url").help_text,
+    )
+
+    class Meta:
+        model = Authentication
+        fields = [
+            "name",
+            "kind",
+            "client_id",
+            "tenant_id",
+            "client_secret",
+            "client_secret_expires_on",
+            "base_url",
+            "expected_user",
+        ]
+        widgets = {"client_secret_expires_on": forms.DateInput(attrs={"type": "date"})}
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._stored_secret = self.instance.client_secret if self.instance.pk else ""
+        self.initial["client_secret"] = ""
+
+    def clean_client_id(self):
+        return self.cleaned_data["client_id"].strip().lower()
+
+    def clean_tenant_id(self):
+        return self.cleaned_data["tenant_id"].strip().lower()
+
+    def clean_expected_user(self):
+        return self.cleaned_data["expected_user"].strip()
+
+    def clean_client_secret(self):
+        typed = self.cleaned_data.get("client_secret", "")
+        if typed:
+            return typed
+        if self._stored_secret:
+            return self._stored_secret  # Blank keeps the stored secret.
+        raise forms.ValidationError("Enter the client secret Value copied from Entra.")
+
+    @property
+    def credentials_changed(self):
+        """Whether the app registration or BC URL differ from what a grant was made for."""
+        if any(name in self.changed_data for name in CREDENTIAL_FIELDS):
+            return True
+        return self.cleaned_data.get("client_secret") != self._stored_secret

@@ -1,0 +1,325 @@
+"""Microsoft Entra, through MSAL: the only module that builds MSAL objects.
+
+MSAL keeps nothing between operations here. Each operation gets a fresh, empty
+`TokenCache`, so no token outlives the call unencrypted (our encrypted columns are the
+only store); the process shares MSAL's `http_cache`, so the OpenID discovery is fetched
+once, and one `requests.Session` with (connect, read) timeouts.
+"""
+
+import logging
+import os
+import secrets
+import threading
+from collections.abc import MutableMapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from urllib.parse import urlsplit
+
+import msal
+import requests
+from django.conf import settings
+from django.urls import reverse
+from django.utils import timezone
+from msal.authority import WELL_KNOWN_AUTHORITY_HOSTS
+from msal.exceptions import MsalServiceError
+
+from .validators import is_guid
+
+logger = logging.getLogger(__name__)
+
+# Answers after which only a person signing in again helps (the refresh token is dead).
+NEEDS_SIGN_IN_ERRORS = {"invalid_grant", "interaction_required", "consent_required"}
+NEEDS_SIGN_IN_AADSTS = {70008, 700082, 50173, 65001, 50076, 50079, 700084, 50078}
+# Answers that mean the app registration's secret no longer works.
+SECRET_AADSTS = {7000222, 7000215}
+MAX_DESCRIPTION = 400
+
+
+class EntraError(Exception):
+    """A failure talking to Entra, with a message for people and a code for machines.
+
+    `transient` failures (network, 5xx, 429) are worth retrying and never justify
+    forgetting a stored token; the others need someone to act.
+    """
+
+    def __init__(self, message, *, code, aadsts=None, transient=False, needs_sign_in=False):
+        super().__init__(message)
+        self.message = message
+        self.code = code
+        self.aadsts = aadsts
+        self.transient = transient
+        self.needs_sign_in = needs_sign_in
+
+    @property
+    def secret_invalid(self):
+        return self.code == "invalid_client" or self.aadsts in SECRET_AADSTS
+
+    @property
+    def display_code(self):
+        return f"AADSTS{self.aadsts}" if self.aadsts else self.code
+
+
+class ConsentError(EntraError):
+    """The sign-in (authorization code flow) did not produce tokens."""
+
+
+class TokenRefreshError(EntraError):
+    """A refresh-token or client-credentials request did not produce a token."""
+
+
+@dataclass(frozen=True)
+class TokenResult:
+    access_token: str = field(repr=False)
+    refresh_token: str = field(repr=False)
+    expires_at: datetime
+    claims: dict = field(default_factory=dict)
+
+
+class _LockedDict(MutableMapping):
+    """MSAL's http_cache, safe to share between threads (each MSAL app has its own lock)."""
+
+    def __init__(self):
+        self._data = {}
+        self._lock = threading.Lock()
+
+    def __getitem__(self, key):
+        with self._lock:
+            return self._data[key]
+
+    def __setitem__(self, key, value):
+        with self._lock:
+            self._data[key] = value
+
+    def __delitem__(self, key):
+        with self._lock:
+            del self._data[key]
+
+    def __iter__(self):
+        with self._lock:
+            return iter(list(self._data))
+
+    def __len__(self):
+        with self._lock:
+            return len(self._data)
+
+
+class _TimeoutSession(requests.Session):
+    """A session that never waits forever: MSAL passes no timeout of its own."""
+
+    def request(self, method, url, **kwargs):
+        if kwargs.get("timeout") is None:
+            kwargs["timeout"] = settings.BC_HTTP_TIMEOUT
+        return super().request(method, url, **kwargs)
+
+
+_http_cache = _LockedDict()
+_sessions = {}
+_sessions_lock = threading.Lock()
+
+
+def http_session():
+    """The process's session for Entra (a forked child gets its own connection pool)."""
+    pid = os.getpid()
+    with _sessions_lock:
+        if pid not in _sessions:
+            _sessions.clear()
+            _sessions[pid] = _TimeoutSession()
+        return _sessions[pid]
+
+
+def clear_http_cache():
+    """Forget discovery documents and MSAL's remembered error answers."""
+    _http_cache.clear()
+
+
+def redirect_uri():
+    return settings.PUBLIC_BASE_URL + reverse("authentications:callback")
+
+
+def authority_url(tenant_id):
+    return f"{settings.BC_AUTHORITY_HOST}/{tenant_id}"
+
+
+def user_impersonation_scopes():
+    return [f"{settings.BC_API_HOST}/user_impersonation"]
+
+
+def client_credentials_scopes():
+    return [f"{settings.BC_API_HOST}/.default"]
+
+
+def _is_microsoft_authority():
+    return urlsplit(settings.BC_AUTHORITY_HOST).hostname in WELL_KNOWN_AUTHORITY_HOSTS
+
+
+def _application(authentication, error_class):
+    try:
+        return msal.ConfidentialClientApplication(
+            authentication.client_id,
+            client_credential=authentication.client_secret,
+            authority=authority_url(authentication.tenant_id),
+            http_client=http_session(),
+            http_cache=_http_cache,
+            token_cache=msal.TokenCache(),
+            # For a sovereign cloud or a private test authority, never ask
+            # login.microsoftonline.com whether the host is known.
+            instance_discovery=_is_microsoft_authority(),
+        )
+    except (requests.RequestException, MsalServiceError) as err:
+        raise error_class(
+            "Microsoft could not be reached to look up the directory; try again shortly.",
+            code="network",
+            transient=True,
+        ) from err
+    except ValueError as err:
+        raise error_class(
+            f"Microsoft does not know the directory (tenant) “{authentication.tenant_id}”. "
+            "Check the Directory (tenant) ID copied from Entra.",
+            code="invalid_tenant",
+        ) from err
+
+
+def _call(error_class, operation, *args, **kwargs):
+    """Run one MSAL call, turning network trouble into a transient error."""
+    try:
+        return operation(*args, **kwargs)
+    except requests.Timeout as err:
+        raise error_class(
+            "Microsoft did not answer in time; try again shortly.", code="timeout", transient=True
+        ) from err
+    except requests.RequestException as err:
+        raise error_class(
+            "Microsoft could not be reached; try again shortly.", code="network", transient=True
+        ) from err
+    except MsalServiceError as err:
+        raise error_class(
+            "Microsoft had a temporary problem (server error); try again shortly.",
+            code="server_error",
+            transient=True,
+        ) from err
+
+
+def _aadsts(result):
+    codes = result.get("error_codes") or []
+    try:
+        return int(codes[0]) if codes else None
+    except (TypeError, ValueError):
+        return None
+
+
+def _first_line(description):
+    return str(description or "").strip().splitlines()[0][:MAX_DESCRIPTION] if description else ""
+
+
+def explain(result, error_class):
+    """Turn Entra's error body into an EntraError whose message says what to do."""
+    code = str(result.get("error") or "unknown_error")[:64]
+    aadsts = _aadsts(result)
+    said = _first_line(result.get("error_description"))
+    transient = code in {"temporarily_unavailable", "server_error"} or aadsts in {50196}
+    needs_sign_in = code in NEEDS_SIGN_IN_ERRORS or aadsts in NEEDS_SIGN_IN_AADSTS
+    message = _advice(code, aadsts, authentication_hint=said)
+    return error_class(
+        message, code=code, aadsts=aadsts, transient=transient, needs_sign_in=needs_sign_in
+    )
+
+
+def _advice(code, aadsts, *, authentication_hint):
+    said = f" Microsoft said: {authentication_hint}" if authentication_hint else ""
+    if code == "invalid_client" or aadsts in SECRET_AADSTS:
+        return (
+            "The client secret is wrong or expired. In Entra, open the app registration > "
+            "Certificates & secrets, add a new client secret and paste its Value here." + said
+        )
+    if aadsts == 50011:
+        return (
+            f"The redirect URI is not registered for this app. In Entra > Authentication, "
+            f"add the Web redirect URI {redirect_uri()}." + said
+        )
+    if aadsts == 700016:
+        return "The Application (client) ID is not registered in this directory." + said
+    if code == "access_denied":
+        return "The sign-in was cancelled or access was refused at Microsoft." + said
+    if code == "consent_required" or aadsts == 65001:
+        return (
+            "Consent is missing: the app needs the Dynamics 365 Business Central "
+            "user_impersonation permission, granted by the user or an administrator." + said
+        )
+    if code in NEEDS_SIGN_IN_ERRORS or aadsts in NEEDS_SIGN_IN_AADSTS:
+        return "Microsoft no longer accepts the stored sign-in; someone must sign in again." + said
+    return ("Microsoft refused the request." + said).strip()
+
+
+def _token_result(result, error_class):
+    if "error" in result:
+        raise explain(result, error_class)
+    if not result.get("access_token"):
+        raise error_class("Microsoft answered without an access token.", code="no_access_token")
+    expires_in = int(result.get("expires_in") or 3600)
+    return TokenResult(
+        access_token=result["access_token"],
+        refresh_token=result.get("refresh_token") or "",
+        expires_at=timezone.now() + timedelta(seconds=expires_in),
+        claims=result.get("id_token_claims") or {},
+    )
+
+
+def start_auth_code_flow(authentication, *, login_hint=""):
+    """Begin a sign-in: MSAL's flow dict (state, PKCE verifier, nonce) and its auth_uri."""
+    app = _application(authentication, ConsentError)
+    return _call(
+        ConsentError,
+        app.initiate_auth_code_flow,
+        user_impersonation_scopes(),
+        redirect_uri=redirect_uri(),
+        state=secrets.token_urlsafe(32),
+        response_mode="form_post",
+        login_hint=login_hint or None,
+    )
+
+
+def finish_auth_code_flow(authentication, flow, auth_response):
+    """Redeem Microsoft's answer for tokens, after checking it belongs to `flow`."""
+    if auth_response.get("error"):
+        raise explain(auth_response, ConsentError)
+    app = _application(authentication, ConsentError)
+    try:
+        result = _call(ConsentError, app.acquire_token_by_auth_code_flow, flow, auth_response)
+    except ValueError as err:  # MSAL: state or nonce mismatch, a response not for this flow.
+        raise ConsentError(
+            "The answer from Microsoft did not match this sign-in; start again.",
+            code="invalid_response",
+        ) from err
+    tokens = _token_result(result, ConsentError)
+    _check_tenant(authentication, tokens.claims)
+    return tokens
+
+
+def _check_tenant(authentication, claims):
+    if not is_guid(authentication.tenant_id):
+        return
+    if str(claims.get("tid", "")).lower() != authentication.tenant_id.lower():
+        raise ConsentError(
+            "The account that signed in belongs to another Microsoft Entra directory than "
+            "the configured Directory (tenant) ID; sign in with an account of that directory.",
+            code="wrong_tenant",
+        )
+
+
+def redeem_refresh_token(authentication, refresh_token):
+    """Exchange a refresh token for new tokens (Entra usually rotates the refresh token)."""
+    app = _application(authentication, TokenRefreshError)
+    result = _call(
+        TokenRefreshError,
+        app.acquire_token_by_refresh_token,
+        refresh_token,
+        user_impersonation_scopes(),
+    )
+    return _token_result(result, TokenRefreshError)
+
+
+def acquire_for_client(authentication):
+    """Service-to-service: a token for the app itself (client credentials grant)."""
+    app = _application(authentication, TokenRefreshError)
+    result = _call(TokenRefreshError, app.acquire_token_for_client, client_credentials_scopes())
+    return _token_result(result, TokenRefreshError)

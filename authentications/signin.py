@@ -1,0 +1,256 @@
+"""The user-impersonation sign-in: start it, finish it, store what Microsoft granted.
+
+Both the admin and the public Authorization URL call these functions; the callback view
+only hands them the POSTed answer and the browser's cookies.
+"""
+
+import hashlib
+import json
+import logging
+import secrets
+import uuid
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.urls import reverse
+from django.utils import timezone
+
+from . import oauth
+from .models import Authentication, AuthorizationRequest, Event, new_link_nonce
+from .oauth import ConsentError
+
+logger = logging.getLogger(__name__)
+
+MAX_STATE_LENGTH = 128
+
+
+@dataclass(frozen=True)
+class SignInStart:
+    authorize_url: str = field(repr=False)
+    cookie_name: str
+    cookie_value: str = field(repr=False)
+    request: AuthorizationRequest
+
+
+def _digest(value):
+    return hashlib.sha256(value.encode()).hexdigest()
+
+
+def binding_cookie_name(state):
+    """One cookie per sign-in, so two tabs signing in at once do not undo each other."""
+    return "bc_signin_" + _digest(state)[:16]
+
+
+def start_sign_in(authentication, *, via, user=None):
+    """Create a pending sign-in bound to this browser; raises ConsentError."""
+    flow = oauth.start_auth_code_flow(authentication, login_hint=authentication.expected_user)
+    binding = secrets.token_urlsafe(32)
+    request = AuthorizationRequest.objects.create(
+        authentication=authentication,
+        state=flow["state"],
+        flow=json.dumps(flow),
+        binding_hash=_digest(binding),
+        started_via=via,
+        started_by=user if user and user.is_authenticated else None,
+        link_nonce=authentication.link_nonce,
+        expires_at=timezone.now() + timedelta(minutes=settings.BC_SIGN_IN_TTL_MINUTES),
+    )
+    actor = user.get_username() if user and user.is_authenticated else ""
+    authentication.record(
+        Event.Kind.SIGN_IN_STARTED,
+        actor=actor,
+        detail=f"Sign-in started from the {request.get_started_via_display()}.",
+    )
+    return SignInStart(flow["auth_uri"], binding_cookie_name(flow["state"]), binding, request)
+
+
+def set_binding_cookie(response, start):
+    # SameSite=None: Microsoft's answer is a cross-site POST, on which Lax cookies are
+    # withheld. Secure is required with None (Chrome accepts it on http://localhost too).
+    response.set_cookie(
+        start.cookie_name,
+        start.cookie_value,
+        max_age=settings.BC_SIGN_IN_TTL_MINUTES * 60,
+        path=reverse("authentications:callback"),
+        secure=True,
+        httponly=True,
+        samesite="None",
+    )
+    return response
+
+
+def clear_binding_cookie(response, state):
+    if state and len(state) <= MAX_STATE_LENGTH:
+        response.delete_cookie(
+            binding_cookie_name(state), path=reverse("authentications:callback"), samesite="None"
+        )
+    return response
+
+
+def complete_sign_in(params, cookies):
+    """Finish the sign-in Microsoft answered; returns the granted AuthorizationRequest.
+
+    Raises ConsentError (with `.auth_request` when the sign-in is known). Nothing stored
+    changes unless every check passes.
+    """
+    request = _pending_request(params, cookies)
+    try:
+        tokens = oauth.finish_auth_code_flow(
+            request.authentication, json.loads(request.flow), params
+        )
+        _check_expected_user(request.authentication, tokens.claims)
+        _check_link_still_valid(request)
+    except ConsentError as err:
+        _record_failure(request, err)
+        err.auth_request = request
+        raise
+    _store_grant(request, tokens)
+    return request
+
+
+def _pending_request(params, cookies):
+    state = params.get("state") or ""
+    if not state or len(state) > MAX_STATE_LENGTH:
+        raise ConsentError(
+            "This page expects an answer from Microsoft, and none came. Start the sign-in again.",
+            code="missing_state",
+        )
+    request = (
+        AuthorizationRequest.objects.select_related("authentication").filter(state=state).first()
+    )
+    if request is None:
+        raise ConsentError(
+            "This sign-in is unknown or was cancelled. Start the sign-in again.",
+            code="unknown_state",
+        )
+    _check_binding(request, cookies.get(binding_cookie_name(state)) or "")
+    if request.used_at is not None:
+        raise _known(request, "This sign-in was already completed; start a new one.", "state_used")
+    if request.expires_at <= timezone.now():
+        raise _known(
+            request,
+            f"This sign-in expired (it is valid for {settings.BC_SIGN_IN_TTL_MINUTES} minutes). "
+            "Start the sign-in again.",
+            "state_expired",
+        )
+    if not AuthorizationRequest.objects.claim(state):
+        raise _known(request, "This sign-in was already completed; start a new one.", "state_used")
+    return request
+
+
+def _known(request, message, code):
+    err = ConsentError(message, code=code)
+    err.auth_request = request
+    return err
+
+
+def _check_binding(request, cookie_value):
+    # The state alone is not enough (RFC 9700 2.1.1): the browser that finishes must be
+    # the one that started, so a victim cannot be made to finish an attacker's sign-in.
+    if not cookie_value or not secrets.compare_digest(_digest(cookie_value), request.binding_hash):
+        request.authentication.record(
+            Event.Kind.SIGN_IN_FAILED,
+            detail="Refused: the sign-in was finished in a different browser than it started.",
+        )
+        raise _known(
+            request,
+            "This sign-in was started in a different browser (or its cookie expired). "
+            "Start the sign-in again in this browser.",
+            "browser_mismatch",
+        )
+
+
+def _check_expected_user(authentication, claims):
+    expected = authentication.expected_user.strip().lower()
+    signed_in = str(claims.get("preferred_username") or claims.get("upn") or "").lower()
+    if expected and signed_in != expected:
+        raise ConsentError(
+            f"Access must be granted by {authentication.expected_user}, but "
+            f"{signed_in or 'another account'} signed in. Sign in as "
+            f"{authentication.expected_user}, or ask the sender to change the expected user.",
+            code="wrong_user",
+        )
+
+
+def _check_link_still_valid(request):
+    if request.started_via != AuthorizationRequest.Via.LINK:
+        return
+    current = Authentication.objects.filter(pk=request.authentication_id)
+    if not current.filter(link_nonce=request.link_nonce).exists():
+        raise ConsentError(
+            "This Authorization URL was revoked or already used while you were signing in. "
+            "Ask the sender for a new link.",
+            code="link_revoked",
+        )
+
+
+def _record_failure(request, err):
+    authentication = request.authentication
+    AuthorizationRequest.objects.filter(pk=request.pk).update(
+        outcome=AuthorizationRequest.Outcome.FAILED, error_message=err.message
+    )
+    Authentication.objects.filter(pk=authentication.pk).update(
+        last_error=err.message, last_error_code=err.display_code
+    )
+    authentication.record(Event.Kind.SIGN_IN_FAILED, detail=f"{err.display_code}: {err.message}")
+    logger.info("Sign-in for %s failed: %s", authentication, err.display_code)
+
+
+def _store_grant(request, tokens):
+    authentication = request.authentication
+    claims = tokens.claims
+    via_link = request.started_via == AuthorizationRequest.Via.LINK
+    now = timezone.now()
+    changes = {
+        "access_token": tokens.access_token,
+        "refresh_token": tokens.refresh_token,
+        "access_token_expires_at": tokens.expires_at,
+        "status": Authentication.Status.CONNECTED,
+        "granted_by_upn": str(claims.get("preferred_username") or claims.get("upn") or "")[:254],
+        "granted_by_name": str(claims.get("name") or "")[:254],
+        "granted_by_oid": str(claims.get("oid") or "")[:64],
+        "granted_via": Authentication.GrantedVia.LINK
+        if via_link
+        else Authentication.GrantedVia.ADMIN,
+        "granted_at": now,
+        "last_refreshed_at": now,
+        "last_error": "",
+        "last_error_code": "",
+        "consecutive_failures": 0,
+    }
+    if via_link:  # A link is spent once it has produced a grant.
+        changes["link_nonce"] = new_link_nonce()
+    for name, value in changes.items():
+        setattr(authentication, name, value)
+    with transaction.atomic():
+        authentication.save(update_fields=[*changes, "updated_at"])
+        AuthorizationRequest.objects.filter(pk=request.pk).update(
+            outcome=AuthorizationRequest.Outcome.GRANTED
+        )
+        authentication.record(
+            Event.Kind.SIGN_IN_GRANTED,
+            actor=authentication.granted_by_upn,
+            detail=f"Access granted by {authentication.granted_by_display or 'unknown'} "
+            f"via {authentication.get_granted_via_display()}.",
+        )
+    request.outcome = AuthorizationRequest.Outcome.GRANTED
+
+
+def recent_grant(authentication, request_id):
+    """The sign-in the callback just completed for this authentication, if it succeeded.
+
+    The callback's cross-site POST carries no session, so the admin derives its
+    "Access token received" message from what was stored instead.
+    """
+    try:
+        request_id = uuid.UUID(str(request_id))
+    except ValueError:
+        return None
+    return AuthorizationRequest.objects.filter(
+        pk=request_id,
+        authentication=authentication,
+        outcome=AuthorizationRequest.Outcome.GRANTED,
+        used_at__gte=timezone.now() - timedelta(minutes=settings.BC_SIGN_IN_TTL_MINUTES),
+    ).first()

@@ -1,0 +1,10 @@
+from django.urls import path
+
+from . import views
+
+app_name = "authentications"
+
+urlpatterns = [
+    path("callback/", views.callback, name="callback"),
+    path("granted/", views.granted, name="granted"),
+]

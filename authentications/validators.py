@@ -1,0 +1,64 @@
+"""Input rules for the identifiers staff paste from Entra and BC.
+
+They are strict on purpose: the tenant ends up inside the authority URL MSAL builds, and
+the base URL decides where bearer tokens are sent.
+"""
+
+import re
+import uuid
+from urllib.parse import urlsplit
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+
+_DOMAIN = re.compile(r"^(?=.{4,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
+LOOPBACK_HOSTS = {"localhost", "127.0.0.1", "::1"}
+
+
+def is_guid(value):
+    try:
+        uuid.UUID(str(value))
+    except ValueError:
+        return False
+    return len(str(value)) == 36
+
+
+def validate_guid(value):
+    if not is_guid(value):
+        raise ValidationError(
+            "Enter a GUID such as 8c3d1a4e-0000-4000-8000-1234567890ab (copy it from Entra).",
+            code="guid",
+        )
+
+
+def validate_tenant(value):
+    if is_guid(value) or _DOMAIN.match(str(value).lower()):
+        return
+    raise ValidationError(
+        "Enter the Directory (tenant) ID as a GUID, or a verified domain such as "
+        "contoso.onmicrosoft.com.",
+        code="tenant",
+    )
+
+
+def allowed_api_hosts():
+    hosts = [urlsplit(settings.BC_API_HOST).hostname, *settings.BC_API_ALLOWED_HOSTS]
+    return {host.lower() for host in hosts if host}
+
+
+def validate_base_url(value):
+    parts = urlsplit(str(value))
+    host = (parts.hostname or "").lower()
+    if parts.scheme != "https":
+        raise ValidationError("The Business Central URL must start with https://.", code="https")
+    if host not in allowed_api_hosts():
+        raise ValidationError(
+            f"Tokens are only sent to {', '.join(sorted(allowed_api_hosts()))}; "
+            f"{host or 'this URL'} is not one of them (see BC_API_ALLOWED_HOSTS).",
+            code="host",
+        )
+    if parts.username or parts.password or parts.query or parts.fragment:
+        raise ValidationError(
+            "The Business Central URL must not contain credentials, a query or a fragment.",
+            code="shape",
+        )

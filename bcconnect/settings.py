@@ -1,0 +1,158 @@
+"""Settings for bcconnect, read from the environment (and an optional .env file).
+
+With DEBUG on every setting has a working default so `make run` needs nothing; with DEBUG
+off the secrets must be given, and start-up stops with one readable line when they are not.
+"""
+
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import environ
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+env = environ.Env()
+environ.Env.read_env(BASE_DIR / ".env")  # Variables already set in the environment win.
+
+DEBUG = env.bool("DEBUG", default=False)
+
+
+def _required(name, debug_default):
+    value = env.str(name, default="")
+    if value:
+        return value
+    if DEBUG:
+        return debug_default
+    raise SystemExit(f"bcconnect: {name} is not set; it is required when DEBUG is off.")
+
+
+SECRET_KEY = _required("SECRET_KEY", "django-insecure-development-only-key")
+# First key encrypts, every key decrypts: prepend a new key to rotate (see README).
+FERNET_KEYS = _required("FERNET_KEYS", "development-only-fernet-key").split(",")
+FERNET_KEYS = [key.strip() for key in FERNET_KEYS if key.strip()]
+
+PUBLIC_BASE_URL = env.str("PUBLIC_BASE_URL", default="http://127.0.0.1:8000").rstrip("/")
+_public_host = urlsplit(PUBLIC_BASE_URL).hostname or "localhost"
+ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=[_public_host, "localhost", "127.0.0.1"])
+CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "authentications",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "bcconnect.urls"
+WSGI_APPLICATION = "bcconnect.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # WAL lets readers run beside the one writer; IMMEDIATE transactions take the write lock
+    # up front so two writers queue on the busy timeout instead of failing to upgrade a lock.
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {
+            "timeout": 30,
+            "transaction_mode": "IMMEDIATE",
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        }
+    )
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = env.str("TIME_ZONE", default="UTC")
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"
+        if DEBUG
+        else "whitenoise.storage.CompressedManifestStaticFilesStorage"
+    },
+}
+
+# Email: console in development, SMTP (or anything django-environ knows) via EMAIL_URL.
+vars().update(env.email_url("EMAIL_URL", default="consolemail://"))
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="bcconnect@localhost")
+SERVER_EMAIL = env.str("SERVER_EMAIL", default=DEFAULT_FROM_EMAIL)
+ADMINS = [
+    (name.strip(), address.strip(" >"))
+    for name, _, address in (entry.partition("<") for entry in env.list("ADMINS", default=[]))
+]
+SITE_NAME = env.str("SITE_NAME", default="bcconnect")
+
+# Session cookie stays Lax: Microsoft's form_post is cross-site, and the admin page it
+# redirects to must still see the staff user's session (Strict would hide it).
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+X_FRAME_OPTIONS = "DENY"
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CONTENT_TYPE_NOSNIFF = True
+
+# --- Business Central and Microsoft Entra ------------------------------------------------
+BC_AUTHORITY_HOST = env.str("BC_AUTHORITY_HOST", default="https://login.microsoftonline.com")
+BC_AUTHORITY_HOST = BC_AUTHORITY_HOST.rstrip("/")
+BC_API_HOST = env.str("BC_API_HOST", default="https://api.businesscentral.dynamics.com")
+BC_API_HOST = BC_API_HOST.rstrip("/")
+# Extra hosts a base URL may point at (bearer tokens are sent to no other host).
+BC_API_ALLOWED_HOSTS = env.list("BC_API_ALLOWED_HOSTS", default=[])
+# (connect, read) seconds for every call to Microsoft.
+BC_HTTP_TIMEOUT = tuple(env.list("BC_HTTP_TIMEOUT", cast=float, default=[5.0, 30.0]))
+BC_SIGN_IN_TTL_MINUTES = env.int("BC_SIGN_IN_TTL_MINUTES", default=10)
+BC_TOKEN_SKEW_SECONDS = env.int("BC_TOKEN_SKEW_SECONDS", default=300)
+BC_LEASE_SECONDS = env.int("BC_LEASE_SECONDS", default=60)
+BC_LINK_MAX_AGE_DAYS = env.int("BC_LINK_MAX_AGE_DAYS", default=7)
+BC_NOTIFY_EMAILS = env.list("BC_NOTIFY_EMAILS", default=[address for _, address in ADMINS])
+BC_CLIENT_MAX_CONCURRENCY = env.int("BC_CLIENT_MAX_CONCURRENCY", default=5)
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+    "loggers": {
+        # MSAL logs authorization codes and PKCE verifiers at DEBUG: never lower this.
+        "msal": {"level": "INFO"},
+        "django.db.backends": {"level": "INFO"},
+    },
+}

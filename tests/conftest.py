@@ -1,0 +1,89 @@
+"""Shared fixtures: the fake Microsoft, settings pointed at it, and factories."""
+
+from urllib.parse import urlsplit
+
+import pytest
+
+from authentications import oauth
+from authentications.models import Authentication
+from tests.fakes.entra import CLIENT_ID, CLIENT_SECRET, TENANT_ID
+from tests.fakes.microsoft import FakeMicrosoft
+
+
+@pytest.fixture(scope="session")
+def cert_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("fake-microsoft-certs")
+
+
+@pytest.fixture(autouse=True)
+def _fresh_msal_http_cache():
+    oauth.clear_http_cache()
+    yield
+    oauth.clear_http_cache()
+
+
+@pytest.fixture
+def fake_microsoft(cert_dir, settings, monkeypatch):
+    """The fake Microsoft on a free port, with bcconnect's settings pointed at it."""
+    fake = FakeMicrosoft(cert_dir=cert_dir).start()
+    settings.BC_AUTHORITY_HOST = fake.url
+    settings.BC_API_HOST = fake.url
+    settings.BC_API_ALLOWED_HOSTS = []
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(fake.ca_path))
+    fake.entra.register_app(CLIENT_ID, CLIENT_SECRET, oauth.redirect_uri())
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture
+def make_authentication(db, fake_microsoft):
+    """Factory for authentications registered with the fake Microsoft."""
+    counter = iter(range(1, 10_000))
+
+    def make(**fields):
+        values = {
+            "name": f"BC production {next(counter)}",
+            "kind": Authentication.Kind.USER_IMPERSONATION,
+            "client_id": CLIENT_ID,
+            "tenant_id": TENANT_ID,
+            "client_secret": CLIENT_SECRET,
+            "base_url": f"{fake_microsoft.url}/v2.0/{TENANT_ID}/Production/api/v2.0",
+            **fields,
+        }
+        return Authentication.objects.create(**values)
+
+    return make
+
+
+def change_form_data(authentication, **overrides):
+    """What the admin change form posts for `authentication` (secret left blank)."""
+    data = {
+        "name": authentication.name,
+        "kind": authentication.kind,
+        "client_id": authentication.client_id,
+        "tenant_id": authentication.tenant_id,
+        "client_secret": "",
+        "client_secret_expires_on": "",
+        "base_url": authentication.base_url,
+        "expected_user": authentication.expected_user,
+    }
+    data.update(overrides)
+    return data
+
+
+def admin_change_url(authentication):
+    return f"/admin/authentications/authentication/{authentication.pk}/change/"
+
+
+@pytest.fixture
+def sign_in(fake_microsoft):
+    """Finish a sign-in that `response` redirected to Microsoft, as the browser would."""
+
+    def finish(client, response, *, username=None, accept=True):
+        assert response.status_code == 302, response
+        callback_url, fields = fake_microsoft.sign_in(
+            response["Location"], username=username, accept=accept
+        )
+        return client.post(urlsplit(callback_url).path, fields)
+
+    return finish
