@@ -101,7 +101,7 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATIC_ROOT = BASE_DIR / "staticfiles"
+STATIC_ROOT = env.path("STATIC_ROOT", default=BASE_DIR / "staticfiles")
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {
@@ -128,6 +128,24 @@ SESSION_COOKIE_SAMESITE = "Lax"
 X_FRAME_OPTIONS = "DENY"
 SECURE_REFERRER_POLICY = "same-origin"
 SECURE_CONTENT_TYPE_NOSNIFF = True
+
+# --- HTTPS in production ------------------------------------------------------------------
+# Behind a TLS-terminating proxy Django sees plain HTTP; SECURE_PROXY_SSL_HEADER=true trusts
+# the proxy's X-Forwarded-Proto (only set it when the proxy overwrites that header).
+if env.bool("SECURE_PROXY_SSL_HEADER", default=False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+_served_over_https = not DEBUG and PUBLIC_BASE_URL.startswith("https://")
+SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=_served_over_https)
+# HSTS covers this host and its own subdomains only; "preload" alone submits nothing.
+SECURE_HSTS_SECONDS = env.int(
+    "SECURE_HSTS_SECONDS", default=31_536_000 if _served_over_https else 0
+)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=True)
+SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=True)
+# Secure cookies are accepted by browsers on http://localhost and 127.0.0.1 as well.
+SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=not DEBUG)
+CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=not DEBUG)
+CSRF_COOKIE_HTTPONLY = not DEBUG  # The admin reads the token from the form, never the cookie.
 
 # --- Business Central and Microsoft Entra ------------------------------------------------
 BC_AUTHORITY_HOST = env.str("BC_AUTHORITY_HOST", default="https://login.microsoftonline.com")
