@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cksum < requirements.txt | cut -d' ' -f1)
 
-.PHONY: install run test lint migrate check serve
+.PHONY: install run test lint migrate check serve demo
 
 $(STAMP): requirements.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -48,3 +48,25 @@ serve: install
 	$(BIN)/python manage.py collectstatic --noinput --verbosity 0
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/gunicorn
+
+# Newcomer path: the fake Microsoft and the site configured against it, no Entra tenant needed.
+DEMO_DIR ?= .demo
+DEMO_PORT ?= 8000
+FAKE_PORT ?= 8443
+DEMO_ENV = DATABASE_URL=sqlite:///$(abspath $(DEMO_DIR))/db.sqlite3 \
+	PUBLIC_BASE_URL=http://127.0.0.1:$(DEMO_PORT) \
+	BC_AUTHORITY_HOST=https://127.0.0.1:$(FAKE_PORT) BC_API_HOST=https://127.0.0.1:$(FAKE_PORT) \
+	REQUESTS_CA_BUNDLE=$(abspath $(DEMO_DIR))/certs/ca.pem
+
+demo: install
+	@mkdir -p $(DEMO_DIR)
+	@$(DEMO_ENV) $(BIN)/python manage.py demo_setup
+	@$(BIN)/python -m tests.fakes.microsoft --port $(FAKE_PORT) --cert-dir $(DEMO_DIR)/certs \
+	  --public-base-url http://127.0.0.1:$(DEMO_PORT) > $(DEMO_DIR)/fake-microsoft.log 2>&1 & \
+	fake=$$!; trap 'kill $$fake 2>/dev/null' EXIT INT TERM; \
+	for _ in $$(seq 100); do grep -q "listening on" $(DEMO_DIR)/fake-microsoft.log && break; \
+	  kill -0 $$fake 2>/dev/null || break; sleep 0.1; done; \
+	grep -q "listening on" $(DEMO_DIR)/fake-microsoft.log || \
+	  { cat $(DEMO_DIR)/fake-microsoft.log; echo "The fake Microsoft did not start (port $(FAKE_PORT) in use? set FAKE_PORT=...)."; exit 1; }; \
+	echo "Fake Microsoft: https://127.0.0.1:$(FAKE_PORT) (log: $(DEMO_DIR)/fake-microsoft.log). Ctrl-C stops both."; \
+	$(DEMO_ENV) $(BIN)/python manage.py runserver --noreload 127.0.0.1:$(DEMO_PORT)
