@@ -129,9 +129,10 @@ def test_make_demo_prints_credentials_that_lead_to_access_token_received(running
     sign_in_action = re.search(r'formaction="([^"]+/sign-in/)"', change_page.text).group(1)
     to_microsoft = browser.submit(change_page.url, {}, action=sign_in_action)
 
-    page = requests.get(to_microsoft.headers["Location"], verify=str(ca_path), timeout=10)
+    trust = {"verify": str(ca_path), "timeout": 10}
+    page = requests.get(to_microsoft.headers["Location"], **trust)
     action, fields = read_form(page.text)
-    answer = requests.post(action, {**fields, "decision": "accept"}, verify=str(ca_path), timeout=10)
+    answer = requests.post(action, {**fields, "decision": "accept"}, **trust)
     callback, posted = read_form(answer.text)
     landed = browser.post(callback, posted)
 
