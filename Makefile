@@ -37,6 +37,9 @@ test: install
 	$(BIN)/ruff check .
 	$(BIN)/python manage.py makemigrations --check --dry-run
 	$(BIN)/pytest
+	@test -x /usr/bin/chromium -a -x /usr/bin/chromedriver || echo "NOTE: the browser tests \
+	(tests/e2e) were SKIPPED: /usr/bin/chromium or /usr/bin/chromedriver is missing \
+	(apt-get install chromium chromium-driver)."
 
 lint: install
 	$(BIN)/ruff check .

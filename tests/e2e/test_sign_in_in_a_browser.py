@@ -1,0 +1,96 @@
+"""Staff connect Business Central in a real browser, through the fake Microsoft's pages."""
+
+import pytest
+from django.contrib.auth import get_user_model
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support import expected_conditions as ec
+from selenium.webdriver.support.ui import Select, WebDriverWait
+
+from authentications.models import Authentication
+from tests.fakes.entra import CLIENT_ID, CLIENT_SECRET, TENANT_ID
+
+pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
+
+PASSWORD = "correct horse battery staple"
+
+
+@pytest.fixture
+def staff(transactional_db):
+    return get_user_model().objects.create_superuser("staff", "staff@example.com", PASSWORD)
+
+
+def wait(driver, condition, timeout=20):
+    return WebDriverWait(driver, timeout).until(condition)
+
+
+def log_in(driver, site, user):
+    driver.get(f"{site}/admin/login/")
+    driver.find_element(By.NAME, "username").send_keys(user.username)
+    driver.find_element(By.NAME, "password").send_keys(PASSWORD)
+    driver.find_element(By.CSS_SELECTOR, "input[type=submit]").click()
+    wait(driver, ec.presence_of_element_located((By.ID, "user-tools")))
+
+
+def add_authentication_and_save(driver, site, fake):
+    driver.get(f"{site}/admin/authentications/authentication/add/")
+    fields = {
+        "name": "BC production",
+        "client_id": CLIENT_ID,
+        "tenant_id": TENANT_ID,
+        "client_secret": CLIENT_SECRET,
+        "base_url": f"{fake.url}/v2.0/{TENANT_ID}/Production/api/v2.0",
+    }
+    for name, value in fields.items():
+        driver.find_element(By.NAME, name).send_keys(value)
+    Select(driver.find_element(By.NAME, "kind")).select_by_value("user_impersonation")
+    driver.find_element(By.CSS_SELECTOR, "input[name=_continue]").click()
+    wait(driver, ec.title_is("Sign in to your account"))
+    assert driver.current_url.startswith(f"{fake.url}/{TENANT_ID}/oauth2/v2.0/authorize?")
+
+
+def test_staff_add_an_authentication_save_accept_and_see_access_token_received(
+    browser, site, fake_microsoft, staff, screenshot
+):
+    log_in(browser, site, staff)
+    add_authentication_and_save(browser, site, fake_microsoft)
+
+    browser.find_element(By.ID, "accept").click()
+
+    wait(
+        browser,
+        ec.text_to_be_present_in_element(
+            (By.CSS_SELECTOR, ".messagelist"), "Access token received"
+        ),
+    )
+    authentication = Authentication.objects.get(name="BC production")
+    assert browser.current_url.startswith(
+        f"{site}/admin/authentications/authentication/{authentication.pk}/change/"
+    )
+    token_field = browser.find_element(By.CSS_SELECTOR, ".field-access_token_display .readonly")
+    assert token_field.text == authentication.masked_access_token
+    assert authentication.access_token not in browser.page_source
+    assert authentication.refresh_token not in browser.page_source
+    assert "Jane Doe (jane@contoso.com) via Admin" in browser.page_source
+    assert authentication.status == Authentication.Status.CONNECTED
+    screenshot(browser, "access-token-received")
+
+
+def test_cancel_at_microsoft_shows_the_clear_error_page(
+    browser, site, fake_microsoft, staff, screenshot
+):
+    log_in(browser, site, staff)
+    add_authentication_and_save(browser, site, fake_microsoft)
+
+    browser.find_element(By.ID, "cancel").click()
+
+    wait(browser, ec.title_contains("Sign-in did not complete"))
+    error = browser.find_element(By.CSS_SELECTOR, "p.error").text
+    assert "The sign-in was cancelled or access was refused at Microsoft." in error
+    assert "access_denied" in browser.find_element(By.CSS_SELECTOR, "p.code").text
+    back = browser.find_element(By.LINK_TEXT, "Back to BC production")
+    authentication = Authentication.objects.get(name="BC production")
+    assert authentication.access_token == ""
+    assert authentication.status == Authentication.Status.NOT_CONNECTED
+    screenshot(browser, "cancelled-error-page")
+    back.click()
+    wait(browser, ec.presence_of_element_located((By.ID, "authentication_form")))
