@@ -1,4 +1,4 @@
-"""Real-browser fixtures: Debian's Chromium, driven by Selenium, against pytest-django's live server.
+"""Real-browser fixtures: Debian's Chromium, driven by Selenium, against the live server.
 
 Selenium is given both the browser and the driver path, so Selenium Manager never runs and
 nothing is downloaded. Without Chromium the tests are skipped with a reason, unless
