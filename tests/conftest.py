@@ -16,6 +16,11 @@ def cert_dir(tmp_path_factory):
 
 
 @pytest.fixture(autouse=True)
+def _fast_password_hashing(settings):
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
 def _fresh_msal_http_cache():
     oauth.clear_http_cache()
     yield
