@@ -135,8 +135,11 @@ def test_errors_from_microsoft_are_explained(
 
     answer = admin_client.post(
         CALLBACK,
-        {"state": state_of(response), "error": error,
-         "error_description": body["error_description"]},
+        {
+            "state": state_of(response),
+            "error": error,
+            "error_description": body["error_description"],
+        },
     )
 
     assert answer.status_code == 400
@@ -274,8 +277,14 @@ def test_failures_log_no_secrets(admin_client, connected, fake_microsoft, caplog
 
     pending = AuthorizationRequest.objects.get(state=fields["state"])
     verifier = __import__("json").loads(pending.flow)["code_verifier"]
-    for secret in (connected.client_secret, connected.access_token, connected.refresh_token,
-                   fields["code"], verifier, "rotated-in-entra"):
+    for secret in (
+        connected.client_secret,
+        connected.access_token,
+        connected.refresh_token,
+        fields["code"],
+        verifier,
+        "rotated-in-entra",
+    ):
         assert secret not in caplog.text
 
 
