@@ -8,6 +8,7 @@ once, and one `requests.Session` with (connect, read) timeouts.
 
 import logging
 import os
+import re
 import secrets
 import threading
 from collections.abc import MutableMapping
@@ -33,6 +34,7 @@ NEEDS_SIGN_IN_AADSTS = {70008, 700082, 50173, 65001, 50076, 50079, 700084, 50078
 # Answers that mean the app registration's secret no longer works.
 SECRET_AADSTS = {7000222, 7000215}
 MAX_DESCRIPTION = 400
+_AADSTS = re.compile(r"\s*AADSTS(\d{1,9})\b")
 
 
 class EntraError(Exception):
@@ -200,11 +202,13 @@ def _call(error_class, operation, *args, **kwargs):
 
 
 def _aadsts(result):
+    """Entra's numeric code: from error_codes, or from the description's "AADSTSnnnn:" prefix
+    (the authorize endpoint's answer carries only the description)."""
     codes = result.get("error_codes") or []
-    try:
-        return int(codes[0]) if codes else None
-    except (TypeError, ValueError):
-        return None
+    if isinstance(codes, list) and codes and str(codes[0]).isdigit():
+        return int(codes[0])
+    match = _AADSTS.match(str(result.get("error_description") or ""))
+    return int(match.group(1)) if match else None
 
 
 def _first_line(description):
