@@ -86,7 +86,7 @@ def test_cancel_at_microsoft_shows_the_clear_error_page(
     wait(browser, ec.title_contains("Sign-in did not complete"))
     error = browser.find_element(By.CSS_SELECTOR, "p.error").text
     assert "The sign-in was cancelled or access was refused at Microsoft." in error
-    assert "access_denied" in browser.find_element(By.CSS_SELECTOR, "p.code").text
+    assert "AADSTS65004" in browser.find_element(By.CSS_SELECTOR, "p.code").text
     back = browser.find_element(By.LINK_TEXT, "Back to BC production")
     authentication = Authentication.objects.get(name="BC production")
     assert authentication.access_token == ""
