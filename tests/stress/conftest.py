@@ -1,0 +1,21 @@
+"""Stress tests run only when asked for (`pytest -m stress`, as .ci/run does): they take minutes."""
+
+import pytest
+
+reports = []  # Lines the stress tests print in the terminal summary.
+
+
+def pytest_collection_modifyitems(config, items):
+    if "stress" in (config.getoption("markexpr") or ""):
+        return
+    skip = pytest.mark.skip(reason="stress test: run with `pytest -m stress` (.ci/run does)")
+    for item in items:
+        if "stress" in item.keywords:
+            item.add_marker(skip)
+
+
+def pytest_terminal_summary(terminalreporter):
+    if reports:
+        terminalreporter.section("stress figures")
+        for line in reports:
+            terminalreporter.write_line(line)

@@ -1,0 +1,90 @@
+"""One OS process of the stress test: threads asking for tokens and calling BC until a deadline.
+
+    python -m tests.stress.worker --threads 8 --until <epoch> --pks 1,2,3
+
+Prints one JSON line: calls made and failures by kind (error class and code, never a
+message that could hold a secret).
+"""
+
+import argparse
+import json
+import os
+import random
+import threading
+import time
+from collections import Counter
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--threads", type=int, default=8)
+    parser.add_argument("--until", type=float, required=True)
+    parser.add_argument("--pks", required=True)
+    args = parser.parse_args(argv)
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bcconnect.settings")
+    import django
+
+    django.setup()
+    pks = [int(pk) for pk in args.pks.split(",")]
+    totals = Counter()
+    failures = Counter()
+    lock = threading.Lock()
+    threads = [
+        threading.Thread(target=_hammer, args=(pks, args.until, totals, failures, lock))
+        for _ in range(args.threads)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    print(json.dumps({"pid": os.getpid(), "calls": dict(totals), "failures": dict(failures)}))
+
+
+def _hammer(pks, until, totals, failures, lock):
+    from django.db import connection
+
+    from authentications import tokens
+
+    calls, failed = Counter(), Counter()
+    clients = {}
+    try:
+        while time.time() < until:
+            pk = random.choice(pks)  # noqa: S311
+            kind = "get_access_token" if random.random() < 0.5 else "bc_client"  # noqa: S311
+            calls[kind] += 1
+            try:
+                if kind == "get_access_token":
+                    if not tokens.get_access_token(pk):
+                        raise AssertionError("empty token")
+                else:
+                    client = clients.get(pk) or clients.setdefault(pk, _bc_client(pk))
+                    if not client.companies():
+                        raise AssertionError("no companies")
+            except Exception as err:  # noqa: BLE001 - every failure is counted, by kind
+                failed[f"{kind}: {type(err).__name__} {getattr(err, 'code', '')}".strip()] += 1
+    finally:
+        connection.close()
+        with lock:
+            totals.update(calls)
+            failures.update(failed)
+
+
+def _bc_client(pk):
+    from authentications import tokens
+
+    if hasattr(tokens, "bc_client"):
+        return tokens.bc_client(pk)
+    # Until the two are wired together: the BC client handed get_access_token.
+    from bcconnect.client import BusinessCentralClient
+
+    from authentications.models import Authentication
+
+    base_url = Authentication.objects.values_list("base_url", flat=True).get(pk=pk)
+    return BusinessCentralClient(
+        base_url,
+        lambda force_refresh=False: tokens.get_access_token(pk, force_refresh=force_refresh),
+    )
+
+
+if __name__ == "__main__":
+    main()
