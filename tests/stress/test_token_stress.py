@@ -143,12 +143,12 @@ def run_workers(env, pks, until):
     return results, crashed
 
 
-def per_expiry_refreshes(fake, client_id, ended):
+def per_expiry_refreshes(fake, client_id, stopped):
     """Refreshes counted against each expiry of this app's tokens during the run.
 
     Token k falls due at expires_k - WINDOW; the refresh that issues token k+1 belongs to
-    the latest expiry at or before it. An expiry that got no refresh counts 0, two refreshes
-    for one expiry count 2.
+    the latest expiry at or before it. An expiry before the workers `stopped` that got no
+    refresh counts 0, two refreshes for one expiry count 2.
     """
     with fake.entra.lock:
         issued = sorted(
@@ -164,7 +164,7 @@ def per_expiry_refreshes(fake, client_id, ended):
             counts[fallen_due[-1]] += 1
         else:  # A refresh before any token was due: as wrong as a second refresh.
             counts[0] += 2
-    return [n for n, moment in zip(counts, due, strict=True) if moment <= ended - TOLERANCE or n]
+    return [n for n, moment in zip(counts, due, strict=True) if moment <= stopped - TOLERANCE or n]
 
 
 def lost_refresh_tokens(fake, pks):
@@ -203,7 +203,7 @@ def test_each_expiry_costs_one_refresh_under_load(fake_microsoft, transactional_
         calls.update(result["calls"])
         failures.update(result["failures"])
     counts = [
-        n for client_id in pks for n in per_expiry_refreshes(fake_microsoft, client_id, ended)
+        n for client_id in pks for n in per_expiry_refreshes(fake_microsoft, client_id, until)
     ]
     lost = lost_refresh_tokens(fake_microsoft, pks)
     entra = fake_microsoft.entra
