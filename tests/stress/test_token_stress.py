@@ -202,11 +202,14 @@ def test_each_expiry_costs_one_refresh_under_load(fake_microsoft, transactional_
     for result in results:
         calls.update(result["calls"])
         failures.update(result["failures"])
-    counts = [
-        n for client_id in pks for n in per_expiry_refreshes(fake_microsoft, client_id, until)
-    ]
-    lost = lost_refresh_tokens(fake_microsoft, pks)
     entra = fake_microsoft.entra
+    counts, requests_per_expiry = [], []
+    for client_id in pks:
+        expiries = per_expiry_refreshes(fake_microsoft, client_id, until)
+        counts.extend(expiries)
+        asked = sum(1 for grant in entra.token_requests if grant == ("refresh_token", client_id))
+        requests_per_expiry.append(asked / max(len(expiries), 1))
+    lost = lost_refresh_tokens(fake_microsoft, pks)
     refreshes = entra.count("refresh_token")
     statuses = Counter(Authentication.objects.values_list("status", flat=True))
     reports.extend(
@@ -218,7 +221,9 @@ def test_each_expiry_costs_one_refresh_under_load(fake_microsoft, transactional_
             f"[{vendor}] token requests to Entra during the run: "
             f"{len(entra.token_requests) - token_requests_before} ({refreshes} refresh_token)",
             f"[{vendor}] expiries: {len(counts)}; refreshes per authentication per expiry: "
-            f"min {min(counts, default=0)}, max {max(counts, default=0)}",
+            f"min {min(counts, default=0)}, max {max(counts, default=0)}; refresh requests "
+            f"per authentication per expiry: min {min(requests_per_expiry):g}, "
+            f"max {max(requests_per_expiry):g}",
             f"[{vendor}] refresh_tokens runs: {loop.runs} ({dict(loop.outcomes)}), "
             f"failed runs: {len(loop.failed_runs)}",
             f"[{vendor}] failures: {sum(failures.values()) + len(crashed)} {dict(failures)}; "
@@ -231,6 +236,7 @@ def test_each_expiry_costs_one_refresh_under_load(fake_microsoft, transactional_
     assert failures == Counter()
     assert loop.failed_runs == []
     assert counts and set(counts) == {1}
+    assert set(requests_per_expiry) == {1}
     assert entra.refresh_token_reuse == 0
     assert lost == []
     assert statuses == {Authentication.Status.CONNECTED: AUTHENTICATIONS}
