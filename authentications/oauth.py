@@ -8,6 +8,7 @@ once, and one `requests.Session` with (connect, read) timeouts.
 
 import logging
 import os
+import re
 import secrets
 import threading
 from collections.abc import MutableMapping
@@ -202,9 +203,13 @@ def _call(error_class, operation, *args, **kwargs):
 def _aadsts(result):
     codes = result.get("error_codes") or []
     try:
-        return int(codes[0]) if codes else None
+        if codes:
+            return int(codes[0])
     except (TypeError, ValueError):
         return None
+    # The authorize endpoint's form_post answer carries no error_codes, only the text.
+    match = re.match(r"\s*AADSTS(\d{1,9})\b", str(result.get("error_description") or ""))
+    return int(match.group(1)) if match else None
 
 
 def _first_line(description):
