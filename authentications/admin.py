@@ -290,41 +290,46 @@ class AuthenticationAdmin(admin.ModelAdmin):
             ),
         ]
 
-    def _link_object(self, request, object_id):
-        """The authentication to act on, or None (with a message) when it has no link."""
+    def _link_target(self, request, object_id):
+        """The authentication whose link to act on: 404 if unknown, 403 without permission."""
         obj = get_object_or_404(Authentication, pk=object_id)
         if not self.has_authorize_permission(request):
             raise PermissionDenied
-        if not links.link_available(obj):
-            self.message_user(
-                request,
-                "Only a user-impersonation authentication with its app registration and BC URL "
-                "filled in has an Authorization URL.",
-                messages.ERROR,
-            )
-            return obj, False
-        return obj, True
+        return obj
+
+    def _refuse_without_link(self, request, obj):
+        """Back to the change page with a message when `obj` can have no link, else None."""
+        if links.link_available(obj):
+            return None
+        self.message_user(
+            request,
+            "Only a user-impersonation authentication with its app registration and BC URL "
+            "filled in has an Authorization URL.",
+            messages.ERROR,
+        )
+        return HttpResponseRedirect(change_url(obj))
 
     @method_decorator(require_POST)
     def regenerate_link_view(self, request, object_id):
-        obj, ok = self._link_object(request, object_id)
-        if ok:
-            links.revoke_links(
-                obj,
-                actor=request.user.get_username(),
-                reason="Link regenerated: earlier Authorization URLs no longer work.",
-            )
-            self.message_user(
-                request,
-                "A new Authorization URL was created; every earlier link no longer works.",
-                messages.SUCCESS,
-            )
+        obj = self._link_target(request, object_id)
+        if refused := self._refuse_without_link(request, obj):
+            return refused
+        links.revoke_links(
+            obj,
+            actor=request.user.get_username(),
+            reason="Link regenerated: earlier Authorization URLs no longer work.",
+        )
+        self.message_user(
+            request,
+            "A new Authorization URL was created; every earlier link no longer works.",
+            messages.SUCCESS,
+        )
         return HttpResponseRedirect(change_url(obj))
 
     def email_link_view(self, request, object_id):
-        obj, ok = self._link_object(request, object_id)
-        if not ok:
-            return HttpResponseRedirect(change_url(obj))
+        obj = self._link_target(request, object_id)
+        if refused := self._refuse_without_link(request, obj):
+            return refused
         form = EmailLinkForm(request.POST if request.method == "POST" else None)
         if request.method == "POST" and form.is_valid():
             try:

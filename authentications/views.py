@@ -64,7 +64,7 @@ def granted(request):
 
 
 @never_cache
-@require_http_methods(["GET", "POST"])
+@require_http_methods(["GET", "HEAD", "POST"])
 def authorize(request, token):
     """The Authorization URL's landing page. GET only shows it: mail scanners open links."""
     try:

@@ -76,6 +76,16 @@ def test_the_landing_page_explains_and_changes_nothing(person, make_authenticati
     assert authentication.link_nonce == nonce
 
 
+def test_a_link_scanner_s_head_request_changes_nothing(person, make_authentication):
+    authentication = make_authentication()
+
+    response = person.head(landing_path(authentication))
+
+    assert response.status_code == 200
+    assert not AuthorizationRequest.objects.exists()
+    assert not Event.objects.exists()
+
+
 def test_the_landing_page_names_the_expected_user(person, make_authentication):
     authentication = make_authentication(expected_user="jane@contoso.com")
 
