@@ -293,3 +293,38 @@ def test_change_page_after_failure_shows_no_success(admin_client, connected):
 
     assert "Access token received" not in page.content.decode()
     assert change_form_data(connected)["name"] in page.content.decode()
+
+
+@pytest.mark.parametrize(
+    "issuer",
+    ["https://evil.example/{tid}/v2.0", "{url}/00000000-0000-4000-8000-000000000000/v2.0", ""],
+)
+def test_an_answer_from_another_issuer_is_refused(admin_client, connected, fake_microsoft, issuer):
+    response = start(admin_client, connected)
+    _, fields = fake_microsoft.sign_in(response["Location"])
+    fields["iss"] = issuer.format(tid=TENANT_ID, url=fake_microsoft.url)
+
+    answer = admin_client.post(CALLBACK, fields)
+
+    assert answer.status_code == 400
+    assert "another identity provider" in answer.content.decode()
+    assert_tokens_unchanged(connected)
+
+
+def test_an_answer_naming_our_issuer_is_accepted(admin_client, connected, fake_microsoft):
+    response = start(admin_client, connected)
+    _, fields = fake_microsoft.sign_in(response["Location"])
+    fields["iss"] = f"{fake_microsoft.url}/{TENANT_ID}/v2.0"
+
+    assert admin_client.post(CALLBACK, fields).status_code == 303
+
+
+def test_error_and_code_together_are_treated_as_an_error(admin_client, connected, fake_microsoft):
+    response = start(admin_client, connected)
+    _, fields = fake_microsoft.sign_in(response["Location"])
+    fields["error"] = "access_denied"
+
+    answer = admin_client.post(CALLBACK, fields)
+
+    assert answer.status_code == 400
+    assert_tokens_unchanged(connected)
