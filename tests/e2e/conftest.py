@@ -11,8 +11,10 @@ import tempfile
 from pathlib import Path
 
 import pytest
+from django.contrib.auth import get_user_model
 
 from authentications import oauth
+from tests.e2e.pages import PASSWORD
 from tests.fakes.entra import CLIENT_ID, CLIENT_SECRET
 
 CHROMIUM = Path(os.environ.get("CHROMIUM", "/usr/bin/chromium"))
@@ -115,3 +117,8 @@ def screenshot(request):
         return path
 
     return save
+
+
+@pytest.fixture
+def staff(transactional_db):
+    return get_user_model().objects.create_superuser("staff", "staff@example.com", PASSWORD)

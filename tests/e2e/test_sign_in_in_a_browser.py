@@ -1,34 +1,15 @@
 """Staff connect Business Central in a real browser, through the fake Microsoft's pages."""
 
 import pytest
-from django.contrib.auth import get_user_model
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as ec
-from selenium.webdriver.support.ui import Select, WebDriverWait
+from selenium.webdriver.support.ui import Select
 
 from authentications.models import Authentication
+from tests.e2e.pages import log_in, wait
 from tests.fakes.entra import CLIENT_ID, CLIENT_SECRET, TENANT_ID
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
-
-PASSWORD = "correct horse battery staple"
-
-
-@pytest.fixture
-def staff(transactional_db):
-    return get_user_model().objects.create_superuser("staff", "staff@example.com", PASSWORD)
-
-
-def wait(driver, condition, timeout=20):
-    return WebDriverWait(driver, timeout).until(condition)
-
-
-def log_in(driver, site, user):
-    driver.get(f"{site}/admin/login/")
-    driver.find_element(By.NAME, "username").send_keys(user.username)
-    driver.find_element(By.NAME, "password").send_keys(PASSWORD)
-    driver.find_element(By.CSS_SELECTOR, "input[type=submit]").click()
-    wait(driver, ec.presence_of_element_located((By.ID, "user-tools")))
 
 
 def add_authentication_and_save(driver, site, fake):
