@@ -108,10 +108,11 @@ class RefreshLoop(threading.Thread):
                 timeout=120,
             )
             self.runs += 1
+            outcomes = [json.loads(line) for line in result.stdout.splitlines()]
+            self.outcomes.update(outcome.get("outcome", "?") for outcome in outcomes)
             if result.returncode != 0:
-                self.failed_runs.append(result.stderr.strip()[-300:])
-            for line in result.stdout.splitlines():
-                self.outcomes[json.loads(line).get("outcome", "?")] += 1
+                failed = [o for o in outcomes if o.get("outcome") == "failed"]
+                self.failed_runs.append(f"{time.time():.1f}: {failed or result.stderr[-300:]}")
             self.stopped.wait(0.5)
 
 
@@ -217,7 +218,8 @@ def test_each_expiry_costs_one_refresh_under_load(fake_microsoft, transactional_
             f"[{vendor}] {PROCESSES} processes x {THREADS} threads, {AUTHENTICATIONS} "
             f"authentications, {ended - started:.0f} s, token lifetime {LIFETIME} s",
             f"[{vendor}] requests made: {sum(calls.values())} "
-            f"({calls['get_access_token']} get_access_token, {calls['bc_client']} BC client)",
+            f"({calls['get_access_token']} get_access_token, {calls['bc_client']} BC client); "
+            f"TLS connections to the fake Microsoft: {fake_microsoft.connections_opened}",
             f"[{vendor}] token requests to Entra during the run: "
             f"{len(entra.token_requests) - token_requests_before} ({refreshes} refresh_token)",
             f"[{vendor}] expiries: {len(counts)}; refreshes per authentication per expiry: "
@@ -234,7 +236,7 @@ def test_each_expiry_costs_one_refresh_under_load(fake_microsoft, transactional_
 
     assert crashed == []
     assert failures == Counter()
-    assert loop.failed_runs == []
+    assert loop.failed_runs == [], f"workers stopped at {until:.1f}"
     assert counts and set(counts) == {1}
     assert set(requests_per_expiry) == {1}
     assert entra.refresh_token_reuse == 0

@@ -46,7 +46,6 @@ def _hammer(pks, until, totals, failures, lock):
     from authentications import tokens
 
     calls, failed = Counter(), Counter()
-    clients = {}
     try:
         while time.time() < until:
             pk = random.choice(pks)  # noqa: S311
@@ -56,10 +55,8 @@ def _hammer(pks, until, totals, failures, lock):
                 if kind == "get_access_token":
                     if not tokens.get_access_token(pk):
                         raise AssertionError("empty token")
-                else:
-                    client = clients.get(pk) or clients.setdefault(pk, _bc_client(pk))
-                    if not client.companies():
-                        raise AssertionError("no companies")
+                elif not _client(pk).companies():
+                    raise AssertionError("no companies")
             except Exception as err:  # noqa: BLE001 - every failure is counted, by kind
                 failed[f"{kind}: {type(err).__name__} {getattr(err, 'code', '')}".strip()] += 1
     finally:
@@ -67,6 +64,18 @@ def _hammer(pks, until, totals, failures, lock):
         with lock:
             totals.update(calls)
             failures.update(failed)
+
+
+_clients = {}
+_clients_lock = threading.Lock()
+
+
+def _client(pk):
+    """One BC client per authentication per process, shared by its threads, as an app would."""
+    with _clients_lock:
+        if pk not in _clients:
+            _clients[pk] = _bc_client(pk)
+        return _clients[pk]
 
 
 def _bc_client(pk):
