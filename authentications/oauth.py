@@ -6,6 +6,7 @@ only store); the process shares MSAL's `http_cache`, so the OpenID discovery is 
 once, and one `requests.Session` with (connect, read) timeouts.
 """
 
+import json
 import logging
 import os
 import secrets
@@ -195,6 +196,12 @@ def _call(error_class, operation, *args, **kwargs):
         raise error_class(
             "Microsoft had a temporary problem (server error); try again shortly.",
             code="server_error",
+            transient=True,
+        ) from err
+    except json.JSONDecodeError as err:  # MSAL: a 429 or 5xx page instead of JSON.
+        raise error_class(
+            "Microsoft answered with an error page instead of a token; try again shortly.",
+            code="bad_response",
             transient=True,
         ) from err
 
