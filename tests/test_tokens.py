@@ -5,6 +5,7 @@ from datetime import timedelta
 
 import msal
 import pytest
+from django.contrib.auth.models import Permission
 from django.db import connection
 from django.utils import timezone
 
@@ -432,3 +433,101 @@ def test_no_secret_reaches_the_logs_events_or_errors(
     for secret in secrets_seen:
         assert secret
         assert not any(secret in text for text in texts)
+
+
+# --- health in the admin, and Refresh now -----------------------------------------------
+
+
+def refresh_url(authentication):
+    return f"/admin/authentications/authentication/{authentication.pk}/refresh/"
+
+
+def test_the_change_page_shows_health_and_a_refresh_now_button(admin_client, connected):
+    Authentication.objects.filter(pk=connected.pk).update(
+        consecutive_failures=3, last_error="Microsoft did not answer in time; try again shortly."
+    )
+
+    content = admin_client.get(f"/admin/authentications/authentication/{connected.pk}/change/")
+    content = content.content.decode()
+
+    assert "Last successful refresh" in content
+    assert timezone.localtime(connected.last_refreshed_at).strftime("%Y-%m-%d %H:%M") in content
+    until = timezone.localtime(connected.sign_in_valid_until).strftime("%Y-%m-%d %H:%M")
+    assert "Sign-in valid until" in content and until in content
+    assert "Consecutive failures" in content
+    assert "Microsoft did not answer in time" in content
+    assert f'formaction="{refresh_url(connected)}"' in content
+    assert connected.access_token not in content and connected.refresh_token not in content
+
+
+def test_refresh_now_refreshes_and_says_so(admin_client, connected, fake_microsoft):
+    Authentication.objects.filter(pk=connected.pk).update(
+        last_refreshed_at=timezone.now() - timedelta(hours=1)
+    )
+
+    response = admin_client.post(refresh_url(connected), follow=True)
+
+    stored = fresh(connected)
+    assert stored.access_token != connected.access_token
+    assert "Refreshed, valid until" in response.content.decode()
+    assert fake_microsoft.entra.count("refresh_token") == 1
+    assert stored.events.get(kind=Event.Kind.TOKEN_REFRESHED).actor == "admin"
+
+
+def test_refresh_now_shows_why_it_failed(admin_client, connected, fake_microsoft):
+    Authentication.objects.filter(pk=connected.pk).update(
+        last_refreshed_at=timezone.now() - timedelta(hours=1)
+    )
+    fake_microsoft.entra.fail_next_token_request(token_error(50173))
+
+    response = admin_client.post(refresh_url(connected), follow=True)
+
+    content = response.content.decode()
+    assert "someone must sign in again" in content
+    assert fresh(connected).status == Authentication.Status.NEEDS_SIGN_IN
+
+
+def test_refresh_now_refuses_get_and_staff_who_may_not_change(
+    client, admin_client, connected, django_user_model
+):
+    assert admin_client.get(refresh_url(connected)).status_code == 405
+    viewer = django_user_model.objects.create_user("viewer", password="x", is_staff=True)
+    viewer.user_permissions.add(*Permission.objects.filter(codename="view_authentication"))
+    client.force_login(viewer)
+
+    assert client.post(refresh_url(connected)).status_code == 403
+    assert fresh(connected).access_token == connected.access_token
+
+
+def test_the_list_action_refreshes_the_selected(admin_client, make_authentication, connect):
+    one, two = connect(make_authentication()), connect(make_authentication())
+    Authentication.objects.update(last_refreshed_at=timezone.now() - timedelta(hours=1))
+
+    response = admin_client.post(
+        "/admin/authentications/authentication/",
+        {"action": "refresh_now", "_selected_action": [one.pk, two.pk]},
+        follow=True,
+    )
+
+    assert response.content.decode().count("Refreshed, valid until") == 2
+    assert fresh(one).access_token != one.access_token
+    assert fresh(two).access_token != two.access_token
+
+
+def test_the_list_shows_health_and_secret_days_left(admin_client, connected, make_authentication):
+    make_authentication(
+        name="Old secret", client_secret_expires_on=timezone.localdate() + timedelta(days=12)
+    )
+    Authentication.objects.filter(pk=connected.pk).update(
+        status=Authentication.Status.NEEDS_SIGN_IN, consecutive_failures=2
+    )
+
+    content = admin_client.get("/admin/authentications/authentication/").content.decode()
+    filtered = admin_client.get(
+        "/admin/authentications/authentication/?status__exact=needs_sign_in"
+    )
+
+    assert "12 days left" in content
+    assert "Last successful refresh" in content and "Consecutive failures" in content
+    assert connected.name in filtered.content.decode()
+    assert "Old secret" not in filtered.content.decode()
