@@ -182,14 +182,18 @@ def _stored_error(row):
 
 
 def _refresh_holding_lease(pk, lease_id, *, needed, actor):
+    stored = False
     try:
         row = _read(pk)
         if not needed(row):  # A peer refreshed between our read and our lease.
             return Refresh(row, refreshed=False)
         tokens = _request_tokens(row, lease_id, actor=actor)
-        return Refresh(_store(row, lease_id, tokens, actor=actor), refreshed=True)
+        row = _store(row, lease_id, tokens, actor=actor)  # Releases the lease as it stores.
+        stored = True
+        return Refresh(row, refreshed=True)
     finally:
-        _release(pk, lease_id)  # Fenced: a no-op once the result is stored.
+        if not stored:
+            _release(pk, lease_id)  # Fenced: a no-op once someone else holds it.
 
 
 def _request_tokens(row, lease_id, *, actor):

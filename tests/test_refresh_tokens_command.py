@@ -11,7 +11,7 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 
-from authentications import tokens
+from authentications import oauth, tokens
 from authentications.models import Authentication, Event
 
 # Worker threads open their own database connections: they must see committed rows.
@@ -277,3 +277,15 @@ def test_dry_run_sends_no_reminder(make_authentication, notify_list, mailoutbox)
 
     assert "Client secret of Expiring: would warn (3 days left" in output
     assert mailoutbox == []
+
+
+def test_a_run_fetches_the_openid_discovery_once(connected_named, fake_microsoft):
+    for n in range(6):
+        connected_named(f"Due {n}", expires_in=60)
+    oauth.clear_http_cache()  # As in a new cron process.
+    fake_microsoft.entra.discovery_requests = 0
+
+    run("--workers", "6")
+
+    assert fake_microsoft.entra.discovery_requests == 1
+    assert fake_microsoft.entra.count("refresh_token") == 6
