@@ -20,6 +20,7 @@ def main(argv=None):
     parser.add_argument("--threads", type=int, default=8)
     parser.add_argument("--until", type=float, required=True)
     parser.add_argument("--pks", required=True)
+    parser.add_argument("--no-bc", action="store_true", help="Only call get_access_token.")
     args = parser.parse_args(argv)
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bcconnect.settings")
     import django
@@ -30,7 +31,9 @@ def main(argv=None):
     failures = Counter()
     lock = threading.Lock()
     threads = [
-        threading.Thread(target=_hammer, args=(pks, args.until, totals, failures, lock))
+        threading.Thread(
+            target=_hammer, args=(pks, args.until, not args.no_bc, totals, failures, lock)
+        )
         for _ in range(args.threads)
     ]
     for thread in threads:
@@ -40,7 +43,7 @@ def main(argv=None):
     print(json.dumps({"pid": os.getpid(), "calls": dict(totals), "failures": dict(failures)}))
 
 
-def _hammer(pks, until, totals, failures, lock):
+def _hammer(pks, until, with_bc, totals, failures, lock):
     from django.db import connection
 
     from authentications import tokens
@@ -49,7 +52,8 @@ def _hammer(pks, until, totals, failures, lock):
     try:
         while time.time() < until:
             pk = random.choice(pks)  # noqa: S311
-            kind = "get_access_token" if random.random() < 0.5 else "bc_client"  # noqa: S311
+            use_bc = with_bc and random.random() < 0.5  # noqa: S311
+            kind = "bc_client" if use_bc else "get_access_token"
             calls[kind] += 1
             try:
                 if kind == "get_access_token":
