@@ -1,6 +1,10 @@
 """Staff connect Business Central in a real browser, through the fake Microsoft's pages."""
 
+from datetime import timedelta
+
 import pytest
+from django.db.models import F
+from django.utils import timezone
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.ui import Select
@@ -54,6 +58,37 @@ def test_staff_add_an_authentication_save_accept_and_see_access_token_received(
     assert "Jane Doe (jane@contoso.com) via Admin" in browser.page_source
     assert authentication.status == Authentication.Status.CONNECTED
     screenshot(browser, "access-token-received")
+
+
+def test_refresh_now_updates_the_expiry(browser, site, fake_microsoft, staff, screenshot):
+    fake_microsoft.entra.access_token_lifetime = 600
+    log_in(browser, site, staff)
+    add_authentication_and_save(browser, site, fake_microsoft)
+    browser.find_element(By.ID, "accept").click()
+    wait(browser, ec.text_to_be_present_in_element((By.CSS_SELECTOR, ".messagelist"), "Access"))
+    before = browser.find_element(By.CSS_SELECTOR, ".field-token_expiry .readonly").text
+    masked_before = browser.find_element(By.CSS_SELECTOR, ".field-access_token_display .readonly")
+    masked_before = masked_before.text
+    # A while later (Refresh now does nothing within seconds of a refresh), and Entra now
+    # hands out tokens for an hour.
+    Authentication.objects.update(last_refreshed_at=F("last_refreshed_at") - timedelta(minutes=1))
+    fake_microsoft.entra.access_token_lifetime = 3600
+
+    browser.find_element(By.XPATH, "//button[normalize-space()='Refresh now']").click()
+
+    wait(browser, ec.text_to_be_present_in_element((By.CSS_SELECTOR, ".messagelist"), "Refreshed"))
+    authentication = Authentication.objects.get(name="BC production")
+    after = browser.find_element(By.CSS_SELECTOR, ".field-token_expiry .readonly").text
+    expected = timezone.localtime(authentication.access_token_expires_at).strftime("%Y-%m-%d %H:%M")
+    assert after == expected != before
+    assert (
+        f"Refreshed, valid until {expected}"
+        in browser.find_element(By.CLASS_NAME, "messagelist").text
+    )
+    masked_after = browser.find_element(By.CSS_SELECTOR, ".field-access_token_display .readonly")
+    assert masked_after.text == authentication.masked_access_token != masked_before
+    assert fake_microsoft.entra.count("refresh_token") == 1
+    screenshot(browser, "refreshed")
 
 
 def test_cancel_at_microsoft_shows_the_clear_error_page(
