@@ -6,7 +6,6 @@ are single-use and rotate. Whatever the database, each expiry costs exactly one 
 nothing fails and no refresh token is lost.
 """
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -121,7 +120,7 @@ def bc_client_available():
     """Whether the BC client is on this branch yet (the workers call it when it is)."""
     from authentications import tokens
 
-    return hasattr(tokens, "bc_client") or importlib.util.find_spec("bcconnect.client")
+    return hasattr(tokens, "bc_client")
 
 
 def run_workers(env, pks, until):

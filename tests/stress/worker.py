@@ -84,19 +84,9 @@ def _client(pk):
 
 def _bc_client(pk):
     from authentications import tokens
-
-    if hasattr(tokens, "bc_client"):
-        return tokens.bc_client(pk)
-    # Until the two are wired together: the BC client handed get_access_token.
-    from bcconnect.client import BusinessCentralClient
-
     from authentications.models import Authentication
 
-    base_url = Authentication.objects.values_list("base_url", flat=True).get(pk=pk)
-    return BusinessCentralClient(
-        base_url,
-        lambda force_refresh=False: tokens.get_access_token(pk, force_refresh=force_refresh),
-    )
+    return tokens.bc_client(Authentication.objects.get(pk=pk))
 
 
 if __name__ == "__main__":
