@@ -34,7 +34,7 @@ PROCESSES = int(os.environ.get("STRESS_PROCESSES", 8))
 THREADS = int(os.environ.get("STRESS_THREADS", 8))
 AUTHENTICATIONS = int(os.environ.get("STRESS_AUTHENTICATIONS", 50))
 RUN_SECONDS = float(os.environ.get("STRESS_SECONDS", 40))
-LIFETIME = 75  # Seconds an access token lives at the fake Microsoft.
+LIFETIME = 66  # Seconds an access token lives at the fake Microsoft: due 6 s after issue.
 WINDOW = 60  # Refresh when a token has this little left: refresh_tokens --within 1, and skew.
 TOLERANCE = 2.0  # Seconds of clock slack between the fake's stamps and ours.
 
