@@ -348,9 +348,17 @@ def _detail(err):
     return f"{err.display_code}: {err.message}"
 
 
+def _notify(template, context, *, subject):
+    """Email BC_NOTIFY_EMAILS; a mail server that is down must not break token handling."""
+    try:
+        notifications.notify(template, context, subject=subject)
+    except Exception:
+        logger.exception("Could not send the “%s” email", subject)
+
+
 def _notify_broken(row, *, status, err):
     label = Authentication.Status(status).label
-    notifications.notify(
+    _notify(
         "needs_sign_in",
         {
             "authentication": row,
@@ -517,7 +525,7 @@ def _notify_secret_expiry(authentication, *, days_left):
         Event.Kind.SECRET_EXPIRY,
         detail=f"Client secret expires on {authentication.client_secret_expires_on} ({when}).",
     )
-    notifications.notify(
+    _notify(
         "secret_expiry",
         {
             "authentication": authentication,

@@ -531,3 +531,18 @@ def test_the_list_shows_health_and_secret_days_left(admin_client, connected, mak
     assert "Last successful refresh" in content and "Consecutive failures" in content
     assert connected.name in filtered.content.decode()
     assert "Old secret" not in filtered.content.decode()
+
+
+def test_a_mail_server_that_is_down_does_not_hide_the_token_error(connected, settings, caplog):
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST, settings.EMAIL_PORT, settings.EMAIL_TIMEOUT = "127.0.0.1", 9, 2
+    settings.BC_NOTIFY_EMAILS = ["ops@example.com"]
+    Authentication.objects.filter(pk=connected.pk).update(refresh_token="fake-rt-not-known")
+    expiring(connected, seconds=-1)
+
+    with pytest.raises(TokenError) as caught:
+        get_access_token(connected)
+
+    assert caught.value.needs_sign_in
+    assert fresh(connected).status == Authentication.Status.NEEDS_SIGN_IN
+    assert "Could not send" in caplog.text
