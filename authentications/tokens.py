@@ -23,7 +23,7 @@ from django.db import connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from . import notifications, oauth
+from . import links, notifications, oauth
 from .models import Authentication, Event
 from .oauth import EntraError
 
@@ -365,6 +365,14 @@ def _notify(template, context, *, subject):
         logger.exception("Could not send the “%s” email", subject)
 
 
+def _fix_link(pk, *, status):
+    """An Authorization URL to send a BC user, when a new sign-in is what fixes it."""
+    authentication = Authentication.objects.get(pk=pk)
+    if status != Authentication.Status.NEEDS_SIGN_IN or not links.link_available(authentication):
+        return ""
+    return links.authorization_url(authentication).url
+
+
 def _notify_broken(row, *, status, err):
     label = Authentication.Status(status).label
     _notify(
@@ -376,6 +384,7 @@ def _notify_broken(row, *, status, err):
             "code": err.display_code,
             "secret_invalid": status == Authentication.Status.SECRET_INVALID,
             "admin_url": notifications.admin_url(row),
+            "authorization_url": _fix_link(row.pk, status=status),
         },
         subject=f"“{row.name}”: {label.lower()}",
     )

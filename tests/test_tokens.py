@@ -289,6 +289,7 @@ def test_a_definitive_failure_needs_a_sign_in_and_emails_once(
     assert f"/admin/authentications/authentication/{connected.pk}/change/" in email.body
     assert error.code in email.body and "sign in again" in email.body
     assert connected.refresh_token not in email.body
+    assert "/authentications/authorize/" in email.body  # The Authorization URL to forward.
 
     # Asking again: no call to Microsoft, no second email.
     requests_before = len(fake_microsoft.entra.token_requests)
