@@ -4,3 +4,6 @@ from django.apps import AppConfig
 class AuthenticationsConfig(AppConfig):
     name = "authentications"
     verbose_name = "Business Central"
+
+    def ready(self):
+        from . import checks  # noqa: F401 - registers the system checks

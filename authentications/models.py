@@ -12,8 +12,8 @@ from urllib.parse import urlsplit
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
-from fernet_fields import EncryptedTextField
 
+from .fields import EncryptedTextField
 from .validators import validate_base_url, validate_guid, validate_tenant
 
 REFRESH_TOKEN_LIFETIME = timedelta(days=90)  # Entra's inactivity limit for refresh tokens.

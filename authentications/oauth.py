@@ -8,6 +8,7 @@ once, and one `requests.Session` with (connect, read) timeouts.
 
 import logging
 import os
+import re
 import secrets
 import threading
 from collections.abc import MutableMapping
@@ -33,6 +34,8 @@ NEEDS_SIGN_IN_AADSTS = {70008, 700082, 50173, 65001, 50076, 50079, 700084, 50078
 # Answers that mean the app registration's secret no longer works.
 SECRET_AADSTS = {7000222, 7000215}
 MAX_DESCRIPTION = 400
+_GUID_PATTERN = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+_AADSTS = re.compile(r"\s*AADSTS(\d{1,9})\b")
 
 
 class EntraError(Exception):
@@ -200,11 +203,13 @@ def _call(error_class, operation, *args, **kwargs):
 
 
 def _aadsts(result):
+    """Entra's numeric code: from error_codes, or from the description's "AADSTSnnnn:" prefix
+    (the authorize endpoint's answer carries only the description)."""
     codes = result.get("error_codes") or []
-    try:
-        return int(codes[0]) if codes else None
-    except (TypeError, ValueError):
-        return None
+    if isinstance(codes, list) and codes and str(codes[0]).isdigit():
+        return int(codes[0])
+    match = _AADSTS.match(str(result.get("error_description") or ""))
+    return int(match.group(1)) if match else None
 
 
 def _first_line(description):
@@ -280,6 +285,7 @@ def start_auth_code_flow(authentication, *, login_hint=""):
 
 def finish_auth_code_flow(authentication, flow, auth_response):
     """Redeem Microsoft's answer for tokens, after checking it belongs to `flow`."""
+    _check_issuer(authentication, auth_response.get("iss"))
     if auth_response.get("error"):
         raise explain(auth_response, ConsentError)
     app = _application(authentication, ConsentError)
@@ -293,6 +299,20 @@ def finish_auth_code_flow(authentication, flow, auth_response):
     tokens = _token_result(result, ConsentError)
     _check_tenant(authentication, tokens.claims)
     return tokens
+
+
+def _check_issuer(authentication, issuer):
+    """Mix-up defence (RFC 9207): an answer naming its issuer must name ours."""
+    if issuer is None:
+        return
+    tenant = authentication.tenant_id if is_guid(authentication.tenant_id) else _GUID_PATTERN
+    expected = re.escape(settings.BC_AUTHORITY_HOST) + "/" + tenant + "/v2.0/?"
+    if not re.fullmatch(expected, str(issuer), flags=re.IGNORECASE):
+        raise ConsentError(
+            "The answer came from another identity provider than the one this sign-in was "
+            "sent to; it was refused. Start the sign-in again.",
+            code="issuer_mismatch",
+        )
 
 
 def _check_tenant(authentication, claims):

@@ -125,7 +125,6 @@ def _pending_request(params, cookies):
             "This sign-in is unknown or was cancelled. Start the sign-in again.",
             code="unknown_state",
         )
-    _check_binding(request, cookies.get(binding_cookie_name(state)) or "")
     if request.used_at is not None:
         raise _known(request, "This sign-in was already completed; start a new one.", "state_used")
     if request.expires_at <= timezone.now():
@@ -135,6 +134,7 @@ def _pending_request(params, cookies):
             "Start the sign-in again.",
             "state_expired",
         )
+    _check_binding(request, cookies.get(binding_cookie_name(state)) or "")
     if not AuthorizationRequest.objects.claim(state):
         raise _known(request, "This sign-in was already completed; start a new one.", "state_used")
     return request

@@ -3,17 +3,22 @@
 from django.http import HttpResponseRedirect
 from django.shortcuts import render
 from django.urls import reverse
-from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 from django.views.decorators.http import require_http_methods
 
 from . import signin
 from .models import AuthorizationRequest
 from .oauth import ConsentError
+from .public import public_page
+from .ratelimit import rate_limited
 
 
 @csrf_exempt  # Microsoft's form_post is cross-site; the single-use state protects it.
-@never_cache
+@sensitive_post_parameters()
+@sensitive_variables("params")
+@public_page
+@rate_limited("callback")
 @require_http_methods(["GET", "POST"])
 def callback(request):
     params = (request.POST if request.method == "POST" else request.GET).dict()
@@ -47,7 +52,7 @@ def sign_in_error(request, err):
     return render(request, "authentications/sign_in_error.html", context, status=status)
 
 
-@never_cache
+@public_page
 @require_http_methods(["GET"])
 def granted(request):
     return render(request, "authentications/granted.html")

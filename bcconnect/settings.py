@@ -145,6 +145,17 @@ BC_LINK_MAX_AGE_DAYS = env.int("BC_LINK_MAX_AGE_DAYS", default=7)
 BC_NOTIFY_EMAILS = env.list("BC_NOTIFY_EMAILS", default=[address for _, address in ADMINS])
 BC_CLIENT_MAX_CONCURRENCY = env.int("BC_CLIENT_MAX_CONCURRENCY", default=5)
 
+# Public pages (Authorization URL landing, callback): requests per client IP.
+BC_PUBLIC_RATE_LIMIT = env.str("BC_PUBLIC_RATE_LIMIT", default="30/minute")
+# Behind a proxy, the META key of the header it sets with the client's address
+# (e.g. HTTP_X_FORWARDED_FOR); empty means REMOTE_ADDR.
+BC_CLIENT_IP_HEADER = env.str("BC_CLIENT_IP_HEADER", default="")
+CACHES = {"default": env.cache_url("CACHE_URL", default="locmemcache://")}
+
+# Error reports never carry OAuth codes, states or tokens (GET, POST or frame variables).
+DEFAULT_EXCEPTION_REPORTER = "authentications.reporting.SecretScrubbingReporter"
+DEFAULT_EXCEPTION_REPORTER_FILTER = "authentications.reporting.SecretScrubbingFilter"
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

@@ -3,6 +3,7 @@
 from urllib.parse import urlsplit
 
 import pytest
+from django.core.cache import cache
 
 from authentications import oauth
 from authentications.models import Authentication
@@ -14,6 +15,17 @@ from tests.fakes.microsoft import FakeMicrosoft
 @pytest.fixture(scope="session")
 def cert_dir(tmp_path_factory):
     return tmp_path_factory.mktemp("fake-microsoft-certs")
+
+
+@pytest.fixture(autouse=True)
+def _fast_password_hashing(settings):
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
+def _empty_cache():
+    """Rate-limit counters live in the cache: each test starts with none."""
+    cache.clear()
 
 
 @pytest.fixture(autouse=True)

@@ -5,6 +5,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from authentications.models import Authentication, AuthorizationRequest, Event
+from authentications.signin import binding_cookie_name
 from tests.conftest import admin_change_url, change_form_data
 from tests.fakes.entra import CLIENT_ID, CLIENT_SECRET, TENANT_ID
 
@@ -28,8 +29,9 @@ def add_form(fake, **overrides):
 
 
 def test_save_redirects_to_the_microsoft_sign_in_page(admin_client, fake_microsoft, settings):
-    response = admin_client.post("/admin/authentications/authentication/add/",
-                                 add_form(fake_microsoft))
+    response = admin_client.post(
+        "/admin/authentications/authentication/add/", add_form(fake_microsoft)
+    )
 
     assert response.status_code == 302
     location = urlsplit(response["Location"])
@@ -39,7 +41,10 @@ def test_save_redirects_to_the_microsoft_sign_in_page(admin_client, fake_microso
     assert query["client_id"] == [CLIENT_ID]
     assert query["redirect_uri"] == [settings.PUBLIC_BASE_URL + "/authentications/callback/"]
     assert set(query["scope"][0].split()) == {
-        f"{fake_microsoft.url}/user_impersonation", "openid", "profile", "offline_access"
+        f"{fake_microsoft.url}/user_impersonation",
+        "openid",
+        "profile",
+        "offline_access",
     }
     assert query["code_challenge_method"] == ["S256"]
     assert len(query["code_challenge"][0]) == 43
@@ -49,7 +54,7 @@ def test_save_redirects_to_the_microsoft_sign_in_page(admin_client, fake_microso
     pending = AuthorizationRequest.objects.get(state=state)
     assert pending.started_via == "admin"
     assert pending.used_at is None
-    cookie = response.cookies[f"bc_signin_{__import__('hashlib').sha256(state.encode()).hexdigest()[:16]}"]
+    cookie = response.cookies[binding_cookie_name(state)]
     assert cookie["httponly"] and cookie["secure"]
     assert cookie["samesite"] == "None"
     assert cookie["path"] == "/authentications/callback/"
@@ -58,8 +63,9 @@ def test_save_redirects_to_the_microsoft_sign_in_page(admin_client, fake_microso
 def test_round_trip_stores_the_token_and_shows_access_token_received(
     admin_client, fake_microsoft, sign_in
 ):
-    response = admin_client.post("/admin/authentications/authentication/add/",
-                                 add_form(fake_microsoft))
+    response = admin_client.post(
+        "/admin/authentications/authentication/add/", add_form(fake_microsoft)
+    )
 
     answer = sign_in(admin_client, response)
 
@@ -80,15 +86,14 @@ def test_round_trip_stores_the_token_and_shows_access_token_received(
     assert "Jane Doe (jane@contoso.com) via Admin" in content
     assert authentication.access_token_expires_at is not None
     assert list(authentication.events.values_list("kind", flat=True)) == [
-        Event.Kind.SIGN_IN_GRANTED, Event.Kind.SIGN_IN_STARTED
+        Event.Kind.SIGN_IN_GRANTED,
+        Event.Kind.SIGN_IN_STARTED,
     ]
     pending = AuthorizationRequest.objects.get()
     assert pending.used_at is not None and pending.outcome == "granted"
 
 
-def test_reloading_the_change_page_later_shows_no_stale_message(
-    admin_client, make_authentication
-):
+def test_reloading_the_change_page_later_shows_no_stale_message(admin_client, make_authentication):
     authentication = make_authentication()
 
     page = admin_client.get(admin_change_url(authentication) + "?signin=not-a-uuid")
@@ -112,8 +117,12 @@ def test_save_with_a_valid_token_and_unchanged_credentials_stays(
     admin_client, make_authentication, fake_microsoft, sign_in
 ):
     authentication = make_authentication()
-    sign_in(admin_client, admin_client.post(
-        admin_change_url(authentication), change_form_data(authentication, _continue="Save")))
+    sign_in(
+        admin_client,
+        admin_client.post(
+            admin_change_url(authentication), change_form_data(authentication, _continue="Save")
+        ),
+    )
 
     response = admin_client.post(
         admin_change_url(authentication),
@@ -128,8 +137,12 @@ def test_changing_the_secret_signs_in_again(
     admin_client, make_authentication, fake_microsoft, sign_in
 ):
     authentication = make_authentication()
-    sign_in(admin_client, admin_client.post(
-        admin_change_url(authentication), change_form_data(authentication, _continue="Save")))
+    sign_in(
+        admin_client,
+        admin_client.post(
+            admin_change_url(authentication), change_form_data(authentication, _continue="Save")
+        ),
+    )
     fake_microsoft.entra.register_app(CLIENT_ID, "new-secret-value")
 
     response = admin_client.post(

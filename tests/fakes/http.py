@@ -131,7 +131,9 @@ class FakeServer:
         return json_response({"error": "not_found", "path": request.path}, status=404)
 
     def start(self):
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
         self._thread.start()
         return self
 

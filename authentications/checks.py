@@ -1,0 +1,88 @@
+"""System checks (`manage.py check`, `check --deploy`) for settings that would weaken security.
+
+They run at start-up and in CI, so a misconfigured deployment is caught before a secret is
+stored with the wrong key or a token is sent over plain HTTP.
+"""
+
+from urllib.parse import urlsplit
+
+from django.conf import settings
+from django.core.checks import Error, Tags, Warning, register
+
+from .validators import LOOPBACK_HOSTS
+
+
+def _is_https_or_loopback(url):
+    parts = urlsplit(url)
+    return parts.scheme == "https" or (
+        parts.scheme == "http" and (parts.hostname or "") in LOOPBACK_HOSTS
+    )
+
+
+@register(Tags.security)
+def check_fernet_keys(app_configs, **kwargs):
+    keys = getattr(settings, "FERNET_KEYS", None)
+    if not keys:
+        return [
+            Error(
+                "FERNET_KEYS is not set: secrets would be encrypted with SECRET_KEY.",
+                hint="Set FERNET_KEYS to one or more comma-separated random keys.",
+                id="bcconnect.E001",
+            )
+        ]
+    if settings.SECRET_KEY in keys:
+        return [
+            Error(
+                "FERNET_KEYS contains SECRET_KEY: one leaked key would expose both.",
+                hint="Use a separate random key for FERNET_KEYS.",
+                id="bcconnect.E002",
+            )
+        ]
+    return []
+
+
+@register(Tags.security)
+def check_public_urls(app_configs, **kwargs):
+    problems = []
+    if not _is_https_or_loopback(settings.PUBLIC_BASE_URL):
+        problems.append(
+            Error(
+                f"PUBLIC_BASE_URL ({settings.PUBLIC_BASE_URL}) is not HTTPS.",
+                hint="Microsoft Entra accepts plain-HTTP redirect URIs only for localhost.",
+                id="bcconnect.E003",
+            )
+        )
+    if urlsplit(settings.BC_AUTHORITY_HOST).scheme != "https":
+        problems.append(
+            Error(
+                f"BC_AUTHORITY_HOST ({settings.BC_AUTHORITY_HOST}) is not HTTPS.",
+                hint="Client secrets and authorization codes are sent to it.",
+                id="bcconnect.E004",
+            )
+        )
+    if urlsplit(settings.BC_API_HOST).scheme != "https":
+        problems.append(
+            Error(
+                f"BC_API_HOST ({settings.BC_API_HOST}) is not HTTPS.",
+                hint="Bearer tokens are sent to it.",
+                id="bcconnect.E005",
+            )
+        )
+    return problems
+
+
+@register(Tags.security, deploy=True)
+def check_email_for_notifications(app_configs, **kwargs):
+    backend = settings.EMAIL_BACKEND
+    if settings.BC_NOTIFY_EMAILS and backend.endswith(
+        ("console.EmailBackend", "dummy.EmailBackend")
+    ):
+        return [
+            Warning(
+                "BC_NOTIFY_EMAILS is set but email is not configured: notifications about "
+                "broken connections would go nowhere.",
+                hint="Set EMAIL_URL (e.g. smtp+tls://user:password@smtp.example.com:587).",
+                id="bcconnect.W001",
+            )
+        ]
+    return []

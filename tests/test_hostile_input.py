@@ -1,0 +1,134 @@
+"""Hostile input: random and malicious parameters never cause a 500 or change a token."""
+
+import pytest
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
+
+from authentications.models import Authentication
+from tests.conftest import admin_change_url, change_form_data
+
+pytestmark = pytest.mark.django_db
+
+CALLBACK = "/authentications/callback/"
+FIXTURES_OK = hypothesis_settings(
+    max_examples=150,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+
+# Text the way an attacker would send it: control characters, unicode, long runs, markup.
+nasty_text = st.one_of(
+    st.text(max_size=300),
+    st.text(alphabet=st.characters(codec="utf-8"), max_size=50),
+    st.sampled_from(
+        [
+            "",
+            "\x00",
+            "' OR 1=1 --",
+            "<script>alert(1)</script>",
+            "../../etc/passwd",
+            "https://evil.example/",
+            "//evil.example",
+            "A" * 10_000,
+            "%00%0d%0a",
+            "\u202e\u0000\ufeff",
+        ]
+    ),
+)
+oauth_keys = st.sampled_from(
+    [
+        "code",
+        "state",
+        "error",
+        "error_description",
+        "iss",
+        "session_state",
+        "client_info",
+        "next",
+        "redirect_uri",
+        "returnUrl",
+    ]
+)
+params = st.dictionaries(
+    st.one_of(oauth_keys, st.text(min_size=1, max_size=20)), nasty_text, max_size=6
+)
+
+
+@pytest.fixture
+def connected(make_authentication):
+    return make_authentication(access_token="at-hostile-keep", refresh_token="rt-hostile-keep")
+
+
+def assert_tokens_kept(authentication):
+    stored = Authentication.objects.get(pk=authentication.pk)
+    assert stored.access_token == "at-hostile-keep"
+    assert stored.refresh_token == "rt-hostile-keep"
+
+
+@FIXTURES_OK
+@given(data=params, method=st.sampled_from(["get", "post"]))
+def test_random_answers_at_the_callback_are_refused_cleanly(
+    client, connected, settings, data, method
+):
+    settings.BC_PUBLIC_RATE_LIMIT = ""
+    clean = {key.replace("\x00", ""): value.replace("\x00", "") for key, value in data.items()}
+
+    response = getattr(client, method)(CALLBACK, clean)
+
+    assert 400 <= response.status_code < 500
+    assert "Location" not in response  # No redirect anywhere, open or not.
+    assert_tokens_kept(connected)
+
+
+@FIXTURES_OK
+@given(extra=params)
+def test_a_valid_state_with_hostile_extras_never_redirects_off_site(
+    admin_client, connected, settings, extra
+):
+    settings.BC_PUBLIC_RATE_LIMIT = ""
+    start = admin_client.post(admin_change_url(connected).replace("change/", "sign-in/"))
+    state = start["Location"].split("state=")[1].split("&")[0]
+    data = {key.replace("\x00", ""): value.replace("\x00", "") for key, value in extra.items()}
+    data["state"] = state
+    data.setdefault("code", "attacker-chosen-code")
+
+    response = admin_client.post(CALLBACK, data)
+
+    assert response.status_code in (303, 400, 503)
+    if response.status_code == 303:  # Only ever to our own admin page.
+        assert response["Location"].startswith("/admin/")
+    assert_tokens_kept(connected)
+
+
+form_fields = st.fixed_dictionaries(
+    {},
+    optional={
+        name: nasty_text
+        for name in (
+            "name",
+            "kind",
+            "client_id",
+            "tenant_id",
+            "client_secret",
+            "base_url",
+            "expected_user",
+            "client_secret_expires_on",
+        )
+    },
+)
+
+
+@FIXTURES_OK
+@given(data=form_fields, button=st.sampled_from(["_save", "_continue"]))
+def test_random_admin_form_data_is_a_form_error_or_a_save(admin_client, connected, data, button):
+    clean = {key: value.replace("\x00", "") for key, value in data.items()}
+    payload = {**change_form_data(connected), **clean, button: "Save"}
+
+    response = admin_client.post(admin_change_url(connected), payload)
+
+    assert response.status_code in (200, 302)
+    if response.status_code == 302:
+        assert not response["Location"].startswith("//")
+        assert response["Location"].startswith(("/admin/", "https://"))
+    assert Authentication.objects.get(pk=connected.pk).refresh_token == "rt-hostile-keep"
