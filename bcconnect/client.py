@@ -260,7 +260,9 @@ class BusinessCentralClient:
             if not 1 <= int(page_size) <= MAX_PAGE_SIZE:
                 raise ValueError(f"page_size must be between 1 and {MAX_PAGE_SIZE}")
             headers["Prefer"] = f"odata.maxpagesize={int(page_size)}"
-        url = self._url(path, params)
+        return self._entities(self._url(path, params), headers)
+
+    def _entities(self, url, headers):
         while url:
             page = self._send("GET", url, headers=headers).json()
             url = page.get("@odata.nextLink")

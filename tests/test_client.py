@@ -119,7 +119,7 @@ def test_select_and_expand_style_params_pass_through(fake):
 def test_page_size_is_bounded_by_bc_limit(fake):
     client = make_client(fake)
     with pytest.raises(ValueError, match="20000"):
-        next(client.iter("companies", page_size=20_001))
+        client.iter("companies", page_size=20_001)
 
 
 def test_environments_lists_what_the_user_can_reach(fake):
