@@ -36,6 +36,7 @@ class AuthenticationAdmin(admin.ModelAdmin):
     form = AuthenticationForm
     list_display = ("name", "kind", "status_badge", "granted_by", "token_expiry")
     list_filter = ("status", "kind")
+    actions = ["disconnect"]
     search_fields = ("name", "tenant_id", "client_id", "base_url", "granted_by_upn")
     readonly_fields = (
         "secret_state",
@@ -52,6 +53,19 @@ class AuthenticationAdmin(admin.ModelAdmin):
         css = {"all": ["authentications/admin.css"]}
         js = ["authentications/admin.js"]
 
+    @admin.action(description="Disconnect (delete tokens, revoke links)", permissions=["authorize"])
+    def disconnect(self, request, queryset):
+        for authentication in queryset:
+            authentication.disconnect(actor=request.user.get_username())
+        self.message_user(
+            request,
+            f"Disconnected {queryset.count()} authentication(s): their tokens are deleted and "
+            "their Authorization URLs revoked. To withdraw the consent in Microsoft too, open "
+            "Entra > Enterprise applications > the app > Permissions (or the user's "
+            "https://myapps.microsoft.com) and revoke it, or delete the client secret.",
+            messages.SUCCESS,
+        )
+
     def get_fieldsets(self, request, obj=None):
         entra = ["client_id", "tenant_id", "client_secret", "client_secret_expires_on"]
         if obj is not None:
@@ -62,19 +76,12 @@ class AuthenticationAdmin(admin.ModelAdmin):
             ("Business Central", {"fields": ["base_url", "expected_user"]}),
         ]
         if obj is not None:
+            connection = ["status_badge", "access_token_display", "token_expiry", "granted_by",
+                          "last_error"]
+            if not request.user.has_perm("authentications.view_token"):
+                connection.remove("access_token_display")
             fieldsets += [
-                (
-                    "Connection",
-                    {
-                        "fields": [
-                            "status_badge",
-                            "access_token_display",
-                            "token_expiry",
-                            "granted_by",
-                            "last_error",
-                        ]
-                    },
-                ),
+                ("Connection", {"fields": connection}),
                 ("History", {"fields": ["event_history"]}),
             ]
         return fieldsets
@@ -210,7 +217,7 @@ class AuthenticationAdmin(admin.ModelAdmin):
             return HttpResponseRedirect(change_url(obj))
         return signin.set_binding_cookie(HttpResponseRedirect(start.authorize_url), start)
 
-    def has_authorize_permission(self, request):
+    def has_authorize_permission(self, request, obj=None):
         return request.user.has_perm("authentications.authorize_authentication")
 
     def get_urls(self):

@@ -160,6 +160,31 @@ class Authentication(models.Model):
             return f"{self.granted_by_name} ({self.granted_by_upn})"
         return self.granted_by_name or self.granted_by_upn
 
+    def disconnect(self, *, actor=""):
+        """Forget the tokens and revoke every Authorization URL; the consent stays in Entra."""
+        self.access_token = ""
+        self.refresh_token = ""
+        self.access_token_expires_at = None
+        self.status = self.Status.NOT_CONNECTED
+        self.link_nonce = new_link_nonce()
+        self.consecutive_failures = 0
+        self.save(
+            update_fields=[
+                "access_token",
+                "refresh_token",
+                "access_token_expires_at",
+                "status",
+                "link_nonce",
+                "consecutive_failures",
+                "updated_at",
+            ]
+        )
+        self.record(
+            Event.Kind.DISCONNECTED,
+            actor=actor,
+            detail="Tokens deleted and Authorization URLs revoked.",
+        )
+
     def record(self, kind, *, actor="", detail=""):
         return Event.objects.create(authentication=self, kind=kind, actor=actor, detail=detail)
 
