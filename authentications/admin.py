@@ -4,6 +4,7 @@ from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.http import HttpResponseRedirect
 from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.decorators import method_decorator
@@ -11,8 +12,8 @@ from django.utils.html import format_html, format_html_join
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_POST
 
-from . import oauth, signin
-from .forms import AuthenticationForm
+from . import link_email, links, oauth, signin
+from .forms import AuthenticationForm, EmailLinkForm
 from .models import Authentication
 from .oauth import ConsentError
 
@@ -84,6 +85,8 @@ class AuthenticationAdmin(admin.ModelAdmin):
                 ("Connection", {"fields": connection}),
                 ("History", {"fields": ["event_history"]}),
             ]
+        if self._link_visible(request, obj):
+            fieldsets.insert(3, ("Authorization URL", {"fields": ["authorization_url"]}))
         return fieldsets
 
     # --- read-only displays ------------------------------------------------------------
@@ -101,6 +104,29 @@ class AuthenticationAdmin(admin.ModelAdmin):
             '</button></div><ol class="bc-steps">{}</ol>',
             oauth.redirect_uri(),
             steps,
+        )
+
+    @admin.display(description="Authorization URL")
+    def authorization_url(self, obj):
+        if not links.link_available(obj):
+            return "Fill in the app registration and BC URL, then save, to get the link."
+        url, expires_at = links.authorization_url(obj)
+        who = (
+            f"only {obj.expected_user} can use it"
+            if obj.expected_user
+            else "whoever signs in grants their own Business Central permissions"
+        )
+        return format_html(
+            '<div class="bc-copy"><input id="bc-authorization-url" type="text" readonly '
+            'value="{}"><button type="button" class="button" '
+            'data-copy-target="bc-authorization-url">Copy</button></div>'
+            '<div class="help">Expires {} ({} days). Send it to someone with a Business '
+            "Central login: {}. It works once; “Regenerate link” revokes every earlier "
+            "link.</div>",
+            url,
+            timezone.localtime(expires_at).strftime("%Y-%m-%d %H:%M"),
+            links.max_age().days,
+            who,
         )
 
     @admin.display(description="Status", ordering="status")
@@ -183,11 +209,24 @@ class AuthenticationAdmin(admin.ModelAdmin):
             and obj.has_credentials()
             and self.has_authorize_permission(request)
         )
-        return {"bc_can_sign_in": can_sign_in}
+        return {"bc_can_sign_in": can_sign_in, "bc_can_link": self._link_visible(request, obj)}
+
+    def _link_visible(self, request, obj):
+        return links.link_available(obj) and self.has_authorize_permission(request)
+
+    def get_readonly_fields(self, request, obj=None):
+        return (*super().get_readonly_fields(request, obj), "authorization_url")
 
     def save_model(self, request, obj, form, change):
         obj._credentials_changed = form.credentials_changed
         super().save_model(request, obj, form, change)
+        if change and (form.credentials_changed or "kind" in form.changed_data):
+            links.revoke_links(
+                obj,
+                actor=request.user.get_username(),
+                reason="The app registration, BC URL or type changed: earlier Authorization "
+                "URLs no longer work.",
+            )
 
     def response_add(self, request, obj, post_url_continue=None):
         return self._after_save(request, obj) or super().response_add(
@@ -228,7 +267,7 @@ class AuthenticationAdmin(admin.ModelAdmin):
                 name="authentications_authentication_sign_in",
             ),
         ]
-        return custom + super().get_urls()
+        return custom + self._link_urls() + super().get_urls()
 
     @method_decorator(require_POST)
     def sign_in_view(self, request, object_id):
@@ -241,3 +280,89 @@ class AuthenticationAdmin(admin.ModelAdmin):
             )
             return HttpResponseRedirect(change_url(obj))
         return self._redirect_to_sign_in(request, obj)
+
+    # --- the Authorization URL ------------------------------------------------------------
+
+    def _link_urls(self):
+        return [
+            path(
+                "<path:object_id>/link/regenerate/",
+                self.admin_site.admin_view(self.regenerate_link_view),
+                name="authentications_authentication_regenerate_link",
+            ),
+            path(
+                "<path:object_id>/link/email/",
+                self.admin_site.admin_view(self.email_link_view),
+                name="authentications_authentication_email_link",
+            ),
+        ]
+
+    def _link_target(self, request, object_id):
+        """The authentication whose link to act on: 404 if unknown, 403 without permission."""
+        obj = get_object_or_404(Authentication, pk=object_id)
+        if not self.has_authorize_permission(request):
+            raise PermissionDenied
+        return obj
+
+    def _refuse_without_link(self, request, obj):
+        """Back to the change page with a message when `obj` can have no link, else None."""
+        if links.link_available(obj):
+            return None
+        self.message_user(
+            request,
+            "Only a user-impersonation authentication with its app registration and BC URL "
+            "filled in has an Authorization URL.",
+            messages.ERROR,
+        )
+        return HttpResponseRedirect(change_url(obj))
+
+    @method_decorator(require_POST)
+    def regenerate_link_view(self, request, object_id):
+        obj = self._link_target(request, object_id)
+        if refused := self._refuse_without_link(request, obj):
+            return refused
+        links.revoke_links(
+            obj,
+            actor=request.user.get_username(),
+            reason="Link regenerated: earlier Authorization URLs no longer work.",
+        )
+        self.message_user(
+            request,
+            "A new Authorization URL was created; every earlier link no longer works.",
+            messages.SUCCESS,
+        )
+        return HttpResponseRedirect(change_url(obj))
+
+    def email_link_view(self, request, object_id):
+        obj = self._link_target(request, object_id)
+        if refused := self._refuse_without_link(request, obj):
+            return refused
+        form = EmailLinkForm(request.POST if request.method == "POST" else None)
+        if request.method == "POST" and form.is_valid():
+            try:
+                link_email.send_authorization_url(
+                    obj,
+                    recipients=form.cleaned_data["recipients"],
+                    message=form.cleaned_data["message"],
+                    user=request.user,
+                )
+            except link_email.LinkEmailError as err:
+                form.add_error(None, err.message)
+            else:
+                recipients = ", ".join(form.cleaned_data["recipients"])
+                self.message_user(
+                    request, f"Authorization URL emailed to {recipients}.", messages.SUCCESS
+                )
+                return HttpResponseRedirect(change_url(obj))
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "original": obj,
+            "form": form,
+            "title": f"Email the Authorization URL for {obj}",
+            "max_age_days": links.max_age().days,
+            "environment": obj.environment_name,
+        }
+        return TemplateResponse(
+            request, "admin/authentications/authentication/email_link.html", context
+        )

@@ -28,7 +28,8 @@ def public_page(view):
         response = view(request, *args, **kwargs)
         add_never_cache_headers(response)
         response["Content-Security-Policy"] = content_security_policy()
-        response["Referrer-Policy"] = "no-referrer"
+        # A page may relax this to same-origin for its own form (see views.authorize).
+        response.headers.setdefault("Referrer-Policy", "no-referrer")
         response["X-Robots-Tag"] = "noindex, nofollow"
         return response
 

@@ -17,7 +17,7 @@ from django.db import transaction
 from django.urls import reverse
 from django.utils import timezone
 
-from . import oauth
+from . import link_email, oauth
 from .models import Authentication, AuthorizationRequest, Event, new_link_nonce
 from .oauth import ConsentError
 
@@ -236,6 +236,8 @@ def _store_grant(request, tokens):
             f"via {authentication.get_granted_via_display()}.",
         )
     request.outcome = AuthorizationRequest.Outcome.GRANTED
+    if via_link:  # Staff did not watch this grant happen: tell them.
+        link_email.notify_access_granted(authentication)
 
 
 def recent_grant(authentication, request_id):

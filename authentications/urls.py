@@ -7,4 +7,5 @@ app_name = "authentications"
 urlpatterns = [
     path("callback/", views.callback, name="callback"),
     path("granted/", views.granted, name="granted"),
+    path("authorize/<str:token>/", views.authorize, name="authorize"),
 ]

@@ -1,5 +1,9 @@
-"""Public views: Microsoft's callback. Thin: they call `signin` and render its outcome."""
+"""Public views: the link landing page and Microsoft's callback.
 
+Thin: they call `links` and `signin` and render the outcome.
+"""
+
+from django.conf import settings
 from django.http import HttpResponseRedirect
 from django.shortcuts import render
 from django.urls import reverse
@@ -7,7 +11,8 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 from django.views.decorators.http import require_http_methods
 
-from . import signin
+from . import links, signin
+from .link_failures import explain_failure
 from .models import AuthorizationRequest
 from .oauth import ConsentError
 from .public import public_page
@@ -43,10 +48,13 @@ def _after_grant_url(auth_request):
 def sign_in_error(request, err):
     auth_request = getattr(err, "auth_request", None)
     started_in_admin = auth_request and auth_request.started_via == AuthorizationRequest.Via.ADMIN
+    started_by_link = auth_request and auth_request.started_via == AuthorizationRequest.Via.LINK
     context = {
         "message": err.message,
         "code": err.display_code,
         "authentication": auth_request.authentication if started_in_admin else None,
+        "failure": explain_failure(err) if started_by_link else None,
+        "site_name": settings.SITE_NAME,
     }
     status = 503 if err.transient else 400
     return render(request, "authentications/sign_in_error.html", context, status=status)
@@ -55,4 +63,55 @@ def sign_in_error(request, err):
 @public_page
 @require_http_methods(["GET"])
 def granted(request):
-    return render(request, "authentications/granted.html")
+    return render(request, "authentications/granted.html", {"site_name": settings.SITE_NAME})
+
+
+@public_page
+@rate_limited("landing")
+@require_http_methods(["GET", "HEAD", "POST"])
+def authorize(request, token):
+    """The Authorization URL's landing page. GET only shows it: mail scanners open links."""
+    try:
+        link = links.authentication_for_link(token)
+    except links.LinkError as err:
+        return _link_error(request, err)
+    if request.method == "POST":
+        return _start_link_sign_in(request, link)
+    response = render(request, "authentications/landing.html", _landing_context(link))
+    # "same-origin", not "no-referrer": under no-referrer browsers send `Origin: null` on
+    # this page's own form POST, which Django's CSRF check refuses. same-origin still keeps
+    # the link's URL (it holds the token) from reaching anyone but us.
+    response.headers["Referrer-Policy"] = "same-origin"
+    return response
+
+
+def _landing_context(link):
+    authentication = link.authentication
+    return {
+        "site_name": settings.SITE_NAME,
+        "authentication_name": authentication.name,
+        "environment": authentication.environment_name,
+        "expected_user": authentication.expected_user,
+        "expires_at": link.expires_at,
+    }
+
+
+def _start_link_sign_in(request, link):
+    try:
+        start = signin.start_sign_in(link.authentication, via=AuthorizationRequest.Via.LINK)
+    except ConsentError as err:
+        context = {
+            "message": err.message,
+            "code": err.display_code,
+            "failure": explain_failure(err),
+            "site_name": settings.SITE_NAME,
+        }
+        status = 503 if err.transient else 400
+        return render(request, "authentications/sign_in_error.html", context, status=status)
+    # public_page gives the redirect no-referrer: Microsoft must not see the link token.
+    return signin.set_binding_cookie(HttpResponseRedirect(start.authorize_url), start)
+
+
+def _link_error(request, err):
+    context = {"message": err.message, "kind": err.kind, "site_name": settings.SITE_NAME}
+    return render(request, "authentications/link_error.html", context, status=err.status)

@@ -1,0 +1,84 @@
+"""Emails about the Authorization URL: the link itself, and news that access was granted.
+
+A mail server failure is a LinkEmailError with a message for staff; only a message the
+backend accepted is recorded as sent.
+"""
+
+import logging
+import smtplib
+
+from django.conf import settings
+from django.utils import timezone
+
+from . import links, notifications
+from .models import Event
+
+logger = logging.getLogger(__name__)
+
+
+class LinkEmailError(Exception):
+    def __init__(self, message):
+        super().__init__(message)
+        self.message = message
+
+
+def sender_display(user):
+    """How the email names the person asking: "Ann Lee (ann@example.com)" or the username."""
+    name = user.get_full_name().strip() if hasattr(user, "get_full_name") else ""
+    email = getattr(user, "email", "") or ""
+    if name and email:
+        return f"{name} ({email})"
+    return name or email or user.get_username()
+
+
+def send_authorization_url(authentication, *, recipients, message, user):
+    """Email a fresh Authorization URL to `recipients`; returns the link that was sent."""
+    link = links.authorization_url(authentication)
+    context = {
+        "authentication_name": authentication.name,
+        "environment": authentication.environment_name,
+        "sender": sender_display(user),
+        "personal_message": message.strip(),
+        "url": link.url,
+        "expires_at": timezone.localtime(link.expires_at),
+        "max_age_days": settings.BC_LINK_MAX_AGE_DAYS,
+        "expected_user": authentication.expected_user,
+    }
+    subject = f"Please grant {settings.SITE_NAME} access to Business Central"
+    try:
+        notifications.send("authorization_url", context, to=recipients, subject=subject)
+    except (smtplib.SMTPException, OSError) as err:
+        logger.warning("Emailing the Authorization URL for %s failed: %r", authentication, err)
+        raise LinkEmailError(
+            "The email could not be sent: the mail server refused it or could not be reached "
+            f"({type(err).__name__}). Nothing was sent; check EMAIL_URL or try again later."
+        ) from err
+    authentication.record(
+        Event.Kind.LINK_EMAILED,
+        actor=user.get_username(),
+        detail=f"Authorization URL emailed to {', '.join(recipients)}; it expires "
+        f"{timezone.localtime(link.expires_at):%Y-%m-%d %H:%M}.",
+    )
+    return link
+
+
+def notify_access_granted(authentication):
+    """Tell BC_NOTIFY_EMAILS that someone granted access through a link.
+
+    The grant is already stored; a mail failure is logged and must not undo or hide it.
+    """
+    context = {
+        "authentication_name": authentication.name,
+        "environment": authentication.environment_name,
+        "granted_by": authentication.granted_by_display or "an unknown account",
+        "granted_via": authentication.get_granted_via_display(),
+        "granted_at": timezone.localtime(authentication.granted_at),
+        "admin_url": notifications.admin_url(authentication),
+    }
+    try:
+        return notifications.notify(
+            "access_granted", context, subject=f"Access granted for {authentication.name}"
+        )
+    except (smtplib.SMTPException, OSError) as err:
+        logger.warning("Could not send the access-granted email for %s: %r", authentication, err)
+        return 0

@@ -1,0 +1,148 @@
+"""Why a sign-in started from an Authorization URL failed, in words for the person signing in.
+
+Staff see oauth's messages, which say what to fix in Entra. The person who followed an
+emailed link cannot fix anything there: they need to know what happened in plain words
+and what to tell the person who sent the link.
+"""
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class LinkFailure:
+    title: str
+    reason: str
+    tell_sender: str
+    retry: bool = False  # Whether opening the same link again may work.
+
+
+_CANCELLED = LinkFailure(
+    "Sign-in cancelled",
+    "You cancelled the sign-in or declined the permission request at Microsoft. "
+    "Nothing was changed.",
+    "If you did not mean to cancel, open the link from your email again and choose Accept. "
+    "If you do not want to grant access, tell the sender so.",
+    retry=True,
+)
+_UNKNOWN_ACCOUNT = LinkFailure(
+    "Account not found",
+    "Microsoft does not know the account you signed in with in this organisation's directory.",
+    "Tell the sender which account you used: they may need to invite you to their Microsoft "
+    "Entra directory, or you may need to sign in with your work account for Business Central.",
+    retry=True,
+)
+_NOT_ALLOWED = LinkFailure(
+    "Your account is not allowed to use this app",
+    "Your organisation's Microsoft settings do not let your account use this app "
+    "(it is not assigned to you, or a sign-in policy blocked it).",
+    "Tell the sender: an administrator of your Microsoft Entra directory must allow your "
+    "account to use the app, then send you a new link.",
+)
+_ADMIN_CONSENT = LinkFailure(
+    "An administrator must approve this app",
+    "Your organisation requires an administrator to approve apps that access Business "
+    "Central on your behalf, and this app is not approved yet.",
+    "Tell the sender: an administrator of your Microsoft Entra directory must grant admin "
+    "consent to the app (Dynamics 365 Business Central, user_impersonation), then send you "
+    "a new link.",
+)
+_NO_BUSINESS_CENTRAL = LinkFailure(
+    "Business Central is not available for this account",
+    "Microsoft says your organisation has no Business Central subscription for this app to "
+    "use, or your account has no access to it.",
+    "Tell the sender: your account needs a Business Central license (or the environment "
+    "must be set up in your organisation) before you can grant access.",
+)
+_SETUP_PROBLEM = LinkFailure(
+    "The connection is not set up correctly",
+    "Microsoft refused the request because of how the sender set up the connection. "
+    "Nothing you can change fixes this.",
+    "Tell the sender the error code below: they need to check the app registration "
+    "in Microsoft Entra.",
+)
+_WRONG_TENANT = LinkFailure(
+    "Wrong organisation",
+    "You signed in with an account of another organisation than the one this connection "
+    "belongs to.",
+    "Sign out of Microsoft, open the link again and sign in with your account of the right "
+    "organisation. If you have none, tell the sender.",
+    retry=True,
+)
+_LINK_GONE = LinkFailure(
+    "This link no longer works",
+    "The link was withdrawn or already used while you were signing in. Nothing was changed.",
+    "Ask the sender for a new link.",
+)
+_TRY_AGAIN = LinkFailure(
+    "Sign-in did not complete",
+    "The sign-in took too long, was already finished, or was finished in another browser "
+    "than the one it started in. Nothing was changed.",
+    "Open the link from your email again and sign in within a few minutes, in one browser. "
+    "If it keeps failing, tell the sender.",
+    retry=True,
+)
+_UNAVAILABLE = LinkFailure(
+    "Microsoft is not answering",
+    "Microsoft could not be reached or had a temporary problem. Nothing was changed.",
+    "Wait a few minutes and open the link again. If it keeps failing, tell the sender.",
+    retry=True,
+)
+
+_BY_AADSTS = {
+    65004: _CANCELLED,
+    50034: _UNKNOWN_ACCOUNT,
+    50020: _UNKNOWN_ACCOUNT,
+    50105: _NOT_ALLOWED,
+    53003: _NOT_ALLOWED,
+    530003: _NOT_ALLOWED,
+    65001: _ADMIN_CONSENT,
+    90094: _ADMIN_CONSENT,
+    90095: _ADMIN_CONSENT,
+    650052: _NO_BUSINESS_CENTRAL,
+    500011: _NO_BUSINESS_CENTRAL,
+    7000215: _SETUP_PROBLEM,
+    7000222: _SETUP_PROBLEM,
+    50011: _SETUP_PROBLEM,
+    700016: _SETUP_PROBLEM,
+    90002: _SETUP_PROBLEM,
+}
+
+_BY_CODE = {
+    "access_denied": _CANCELLED,
+    "consent_required": _ADMIN_CONSENT,
+    "invalid_client": _SETUP_PROBLEM,
+    "unauthorized_client": _SETUP_PROBLEM,
+    "invalid_tenant": _SETUP_PROBLEM,
+    "wrong_tenant": _WRONG_TENANT,
+    "link_revoked": _LINK_GONE,
+    "state_expired": _TRY_AGAIN,
+    "state_used": _TRY_AGAIN,
+    "browser_mismatch": _TRY_AGAIN,
+    "unknown_state": _TRY_AGAIN,
+    "missing_state": _TRY_AGAIN,
+    "invalid_response": _TRY_AGAIN,
+}
+
+
+def explain_failure(err):
+    """The LinkFailure for a ConsentError from a sign-in started through a link."""
+    if err.code == "wrong_user":
+        return LinkFailure(
+            "Signed in with another account",
+            err.message + " Nothing was changed.",
+            "Sign out of Microsoft (or use a private window), open the link again and sign "
+            "in with the expected account. If you are not that person, tell the sender.",
+            retry=True,
+        )
+    if err.transient:
+        return _UNAVAILABLE
+    return (
+        _BY_AADSTS.get(err.aadsts)
+        or _BY_CODE.get(err.code)
+        or LinkFailure(
+            "Microsoft refused the sign-in",
+            "Microsoft did not grant access, for a reason we do not recognise. "
+            "Nothing was changed.",
+            "Tell the sender the error code below.",
+        )
+    )

@@ -1,0 +1,246 @@
+"""The Authorization URL itself: signed, expiring, revocable, shown only when it can work."""
+
+import time
+from datetime import timedelta
+from urllib.parse import urlsplit
+
+import pytest
+from django.contrib.auth.models import Permission, User
+from django.core import signing
+from django.utils import timezone
+
+from authentications import links
+from authentications.links import LinkError
+from authentications.models import Authentication, Event
+from tests.conftest import admin_change_url, change_form_data
+
+pytestmark = pytest.mark.django_db
+
+
+def token_of(authentication):
+    url, _ = links.authorization_url(authentication)
+    return urlsplit(url).path.rstrip("/").rsplit("/", 1)[-1]
+
+
+def issued_days_ago(monkeypatch, authentication, days):
+    stamp = signing.b62_encode(int(time.time()) - days * 86400)
+    with monkeypatch.context() as patch:
+        patch.setattr(signing.TimestampSigner, "timestamp", lambda self: stamp)
+        return token_of(authentication)
+
+
+def kind_of(token):
+    with pytest.raises(LinkError) as caught:
+        links.authentication_for_link(token)
+    return caught.value.kind
+
+
+def test_the_link_points_at_our_landing_page_and_names_the_authentication(
+    make_authentication, settings
+):
+    authentication = make_authentication()
+
+    url, expires_at = links.authorization_url(authentication)
+
+    assert url.startswith(settings.PUBLIC_BASE_URL + "/authentications/authorize/")
+    assert authentication.client_secret not in url
+    assert abs(expires_at - (timezone.now() + timedelta(days=7))) < timedelta(seconds=5)
+    opened = links.authentication_for_link(token_of(authentication))
+    assert opened.authentication == authentication
+    assert abs(opened.expires_at - expires_at) < timedelta(seconds=5)
+
+
+def test_a_tampered_link_is_invalid(make_authentication):
+    token = token_of(make_authentication())
+    payload, stamp, signature = token.split(":")
+
+    assert kind_of(f"{payload}:{stamp}:{signature[:-2]}xx") == LinkError.INVALID
+    assert kind_of(f"{payload}x:{stamp}:{signature}") == LinkError.INVALID
+    assert kind_of("not-a-link") == LinkError.INVALID
+    assert kind_of("") == LinkError.INVALID
+
+
+def test_a_link_signed_for_another_purpose_is_invalid(make_authentication):
+    authentication = make_authentication()
+    other = signing.TimestampSigner(salt="something-else").sign_object(
+        {"a": authentication.pk, "n": authentication.link_nonce}
+    )
+    wrong_shape = signing.TimestampSigner(salt=links.SALT).sign_object(["a", "n"])
+    missing = signing.TimestampSigner(salt=links.SALT).sign_object({"a": authentication.pk})
+
+    assert kind_of(other) == LinkError.INVALID
+    assert kind_of(wrong_shape) == LinkError.INVALID
+    assert kind_of(missing) == LinkError.INVALID
+
+
+def test_a_link_expires_after_the_configured_days(make_authentication, monkeypatch, settings):
+    authentication = make_authentication()
+    token = issued_days_ago(monkeypatch, authentication, 8)
+
+    assert kind_of(token) == LinkError.EXPIRED
+    settings.BC_LINK_MAX_AGE_DAYS = 30
+    opened = links.authentication_for_link(token)
+    assert opened.expires_at.date() == (timezone.now() + timedelta(days=22)).date()
+
+
+def test_expired_and_revoked_are_gone_invalid_and_missing_are_not_found():
+    assert LinkError(LinkError.EXPIRED, "").status == 410
+    assert LinkError(LinkError.REVOKED, "").status == 410
+    assert LinkError(LinkError.INVALID, "").status == 404
+    assert LinkError(LinkError.NOT_FOUND, "").status == 404
+
+
+def test_revoking_rotates_the_nonce_and_records_who_and_why(make_authentication):
+    authentication = make_authentication()
+    token = token_of(authentication)
+    nonce = authentication.link_nonce
+
+    links.revoke_links(authentication, actor="admin", reason="Testing")
+
+    authentication.refresh_from_db()
+    assert authentication.link_nonce != nonce
+    assert kind_of(token) == LinkError.REVOKED
+    event = authentication.events.get(kind=Event.Kind.LINK_REVOKED)
+    assert (event.actor, event.detail) == ("admin", "Testing")
+    assert links.authentication_for_link(token_of(authentication)).authentication == authentication
+
+
+def test_service_to_service_and_deleted_authentications_have_no_link(make_authentication):
+    service = make_authentication(kind=Authentication.Kind.SERVICE_TO_SERVICE)
+    with pytest.raises(ValueError):
+        links.authorization_url(service)
+    user = make_authentication()
+    token = token_of(user)
+    user.kind = Authentication.Kind.SERVICE_TO_SERVICE
+    user.save()
+
+    assert kind_of(token) == LinkError.NOT_FOUND
+    user.delete()
+    assert kind_of(token) == LinkError.NOT_FOUND
+
+
+# --- the admin ----------------------------------------------------------------------------
+
+
+def staff(*, authorize):
+    user = User.objects.create_user("staffer", "staffer@example.com", "pw", is_staff=True)
+    codenames = ["view_authentication", "change_authentication"]
+    if authorize:
+        codenames.append("authorize_authentication")
+    user.user_permissions.set(Permission.objects.filter(codename__in=codenames))
+    return user
+
+
+def test_the_change_page_shows_the_link_with_a_copy_button_and_its_expiry(
+    admin_client, make_authentication
+):
+    authentication = make_authentication()
+
+    page = admin_client.get(admin_change_url(authentication)).content.decode()
+
+    assert "Authorization URL" in page
+    assert 'id="bc-authorization-url"' in page
+    assert 'data-copy-target="bc-authorization-url"' in page
+    assert "/authentications/authorize/" in page
+    assert (timezone.now() + timedelta(days=7)).strftime("%Y-%m-%d") in page
+    assert "Regenerate link" in page and "Email Authorization URL" in page
+    assert authentication.client_secret not in page
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [{"kind": Authentication.Kind.SERVICE_TO_SERVICE}, {"client_secret": ""}],
+    ids=["service-to-service", "no-secret"],
+)
+def test_no_link_until_the_authentication_can_use_one(admin_client, make_authentication, fields):
+    authentication = make_authentication(**fields)
+
+    page = admin_client.get(admin_change_url(authentication)).content.decode()
+
+    assert "bc-authorization-url" not in page
+    assert "/authentications/authorize/" not in page
+    assert "Regenerate link" not in page
+
+
+def test_staff_without_the_authorize_permission_see_no_link(client, make_authentication):
+    authentication = make_authentication()
+    client.force_login(staff(authorize=False))
+
+    page = client.get(admin_change_url(authentication))
+
+    assert page.status_code == 200
+    assert "/authentications/authorize/" not in page.content.decode()
+    assert "Regenerate link" not in page.content.decode()
+
+
+def regenerate_url(authentication):
+    return admin_change_url(authentication).replace("change/", "link/regenerate/")
+
+
+def test_regenerate_link_revokes_every_earlier_link(admin_client, make_authentication):
+    authentication = make_authentication()
+    token = token_of(authentication)
+
+    response = admin_client.post(regenerate_url(authentication), follow=True)
+
+    assert response.redirect_chain[-1][0] == admin_change_url(authentication)
+    assert "every earlier link no longer works" in response.content.decode()
+    assert kind_of(token) == LinkError.REVOKED
+    assert authentication.events.filter(kind=Event.Kind.LINK_REVOKED).count() == 1
+
+
+def test_regenerate_link_refuses_get_and_staff_without_permission(client, make_authentication):
+    authentication = make_authentication()
+    nonce = authentication.link_nonce
+    client.force_login(staff(authorize=False))
+
+    assert client.get(regenerate_url(authentication)).status_code == 405
+    assert client.post(regenerate_url(authentication)).status_code == 403
+    authentication.refresh_from_db()
+    assert authentication.link_nonce == nonce
+    assert not authentication.events.exists()
+
+
+def test_regenerate_link_for_service_to_service_is_a_message(admin_client, make_authentication):
+    authentication = make_authentication(kind=Authentication.Kind.SERVICE_TO_SERVICE)
+    nonce = authentication.link_nonce
+
+    response = admin_client.post(regenerate_url(authentication), follow=True)
+
+    assert "Only a user-impersonation authentication" in response.content.decode()
+    authentication.refresh_from_db()
+    assert authentication.link_nonce == nonce
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"client_secret": "another-secret-value"},
+        {"client_id": "11111111-2222-3333-4444-555555555555"},
+        {"tenant_id": "contoso.onmicrosoft.com"},
+    ],
+    ids=["secret", "client-id", "tenant"],
+)
+def test_changing_the_credentials_revokes_links(admin_client, make_authentication, change):
+    authentication = make_authentication()
+    token = token_of(authentication)
+
+    response = admin_client.post(
+        admin_change_url(authentication), change_form_data(authentication, **change, _save="1")
+    )
+
+    assert response.status_code == 302
+    assert kind_of(token) == LinkError.REVOKED
+    assert authentication.events.filter(kind=Event.Kind.LINK_REVOKED).exists()
+
+
+def test_renaming_keeps_links_working(admin_client, make_authentication):
+    authentication = make_authentication()
+    token = token_of(authentication)
+
+    admin_client.post(
+        admin_change_url(authentication),
+        change_form_data(authentication, name="Renamed", _save="1"),
+    )
+
+    assert links.authentication_for_link(token).authentication.name == "Renamed"
