@@ -1,5 +1,6 @@
 """The Django admin for authentications: declarative, with flows delegated to `signin`."""
 
+from django.conf import settings
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.http import HttpResponseRedirect
@@ -12,7 +13,7 @@ from django.utils.html import format_html, format_html_join
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_POST
 
-from . import link_email, links, oauth, signin
+from . import link_email, links, oauth, signin, tokens
 from .forms import AuthenticationForm, EmailLinkForm
 from .models import Authentication
 from .oauth import ConsentError
@@ -35,9 +36,18 @@ def change_url(authentication):
 @admin.register(Authentication)
 class AuthenticationAdmin(admin.ModelAdmin):
     form = AuthenticationForm
-    list_display = ("name", "kind", "status_badge", "granted_by", "token_expiry")
+    list_display = (
+        "name",
+        "kind",
+        "status_badge",
+        "granted_by",
+        "token_expiry",
+        "last_refresh",
+        "consecutive_failures",
+        "secret_days_left",
+    )
     list_filter = ("status", "kind")
-    actions = ["disconnect"]
+    actions = ["refresh_now", "disconnect"]
     search_fields = ("name", "tenant_id", "client_id", "base_url", "granted_by_upn")
     readonly_fields = (
         "secret_state",
@@ -48,6 +58,10 @@ class AuthenticationAdmin(admin.ModelAdmin):
         "granted_by",
         "last_error",
         "event_history",
+        "last_refresh",
+        "sign_in_valid_until_display",
+        "consecutive_failures",
+        "secret_days_left",
     )
 
     class Media:
@@ -77,8 +91,16 @@ class AuthenticationAdmin(admin.ModelAdmin):
             ("Business Central", {"fields": ["base_url", "expected_user"]}),
         ]
         if obj is not None:
-            connection = ["status_badge", "access_token_display", "token_expiry", "granted_by",
-                          "last_error"]
+            connection = [
+                "status_badge",
+                "access_token_display",
+                "token_expiry",
+                "granted_by",
+                "last_refresh",
+                "sign_in_valid_until_display",
+                "consecutive_failures",
+                "last_error",
+            ]
             if not request.user.has_perm("authentications.view_token"):
                 connection.remove("access_token_display")
             fieldsets += [
@@ -209,7 +231,12 @@ class AuthenticationAdmin(admin.ModelAdmin):
             and obj.has_credentials()
             and self.has_authorize_permission(request)
         )
-        return {"bc_can_sign_in": can_sign_in, "bc_can_link": self._link_visible(request, obj)}
+        can_refresh = obj is not None and self.has_change_permission(request, obj)
+        return {
+            "bc_can_sign_in": can_sign_in,
+            "bc_can_link": self._link_visible(request, obj),
+            "bc_can_refresh": can_refresh,
+        }
 
     def _link_visible(self, request, obj):
         return links.link_available(obj) and self.has_authorize_permission(request)
@@ -238,7 +265,9 @@ class AuthenticationAdmin(admin.ModelAdmin):
 
     def _after_save(self, request, obj):
         """ "Save" goes on to Microsoft when a user-impersonation sign-in is needed."""
-        if "_continue" not in request.POST or not obj.is_user_impersonation:
+        if not obj.is_user_impersonation:
+            return self._acquire_after_save(request, obj)
+        if "_continue" not in request.POST:
             return None
         needs_sign_in = obj._credentials_changed or not obj.token_valid_for(0)
         if not needs_sign_in or not self.has_authorize_permission(request):
@@ -265,6 +294,11 @@ class AuthenticationAdmin(admin.ModelAdmin):
                 "<path:object_id>/sign-in/",
                 self.admin_site.admin_view(self.sign_in_view),
                 name="authentications_authentication_sign_in",
+            ),
+            path(
+                "<path:object_id>/refresh/",
+                self.admin_site.admin_view(self.refresh_view),
+                name="authentications_authentication_refresh",
             ),
         ]
         return custom + self._link_urls() + super().get_urls()
@@ -366,3 +400,80 @@ class AuthenticationAdmin(admin.ModelAdmin):
         return TemplateResponse(
             request, "admin/authentications/authentication/email_link.html", context
         )
+
+    # --- token health and Refresh now ---------------------------------------------------
+
+    @admin.display(description="Last successful refresh", ordering="last_refreshed_at")
+    def last_refresh(self, obj):
+        return _when(obj.last_refreshed_at)
+
+    @admin.display(description="Sign-in valid until")
+    def sign_in_valid_until_display(self, obj):
+        until = obj.sign_in_valid_until
+        if until is None:
+            return "no sign-in stored" if obj.is_user_impersonation else "not needed"
+        return format_html(
+            "{} <span class='help'>(90 days after the refresh token was last used; the cron "
+            "job keeps it alive)</span>",
+            _when(until),
+        )
+
+    @admin.display(description="Client secret expires", ordering="client_secret_expires_on")
+    def secret_days_left(self, obj):
+        if not obj.client_secret_expires_on:
+            return "—"
+        days = (obj.client_secret_expires_on - timezone.localdate()).days
+        if days < 0:
+            return format_html('<span class="bc-badge secret_invalid">expired</span>')
+        label = f"{days} day{'s' if days != 1 else ''} left"
+        if days <= max(tokens.SECRET_REMINDER_DAYS):
+            return format_html('<span class="bc-badge failing">{}</span>', label)
+        return label
+
+    @admin.action(description="Refresh now", permissions=["change"])
+    def refresh_now(self, request, queryset):
+        for obj in queryset:
+            self._refresh_and_report(request, obj)
+
+    @method_decorator(require_POST)
+    def refresh_view(self, request, object_id):
+        obj = get_object_or_404(Authentication, pk=object_id)
+        if not self.has_change_permission(request, obj):
+            raise PermissionDenied
+        self._refresh_and_report(request, obj)
+        return HttpResponseRedirect(change_url(obj))
+
+    def _refresh_and_report(self, request, obj, *, needed=None):
+        """Refresh through the same lease as everyone else and say what happened."""
+        try:
+            result = tokens.refresh(
+                obj,
+                needed=needed or tokens.refreshed_long_ago(),
+                actor=request.user.get_username(),
+            )
+        except tokens.TokenError as err:
+            self.message_user(request, f"“{obj}”: {err.message}", messages.ERROR)
+            return False
+        expires = _when(result.authentication.access_token_expires_at)
+        if result.refreshed:
+            text = "Access token received" if not obj.is_user_impersonation else "Refreshed"
+            self.message_user(request, f"“{obj}”: {text}, valid until {expires}.", messages.SUCCESS)
+        else:
+            self.message_user(
+                request, f"“{obj}” was refreshed moments ago; valid until {expires}.", messages.INFO
+            )
+        return True
+
+    def _acquire_after_save(self, request, obj):
+        """Service-to-service needs no sign-in: Save acquires a token right away."""
+        if obj.has_credentials() and (
+            obj._credentials_changed or not obj.token_valid_for(settings.BC_TOKEN_SKEW_SECONDS)
+        ):
+            self._refresh_and_report(request, obj, needed=lambda row: True)
+        return None
+
+
+def _when(moment):
+    if not moment:
+        return "—"
+    return timezone.localtime(moment).strftime("%Y-%m-%d %H:%M")

@@ -6,6 +6,7 @@ only store); the process shares MSAL's `http_cache`, so the OpenID discovery is 
 once, and one `requests.Session` with (connect, read) timeouts.
 """
 
+import json
 import logging
 import os
 import re
@@ -106,8 +107,17 @@ class _LockedDict(MutableMapping):
             return len(self._data)
 
 
+# Pooled connections per host: requests keeps 10 and opens (then discards) a new TLS
+# connection for every concurrent caller beyond that, e.g. refresh_tokens --workers 16.
+POOL_SIZE = 32
+
+
 class _TimeoutSession(requests.Session):
     """A session that never waits forever: MSAL passes no timeout of its own."""
+
+    def __init__(self):
+        super().__init__()
+        self.mount("https://", requests.adapters.HTTPAdapter(pool_maxsize=POOL_SIZE))
 
     def request(self, method, url, **kwargs):
         if kwargs.get("timeout") is None:
@@ -118,6 +128,8 @@ class _TimeoutSession(requests.Session):
 _http_cache = _LockedDict()
 _sessions = {}
 _sessions_lock = threading.Lock()
+_discovered = set()  # Authorities whose OpenID discovery is in _http_cache.
+_discovery_locks = {}
 
 
 def http_session():
@@ -133,6 +145,7 @@ def http_session():
 def clear_http_cache():
     """Forget discovery documents and MSAL's remembered error answers."""
     _http_cache.clear()
+    _discovered.clear()
 
 
 def redirect_uri():
@@ -156,6 +169,23 @@ def _is_microsoft_authority():
 
 
 def _application(authentication, error_class):
+    """A fresh MSAL app; the first one per authority fetches the discovery, alone.
+
+    Without the lock, every thread that starts at once (refresh_tokens' workers) misses
+    the shared http_cache and fetches the same OpenID configuration.
+    """
+    authority = authority_url(authentication.tenant_id)
+    if authority in _discovered:
+        return _new_application(authentication, error_class)
+    with _sessions_lock:
+        lock = _discovery_locks.setdefault(authority, threading.Lock())
+    with lock:
+        app = _new_application(authentication, error_class)
+        _discovered.add(authority)
+    return app
+
+
+def _new_application(authentication, error_class):
     try:
         return msal.ConfidentialClientApplication(
             authentication.client_id,
@@ -198,6 +228,12 @@ def _call(error_class, operation, *args, **kwargs):
         raise error_class(
             "Microsoft had a temporary problem (server error); try again shortly.",
             code="server_error",
+            transient=True,
+        ) from err
+    except json.JSONDecodeError as err:  # MSAL: a 429 or 5xx page instead of JSON.
+        raise error_class(
+            "Microsoft answered with an error page instead of a token; try again shortly.",
+            code="bad_response",
             transient=True,
         ) from err
 

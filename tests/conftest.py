@@ -100,3 +100,29 @@ def sign_in(fake_microsoft):
         return client.post(urlsplit(callback_url).path, fields)
 
     return finish
+
+
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix, tmp_path_factory):
+    """Test on a SQLite file, not in memory, so other processes (concurrency tests) share it."""
+    from django.conf import settings
+
+    database = settings.DATABASES["default"]
+    if database["ENGINE"] == "django.db.backends.sqlite3":
+        path = tmp_path_factory.mktemp("sqlite") / "test.sqlite3"
+        database.setdefault("TEST", {})["NAME"] = str(path)
+
+
+@pytest.fixture
+def connect(fake_microsoft):
+    """Sign `authentication` in at the fake Microsoft, as a person would; returns it fresh."""
+    from authentications import signin
+
+    def connect_(authentication, *, username=None):
+        start = signin.start_sign_in(authentication, via=signin.AuthorizationRequest.Via.ADMIN)
+        _, fields = fake_microsoft.sign_in(start.authorize_url, username=username)
+        signin.complete_sign_in(fields, {start.cookie_name: start.cookie_value})
+        authentication.refresh_from_db()
+        return authentication
+
+    return connect_

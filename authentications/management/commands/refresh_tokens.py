@@ -1,0 +1,152 @@
+"""cron: refresh access tokens before they expire and keep idle connections alive.
+
+Exit status 0 when every refresh succeeded (or nothing was due), 1 when any failed, 2 on
+bad arguments, so cron mail and monitoring notice a broken connection.
+"""
+
+import argparse
+import json
+
+from django.core.management.base import BaseCommand, CommandError
+from django.utils import timezone
+
+from authentications import tokens
+from authentications.models import Authentication
+
+
+def _positive_int(value):
+    try:
+        number = int(value)
+    except ValueError:
+        number = 0
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {value!r}")
+    return number
+
+
+class Command(BaseCommand):
+    help = (
+        "Refresh the access tokens that expire soon, keep idle connections alive, and warn "
+        "before client secrets expire. Safe to run from several hosts at once."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument(
+            "--within",
+            type=_positive_int,
+            default=15,
+            metavar="MINUTES",
+            help="Refresh tokens expiring within this many minutes (default 15).",
+        )
+        parser.add_argument(
+            "--keep-alive-hours",
+            type=_positive_int,
+            default=24,
+            metavar="HOURS",
+            help="Refresh connections not refreshed for this many hours (default 24).",
+        )
+        parser.add_argument(
+            "--all", action="store_true", help="Refresh every connected authentication now."
+        )
+        parser.add_argument(
+            "--name",
+            action="append",
+            default=[],
+            help="Refresh this authentication now (repeatable); only the named ones.",
+        )
+        parser.add_argument(
+            "--dry-run", action="store_true", help="Show what is due; change nothing."
+        )
+        parser.add_argument(
+            "--json", action="store_true", help="One JSON object per authentication."
+        )
+        parser.add_argument(
+            "--workers",
+            type=_positive_int,
+            default=8,
+            help="Refresh this many authentications at a time (default 8).",
+        )
+
+    def handle(self, *args, **options):
+        started = timezone.now()
+        selected, needed = self._select(options, started=started)
+        if options["dry_run"]:
+            outcomes = [
+                tokens.Outcome(row.name, "due", row.access_token_expires_at) for row in selected
+            ]
+            reminders = [(row, days) for row, days, _ in tokens.secret_reminders_due()]
+        else:
+            outcomes = tokens.refresh_many(selected, needed=needed, workers=options["workers"])
+            reminders = tokens.send_secret_reminders()
+        self._report(outcomes, reminders, options)
+        failed = sum(1 for outcome in outcomes if outcome.outcome == "failed")
+        if failed:
+            raise CommandError(f"{failed} of {len(outcomes)} refreshes failed.", returncode=1)
+
+    def _select(self, options, *, started):
+        if options["name"]:
+            names = set(options["name"])
+            rows = list(Authentication.objects.filter(name__in=names))
+            unknown = names - {row.name for row in rows}
+            if unknown:
+                raise CommandError(
+                    f"No authentication named {', '.join(sorted(unknown))}.", returncode=2
+                )
+            return rows, tokens.refreshed_before(started)
+        if options["all"]:
+            rows = Authentication.objects.exclude(
+                status__in=[
+                    Authentication.Status.NOT_CONNECTED,
+                    Authentication.Status.NEEDS_SIGN_IN,
+                ]
+            )
+            return list(rows), tokens.refreshed_before(started)
+        window = {
+            "within_minutes": options["within"],
+            "keep_alive_hours": options["keep_alive_hours"],
+        }
+        return list(tokens.due_for_refresh(**window)), tokens.due(**window)
+
+    def _report(self, outcomes, reminders, options):
+        if options["json"]:
+            for outcome in outcomes:
+                self.stdout.write(json.dumps(outcome.as_dict()))
+            return
+        for outcome in outcomes:
+            self.stdout.write(self._line(outcome))
+        for row, days_left in reminders:
+            verb = "would warn" if options["dry_run"] else "warned"
+            self.stdout.write(
+                f"Client secret of {row.name}: {verb} ({days_left} days left, "
+                f"expires {row.client_secret_expires_on})."
+            )
+        self.stdout.write(self._summary(outcomes, dry_run=options["dry_run"]))
+
+    @staticmethod
+    def _line(outcome):
+        expires = (
+            timezone.localtime(outcome.expires_at).strftime("%Y-%m-%d %H:%M %Z")
+            if outcome.expires_at
+            else "—"
+        )
+        if outcome.outcome == "failed":
+            return f"{outcome.name}: FAILED {outcome.error_code}: {outcome.error}"
+        if outcome.outcome == "due":
+            return f"{outcome.name}: due (token expires {expires})"
+        if outcome.outcome == "fresh":
+            return f"{outcome.name}: already refreshed elsewhere, valid until {expires}"
+        return f"{outcome.name}: refreshed, valid until {expires}"
+
+    @staticmethod
+    def _summary(outcomes, *, dry_run):
+        if not outcomes:
+            return "Nothing due."
+        if dry_run:
+            return f"{len(outcomes)} due (dry run, nothing changed)."
+        counts = {kind: 0 for kind in ("refreshed", "fresh", "failed")}
+        for outcome in outcomes:
+            counts[outcome.outcome] += 1
+        return (
+            f"{counts['refreshed']} refreshed, {counts['fresh']} already fresh, "
+            f"{counts['failed']} failed."
+        )

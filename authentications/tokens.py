@@ -1,0 +1,530 @@
+"""Valid access tokens for code, cron and the admin, refreshed once per expiry.
+
+Many workers, overlapping cron runs and several hosts may want a token at the same moment,
+and Entra rotates refresh tokens (each is good for one use here), so a refresh is
+serialised per authentication by a lease: one conditional UPDATE that works the same on
+SQLite and PostgreSQL. The lease holder calls Microsoft with no transaction or lock open
+and stores the result with a write fenced by its lease id; everyone else waits briefly and
+re-reads what it stored.
+"""
+
+import logging
+import queue
+import random
+import secrets
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from . import notifications, oauth
+from .models import Authentication, Event
+from .oauth import EntraError
+
+logger = logging.getLogger(__name__)
+
+# A refresh this recent answers a forced refresh too: a burst of 401s costs one refresh.
+RECENT_REFRESH = timedelta(seconds=10)
+POLL_FIRST, POLL_MAX = 0.02, 0.25  # Seconds a waiting caller sleeps between re-reads.
+FAST_FIELDS = ("id", "access_token", "access_token_expires_at")
+WAIT_FIELDS = (
+    *FAST_FIELDS,
+    "kind",
+    "status",
+    "last_refreshed_at",
+    "last_error",
+    "last_error_code",
+    "lease_until",
+    "updated_at",
+)
+BROKEN = (Authentication.Status.NEEDS_SIGN_IN, Authentication.Status.SECRET_INVALID)
+
+
+class TokenError(Exception):
+    """No valid access token: `message` is for people, `code` for machines.
+
+    `needs_sign_in`: only a person can fix it (sign in again, or a new client secret);
+    `transient`: Microsoft was unreachable or busy, try again later.
+    """
+
+    def __init__(self, message, *, code, needs_sign_in=False, transient=False):
+        super().__init__(message)
+        self.message = message
+        self.code = code
+        self.needs_sign_in = needs_sign_in
+        self.transient = transient
+
+
+@dataclass(frozen=True)
+class Refresh:
+    """What `refresh` did: `refreshed` is False when a peer's fresh token was reused."""
+
+    authentication: Authentication
+    refreshed: bool
+
+
+def get_access_token(authentication, *, force_refresh=False):
+    """Return a valid access token for `authentication` (an instance or a primary key).
+
+    A fresh token costs one database read and one decrypt. `force_refresh` is for a
+    caller whose token was just refused (HTTP 401): it refreshes unless a peer just did.
+    """
+    pk = getattr(authentication, "pk", authentication)
+    if not force_refresh:
+        row = Authentication.objects.only(*FAST_FIELDS).filter(pk=pk).first()
+        if row is None:
+            raise TokenError("This authentication no longer exists.", code="not_found")
+        if row.token_valid_for(settings.BC_TOKEN_SKEW_SECONDS):
+            return row.access_token
+    needed = refreshed_long_ago() if force_refresh else expires_soon()
+    try:
+        return refresh(pk, needed=needed).authentication.access_token
+    except TokenError as err:
+        if err.transient:
+            # Microsoft unreachable: a token that has not actually expired still works.
+            row = Authentication.objects.only(*FAST_FIELDS).filter(pk=pk).first()
+            if row is not None and row.token_valid_for(0):
+                return row.access_token
+        raise
+
+
+def expires_soon(seconds=None):
+    """Refresh only when the stored access token is within the skew of expiring."""
+    skew = settings.BC_TOKEN_SKEW_SECONDS if seconds is None else seconds
+    return lambda row: not row.token_valid_for(skew)
+
+
+def refreshed_long_ago(recent=RECENT_REFRESH):
+    """Refresh unless a peer refreshed within `recent` (a forced refresh, Refresh now)."""
+    return lambda row: (
+        not row.access_token
+        or row.last_refreshed_at is None
+        or row.last_refreshed_at < timezone.now() - recent
+    )
+
+
+def refresh(authentication, *, needed: Callable[[Authentication], bool], actor=""):
+    """Refresh the token when `needed(row)` still holds once this caller has the lease.
+
+    Raises TokenError. The predicate is checked again after the lease is taken (and by
+    waiting callers after each re-read), so whoever asks, one token request is made.
+    """
+    pk = getattr(authentication, "pk", authentication)
+    started = timezone.now()
+    deadline = time.monotonic() + settings.BC_LEASE_SECONDS + 5
+    pause = POLL_FIRST
+    while True:
+        lease_id = _take_lease(pk)
+        if lease_id:
+            return _refresh_holding_lease(pk, lease_id, needed=needed, actor=actor)
+        time.sleep(pause * random.uniform(0.5, 1.5))  # noqa: S311 - jitter, not a secret
+        pause = min(pause * 2, POLL_MAX)
+        row = _read(pk, WAIT_FIELDS)
+        if not needed(row):
+            return Refresh(row, refreshed=False)
+        if _peer_failed_since(row, started):
+            raise _stored_error(row)
+        if time.monotonic() > deadline:
+            raise TokenError(
+                "Another refresh of this connection is still running; try again shortly.",
+                code="refresh_in_progress",
+                transient=True,
+            )
+
+
+def _read(pk, fields=None):
+    queryset = Authentication.objects.filter(pk=pk)
+    row = (queryset.only(*fields) if fields else queryset).first()
+    if row is None:
+        raise TokenError("This authentication no longer exists.", code="not_found")
+    return row
+
+
+def _take_lease(pk):
+    """Take the refresh lease with one conditional UPDATE; the new lease id, or None."""
+    now = timezone.now()
+    lease_id = secrets.token_hex(16)
+    taken = (
+        Authentication.objects.filter(pk=pk)
+        .filter(Q(lease_until__isnull=True) | Q(lease_until__lt=now))
+        .update(lease_until=now + timedelta(seconds=settings.BC_LEASE_SECONDS), lease_id=lease_id)
+    )
+    return lease_id if taken else None
+
+
+def _release(pk, lease_id):
+    Authentication.objects.filter(pk=pk, lease_id=lease_id).update(lease_until=None, lease_id="")
+
+
+def _lease_free(row):
+    return row.lease_until is None or row.lease_until < timezone.now()
+
+
+def _peer_failed_since(row, started):
+    """Whether the lease holder that made us wait has recorded a failure meanwhile."""
+    failed = row.status in BROKEN or row.status == Authentication.Status.FAILING
+    return failed and _lease_free(row) and row.updated_at >= started
+
+
+def _stored_error(row):
+    return TokenError(
+        row.last_error or "The last token refresh failed.",
+        code=row.last_error_code or row.status,
+        needs_sign_in=row.status in BROKEN,
+        transient=row.status == Authentication.Status.FAILING,
+    )
+
+
+def _refresh_holding_lease(pk, lease_id, *, needed, actor):
+    stored = False
+    try:
+        row = _read(pk)
+        if not needed(row):  # A peer refreshed between our read and our lease.
+            return Refresh(row, refreshed=False)
+        tokens = _request_tokens(row, lease_id, actor=actor)
+        row = _store(row, lease_id, tokens, actor=actor)  # Releases the lease as it stores.
+        stored = True
+        return Refresh(row, refreshed=True)
+    finally:
+        if not stored:
+            _release(pk, lease_id)  # Fenced: a no-op once someone else holds it.
+
+
+def _request_tokens(row, lease_id, *, actor):
+    """Ask Entra for new tokens; never with a transaction or lock open."""
+    if not row.has_credentials():
+        raise TokenError(
+            "The app registration is incomplete: fill in the client ID, tenant, secret and BC URL.",
+            code="not_configured",
+        )
+    if not row.is_user_impersonation:
+        try:
+            return oauth.acquire_for_client(row)
+        except EntraError as err:
+            raise _record_failure(row, lease_id, err, actor=actor) from err
+    used = row.refresh_token
+    if not used:
+        raise _no_refresh_token(row, lease_id)
+    try:
+        return oauth.redeem_refresh_token(row, used)
+    except EntraError as err:
+        if err.needs_sign_in and not _still_stored(row.pk, used):
+            # A sibling rotated the refresh token under us: its answer is the one that counts.
+            raise TokenError(
+                "The connection was refreshed elsewhere at the same time; try again.",
+                code="superseded",
+                transient=True,
+            ) from err
+        raise _record_failure(row, lease_id, err, actor=actor) from err
+
+
+def _still_stored(pk, refresh_token):
+    return _read(pk, ("id", "refresh_token")).refresh_token == refresh_token
+
+
+def _no_refresh_token(row, lease_id):
+    if row.status == Authentication.Status.NOT_CONNECTED:
+        return TokenError(
+            "Nobody has signed in for this connection yet.",
+            code="not_connected",
+            needs_sign_in=True,
+        )
+    if row.status in BROKEN:
+        return _stored_error(row)
+    error = EntraError(
+        "No refresh token is stored; someone must sign in again.",
+        code="no_refresh_token",
+        needs_sign_in=True,
+    )
+    return _record_failure(row, lease_id, error, actor="")
+
+
+def _store(row, lease_id, tokens, *, actor):
+    """Store what Entra returned, only while this caller still holds the lease."""
+    now = timezone.now()
+    changes = {
+        "access_token": tokens.access_token,
+        # Entra rotates refresh tokens: keep the old one only when no new one came back.
+        "refresh_token": tokens.refresh_token or row.refresh_token,
+        "access_token_expires_at": tokens.expires_at,
+        "last_refreshed_at": now,
+        "status": Authentication.Status.CONNECTED,
+        "consecutive_failures": 0,
+        "last_error": "",
+        "last_error_code": "",
+        "lease_until": None,
+        "lease_id": "",
+        "updated_at": now,
+    }
+    if not row.is_user_impersonation:
+        changes.update(
+            refresh_token="",
+            granted_via=Authentication.GrantedVia.CLIENT_CREDENTIALS,
+            granted_at=row.granted_at or now,
+        )
+    with transaction.atomic():
+        stored = Authentication.objects.filter(pk=row.pk, lease_id=lease_id).update(**changes)
+        if not stored:
+            raise TokenError(
+                "The refresh took longer than its lease and another caller took over; try again.",
+                code="lease_lost",
+                transient=True,
+            )
+        kind = (
+            Event.Kind.TOKEN_REFRESHED if row.is_user_impersonation else Event.Kind.TOKEN_ACQUIRED
+        )
+        row.record(
+            kind, actor=actor, detail=f"Access token valid until {_when(tokens.expires_at)}."
+        )
+    for name, value in changes.items():
+        setattr(row, name, value)
+    logger.info("Refreshed the access token of %s", row)
+    return row
+
+
+def _when(moment):
+    return timezone.localtime(moment).strftime("%Y-%m-%d %H:%M %Z")
+
+
+def _record_failure(row, lease_id, err, *, actor):
+    """Record a failed token request; returns the TokenError to raise."""
+    if err.transient:
+        return _record_transient(row, lease_id, err, actor=actor)
+    if err.needs_sign_in or err.secret_invalid:
+        return _record_broken(row, lease_id, err, actor=actor)
+    # Refused for another reason (unknown tenant or app): keep the tokens, report it.
+    return _record_transient(row, lease_id, err, actor=actor, transient=False)
+
+
+def _failure_changes(err):
+    return {
+        "last_error": err.message,
+        "last_error_code": err.display_code,
+        "consecutive_failures": F("consecutive_failures") + 1,
+        "lease_until": None,
+        "lease_id": "",
+        "updated_at": timezone.now(),
+    }
+
+
+def _record_transient(row, lease_id, err, *, actor, transient=True):
+    """Keep every stored token: the next attempt may well succeed."""
+    changes = {**_failure_changes(err), "status": Authentication.Status.FAILING}
+    with transaction.atomic():
+        if Authentication.objects.filter(pk=row.pk, lease_id=lease_id).update(**changes):
+            row.record(Event.Kind.REFRESH_FAILED, actor=actor, detail=_detail(err))
+    logger.warning("Token refresh for %s failed (%s); tokens kept", row, err.display_code)
+    return TokenError(err.message, code=err.display_code, transient=transient)
+
+
+def _record_broken(row, lease_id, err, *, actor):
+    """Only a person can fix this: flag it, and tell people once per transition."""
+    status = (
+        Authentication.Status.SECRET_INVALID
+        if err.secret_invalid
+        else Authentication.Status.NEEDS_SIGN_IN
+    )
+    changes = {**_failure_changes(err), "status": status}
+    if status == Authentication.Status.NEEDS_SIGN_IN:
+        changes["refresh_token"] = ""  # Dead: Entra will never accept it again.
+    with transaction.atomic():
+        stored = Authentication.objects.filter(pk=row.pk, lease_id=lease_id).update(**changes)
+        if stored:
+            row.record(Event.Kind.NEEDS_SIGN_IN, actor=actor, detail=_detail(err))
+    if stored and row.status != status:
+        _notify_broken(row, status=status, err=err)
+    logger.warning("Token refresh for %s needs a person: %s", row, err.display_code)
+    row.status = status
+    return TokenError(err.message, code=err.display_code, needs_sign_in=True)
+
+
+def _detail(err):
+    return f"{err.display_code}: {err.message}"
+
+
+def _notify_broken(row, *, status, err):
+    label = Authentication.Status(status).label
+    notifications.notify(
+        "needs_sign_in",
+        {
+            "authentication": row,
+            "status": label,
+            "reason": err.message,
+            "code": err.display_code,
+            "secret_invalid": status == Authentication.Status.SECRET_INVALID,
+            "admin_url": notifications.admin_url(row),
+        },
+        subject=f"“{row.name}”: {label.lower()}",
+    )
+
+
+# --- cron: refresh what is due, warn before client secrets expire ------------------------
+
+SECRET_REMINDER_DAYS = (30, 7, 1)
+REFRESHABLE = (
+    Authentication.Status.CONNECTED,
+    Authentication.Status.FAILING,
+    Authentication.Status.SECRET_INVALID,
+)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """One authentication's result in a cron run (no secret in it: it is printed)."""
+
+    name: str
+    outcome: str  # refreshed, fresh (a peer already did it), failed, due (dry run)
+    expires_at: object = None
+    error_code: str = ""
+    error: str = ""
+
+    def as_dict(self):
+        expires = self.expires_at.isoformat() if self.expires_at else None
+        return {
+            "name": self.name,
+            "outcome": self.outcome,
+            "expires_at": expires,
+            "error_code": self.error_code or None,
+            "error": self.error or None,
+        }
+
+
+def due_for_refresh(*, within_minutes, keep_alive_hours):
+    """User-impersonation connections expiring soon or not refreshed for a while.
+
+    The keep-alive keeps a connection nobody uses alive (Entra refresh tokens die after
+    90 days unused) and notices a revoked one within a day, not when an order must sync.
+    """
+    now = timezone.now()
+    return Authentication.objects.filter(
+        kind=Authentication.Kind.USER_IMPERSONATION, status__in=REFRESHABLE
+    ).filter(
+        Q(access_token_expires_at__isnull=True)
+        | Q(access_token_expires_at__lt=now + timedelta(minutes=within_minutes))
+        | Q(last_refreshed_at__isnull=True)
+        | Q(last_refreshed_at__lt=now - timedelta(hours=keep_alive_hours))
+    )
+
+
+def due(*, within_minutes, keep_alive_hours):
+    """The predicate matching `due_for_refresh`, checked again under the lease."""
+
+    def check(row):
+        stale = timezone.now() - timedelta(hours=keep_alive_hours)
+        return (
+            not row.token_valid_for(within_minutes * 60)
+            or row.last_refreshed_at is None
+            or row.last_refreshed_at < stale
+        )
+
+    return check
+
+
+def refreshed_before(moment):
+    """Force a refresh, unless a peer (an overlapping run) did it after `moment`."""
+    return lambda row: row.last_refreshed_at is None or row.last_refreshed_at < moment
+
+
+def refresh_many(authentications, *, needed, workers, actor="refresh_tokens"):
+    """Refresh each authentication on a bounded pool of threads; Outcomes sorted by name."""
+    jobs = queue.SimpleQueue()
+    for authentication in authentications:
+        jobs.put(authentication)
+    results = []
+
+    def work():
+        try:
+            while True:
+                try:
+                    authentication = jobs.get_nowait()
+                except queue.Empty:
+                    return
+                results.append(_refresh_one(authentication, needed=needed, actor=actor))
+        finally:
+            connection.close()  # Each thread has its own connection: do not leak it.
+
+    threads = [threading.Thread(target=work) for _ in range(max(1, min(workers, jobs.qsize())))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return sorted(results, key=lambda outcome: outcome.name)
+
+
+def _refresh_one(authentication, *, needed, actor):
+    try:
+        result = refresh(authentication.pk, needed=needed, actor=actor)
+    except TokenError as err:
+        return Outcome(authentication.name, "failed", error_code=err.code, error=err.message)
+    except Exception:  # One broken row must not stop the run; the log has the traceback.
+        logger.exception("Refreshing %s failed unexpectedly", authentication)
+        return Outcome(authentication.name, "failed", error_code="internal_error")
+    return Outcome(
+        authentication.name,
+        "refreshed" if result.refreshed else "fresh",
+        expires_at=result.authentication.access_token_expires_at,
+    )
+
+
+def secret_reminders_due(*, today=None):
+    """(authentication, days left, reminder threshold) for secrets expiring within 30 days."""
+    today = today or timezone.localdate()
+    reminders = []
+    for authentication in Authentication.objects.filter(client_secret_expires_on__isnull=False):
+        days_left = (authentication.client_secret_expires_on - today).days
+        threshold = min((d for d in SECRET_REMINDER_DAYS if days_left <= d), default=None)
+        if threshold is None:
+            if authentication.secret_expiry_notified_days is not None:
+                # A new secret with a later date: its reminders start again.
+                Authentication.objects.filter(pk=authentication.pk).update(
+                    secret_expiry_notified_days=None
+                )
+            continue
+        notified = authentication.secret_expiry_notified_days
+        if notified is None or notified > threshold:
+            reminders.append((authentication, days_left, threshold))
+    return reminders
+
+
+def send_secret_reminders(*, today=None):
+    """Email each reminder (30, 7, 1 days) once, even when two cron runs overlap."""
+    sent = []
+    for authentication, days_left, threshold in secret_reminders_due(today=today):
+        claimed = (
+            Authentication.objects.filter(pk=authentication.pk)
+            .filter(
+                Q(secret_expiry_notified_days__isnull=True)
+                | Q(secret_expiry_notified_days__gt=threshold)
+            )
+            .update(secret_expiry_notified_days=threshold)
+        )
+        if not claimed:
+            continue
+        _notify_secret_expiry(authentication, days_left=days_left)
+        sent.append((authentication, days_left))
+    return sent
+
+
+def _notify_secret_expiry(authentication, *, days_left):
+    when = f"in {days_left} day{'s' if days_left != 1 else ''}" if days_left > 0 else "expired"
+    authentication.record(
+        Event.Kind.SECRET_EXPIRY,
+        detail=f"Client secret expires on {authentication.client_secret_expires_on} ({when}).",
+    )
+    notifications.notify(
+        "secret_expiry",
+        {
+            "authentication": authentication,
+            "days_left": days_left,
+            "expires_on": authentication.client_secret_expires_on,
+            "admin_url": notifications.admin_url(authentication),
+        },
+        subject=f"“{authentication.name}”: client secret "
+        + (f"expires {when}" if days_left > 0 else "expired"),
+    )
