@@ -162,6 +162,15 @@ def _take_lease(pk):
     return lease_id if taken else None
 
 
+def _fenced(row, lease_id):
+    """The row, only while this caller holds its lease and no new sign-in replaced the grant.
+
+    A sign-in that completes while a refresh is at Microsoft stores a new grant (perhaps
+    another user's); the refresh of the old one must not overwrite it.
+    """
+    return Authentication.objects.filter(pk=row.pk, lease_id=lease_id, granted_at=row.granted_at)
+
+
 def _release(pk, lease_id):
     Authentication.objects.filter(pk=pk, lease_id=lease_id).update(lease_until=None, lease_id="")
 
@@ -273,10 +282,10 @@ def _store(row, lease_id, tokens, *, actor):
             granted_at=row.granted_at or now,
         )
     with transaction.atomic():
-        stored = Authentication.objects.filter(pk=row.pk, lease_id=lease_id).update(**changes)
+        stored = _fenced(row, lease_id).update(**changes)
         if not stored:
             raise TokenError(
-                "The refresh took longer than its lease and another caller took over; try again.",
+                "The connection was refreshed or signed in again elsewhere meanwhile; try again.",
                 code="lease_lost",
                 transient=True,
             )
@@ -321,7 +330,7 @@ def _record_transient(row, lease_id, err, *, actor, transient=True):
     """Keep every stored token: the next attempt may well succeed."""
     changes = {**_failure_changes(err), "status": Authentication.Status.FAILING}
     with transaction.atomic():
-        if Authentication.objects.filter(pk=row.pk, lease_id=lease_id).update(**changes):
+        if _fenced(row, lease_id).update(**changes):
             row.record(Event.Kind.REFRESH_FAILED, actor=actor, detail=_detail(err))
     logger.warning("Token refresh for %s failed (%s); tokens kept", row, err.display_code)
     return TokenError(err.message, code=err.display_code, transient=transient)
@@ -338,7 +347,7 @@ def _record_broken(row, lease_id, err, *, actor):
     if status == Authentication.Status.NEEDS_SIGN_IN:
         changes["refresh_token"] = ""  # Dead: Entra will never accept it again.
     with transaction.atomic():
-        stored = Authentication.objects.filter(pk=row.pk, lease_id=lease_id).update(**changes)
+        stored = _fenced(row, lease_id).update(**changes)
         if stored:
             row.record(Event.Kind.NEEDS_SIGN_IN, actor=actor, detail=_detail(err))
     if stored and row.status != status:
@@ -352,9 +361,17 @@ def _detail(err):
     return f"{err.display_code}: {err.message}"
 
 
+def _notify(template, context, *, subject):
+    """Email BC_NOTIFY_EMAILS; a mail server that is down must not break token handling."""
+    try:
+        notifications.notify(template, context, subject=subject)
+    except Exception:
+        logger.exception("Could not send the “%s” email", subject)
+
+
 def _notify_broken(row, *, status, err):
     label = Authentication.Status(status).label
-    notifications.notify(
+    _notify(
         "needs_sign_in",
         {
             "authentication": row,
@@ -521,7 +538,7 @@ def _notify_secret_expiry(authentication, *, days_left):
         Event.Kind.SECRET_EXPIRY,
         detail=f"Client secret expires on {authentication.client_secret_expires_on} ({when}).",
     )
-    notifications.notify(
+    _notify(
         "secret_expiry",
         {
             "authentication": authentication,

@@ -289,3 +289,26 @@ def test_a_run_fetches_the_openid_discovery_once(connected_named, fake_microsoft
 
     assert fake_microsoft.entra.discovery_requests == 1
     assert fake_microsoft.entra.count("refresh_token") == 6
+
+
+def test_no_secret_appears_in_the_output_or_logs(connected_named, fake_microsoft, caplog):
+    caplog.set_level("DEBUG")
+    soon = connected_named("Soon", expires_in=60)
+    broken = connected_named("Broken", expires_in=60)
+    Authentication.objects.filter(pk=broken.pk).update(refresh_token="fake-rt-not-known")
+
+    human, _ = run_failing()
+    connected_named("Later", expires_in=60)
+    as_json = run("--json", "--all")
+
+    stored = Authentication.objects.get(pk=soon.pk)
+    secrets = {
+        soon.access_token,
+        soon.refresh_token,
+        stored.access_token,
+        stored.refresh_token,
+        "fake-rt-not-known",
+        soon.client_secret,
+    }
+    for text in (human, as_json, caplog.text):
+        assert not any(secret in text for secret in secrets)

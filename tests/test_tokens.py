@@ -531,3 +531,41 @@ def test_the_list_shows_health_and_secret_days_left(admin_client, connected, mak
     assert "Last successful refresh" in content and "Consecutive failures" in content
     assert connected.name in filtered.content.decode()
     assert "Old secret" not in filtered.content.decode()
+
+
+def test_a_mail_server_that_is_down_does_not_hide_the_token_error(connected, settings, caplog):
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST, settings.EMAIL_PORT, settings.EMAIL_TIMEOUT = "127.0.0.1", 9, 2
+    settings.BC_NOTIFY_EMAILS = ["ops@example.com"]
+    Authentication.objects.filter(pk=connected.pk).update(refresh_token="fake-rt-not-known")
+    expiring(connected, seconds=-1)
+
+    with pytest.raises(TokenError) as caught:
+        get_access_token(connected)
+
+    assert caught.value.needs_sign_in
+    assert fresh(connected).status == Authentication.Status.NEEDS_SIGN_IN
+    assert "Could not send" in caplog.text
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_sign_in_completed_during_a_refresh_is_not_overwritten(
+    connected, fake_microsoft, monkeypatch
+):
+    expiring(connected, seconds=-1)
+    signed_in_at = timezone.now()
+    sibling_acts_during_the_token_request(
+        fake_microsoft,
+        monkeypatch,
+        lambda: Authentication.objects.filter(pk=connected.pk).update(
+            granted_at=signed_in_at, refresh_token="fake-rt-of-the-new-sign-in"
+        ),
+    )
+
+    with pytest.raises(TokenError) as caught:
+        tokens.refresh(connected, needed=tokens.expires_soon())
+
+    assert caught.value.code == "lease_lost" and caught.value.transient
+    stored = fresh(connected)
+    assert stored.refresh_token == "fake-rt-of-the-new-sign-in"
+    assert stored.lease_id == ""
