@@ -384,7 +384,7 @@ def test_company_clients_share_the_authentication_limit(fake):
 
 def test_the_fake_answers_429_beyond_five_concurrent_requests(fake):
     """The limit is real: without the client's semaphore BC throttles."""
-    fake.bc.latency = 0.05
+    fake.bc.latency = 0.3  # Long enough that twelve requests overlap even on a busy machine.
     token = issue_token(fake)
     url = f"{fake.bc.base_url()}/companies"
     statuses = []
