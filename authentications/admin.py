@@ -14,6 +14,7 @@ from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_POST
 
 from . import link_email, links, oauth, signin, tokens
+from .admin_connection import BusinessCentralAdminMixin
 from .forms import AuthenticationForm, EmailLinkForm
 from .models import Authentication
 from .oauth import ConsentError
@@ -34,7 +35,7 @@ def change_url(authentication):
 
 
 @admin.register(Authentication)
-class AuthenticationAdmin(admin.ModelAdmin):
+class AuthenticationAdmin(BusinessCentralAdminMixin, admin.ModelAdmin):
     form = AuthenticationForm
     list_display = (
         "name",

@@ -18,14 +18,18 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
+import requests
 from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from bcconnect.client import BusinessCentralClient
+
 from . import links, notifications, oauth
 from .models import Authentication, Event
 from .oauth import EntraError
+from .validators import allowed_api_hosts
 
 logger = logging.getLogger(__name__)
 
@@ -553,4 +557,44 @@ def _notify_secret_expiry(authentication, *, days_left):
         },
         subject=f"“{authentication.name}”: client secret "
         + (f"expires {when}" if days_left > 0 else "expired"),
+    )
+
+
+# --- the Business Central client, wired to this module's tokens -------------------------
+
+_bc_session = None
+_bc_session_lock = threading.Lock()
+
+
+def _shared_bc_session():
+    """One pooled session for every BC call in the process (connections are per host)."""
+    global _bc_session
+    with _bc_session_lock:
+        if _bc_session is None:
+            session = requests.Session()
+            adapter = requests.adapters.HTTPAdapter(pool_maxsize=32)
+            session.mount("https://", adapter)
+            _bc_session = session
+        return _bc_session
+
+
+def bc_client(authentication, *, base_url=None):
+    """A `BusinessCentralClient` for `authentication`: what code, admin and `bc` use.
+
+    Tokens come from `get_access_token` on every request (a 401 forces one refresh);
+    requests per authentication are limited by `BC_CLIENT_MAX_CONCURRENCY` in this process.
+    """
+
+    def token_provider(force_refresh=False):
+        return get_access_token(authentication, force_refresh=force_refresh)
+
+    return BusinessCentralClient(
+        base_url or authentication.base_url,
+        token_provider,
+        session=_shared_bc_session(),
+        timeout=tuple(settings.BC_HTTP_TIMEOUT),
+        max_concurrency=settings.BC_CLIENT_MAX_CONCURRENCY,
+        concurrency_key=f"authentication:{authentication.pk}",
+        allowed_hosts=allowed_api_hosts(),
+        api_host=settings.BC_API_HOST,
     )

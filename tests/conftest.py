@@ -7,6 +7,7 @@ from django.core.cache import cache
 
 from authentications import oauth
 from authentications.models import Authentication
+from tests.fakes.bc import FakeBusinessCentral
 from tests.fakes.entra import CLIENT_ID, CLIENT_SECRET, TENANT_ID
 from tests.fakes.microsoft import FakeMicrosoft
 
@@ -37,7 +38,7 @@ def _fresh_msal_http_cache():
 @pytest.fixture
 def fake_microsoft(cert_dir, settings, monkeypatch):
     """The fake Microsoft on a free port, with bcconnect's settings pointed at it."""
-    fake = FakeMicrosoft(cert_dir=cert_dir).start()
+    fake = FakeMicrosoft(cert_dir=cert_dir, parts=[FakeBusinessCentral()]).start()
     settings.BC_AUTHORITY_HOST = fake.url
     settings.BC_API_HOST = fake.url
     settings.BC_API_ALLOWED_HOSTS = []

@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 
 import requests
 
+from .bc import FakeBusinessCentral
 from .certs import make_certificates
 from .entra import CLIENT_ID, CLIENT_SECRET, TENANT_DOMAIN, TENANT_ID, FakeEntra
 from .http import FakeServer
@@ -126,10 +127,6 @@ def main(argv=None):
 
 
 def _standalone_parts():
-    try:
-        from .bc import FakeBusinessCentral
-    except ImportError:
-        return []
     return [FakeBusinessCentral()]
 
 

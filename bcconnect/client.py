@@ -1,0 +1,610 @@
+"""The Business Central API client: a plain library, handed a token provider.
+
+It knows HTTP, OData and BC's limits, and nothing about Django or where tokens come from
+(`authentications.tokens.bc_client` wires it to a stored authentication). One
+`requests.Session` per client keeps connections pooled; `company()` clients share it.
+"""
+
+import email.utils
+import json as jsonlib
+import logging
+import random
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from urllib.parse import quote, urljoin, urlsplit
+
+import requests
+
+logger = logging.getLogger(__name__)
+
+MAX_PAGE_SIZE = 20_000  # BC answers at most this many entities per page.
+MAX_BATCH_SIZE = 100  # BC refuses a $batch with more operations.
+RETRY_STATUSES = frozenset({429, 502, 503, 504})
+# 502 and 504 come from a gateway that may have passed the request on: only repeat
+# requests that are safe to repeat. 429 and 503 mean BC did not run the request.
+RETRY_ANY_METHOD = frozenset({429, 503})
+IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
+CONDITIONAL_METHODS = frozenset({"PATCH", "PUT", "DELETE"})
+REQUEST_ID_HEADERS = ("request-id", "ms-correlation-x", "x-ms-request-id", "client-request-id")
+MAX_REDIRECTS = 5
+DEFAULT_MAX_CONCURRENCY = 5  # BC allows each user five requests at a time.
+
+
+class BusinessCentralError(Exception):
+    """A request BC refused or could not answer. Never holds a token.
+
+    `retry_later` is True when the same request may succeed later unchanged (throttling,
+    outages, network); False when a person has to act (permissions, data, configuration).
+    """
+
+    retry_later = False
+
+    def __init__(
+        self,
+        message,
+        *,
+        status=None,
+        code="",
+        request_id="",
+        method="",
+        url="",
+        retry_after=None,
+    ):
+        super().__init__(message)
+        self.message = message
+        self.status = status
+        self.code = code
+        self.request_id = request_id
+        self.method = method
+        self.url = url
+        self.retry_after = retry_after
+
+    def __str__(self):
+        parts = [self.message]
+        if self.code and self.code not in self.message:
+            parts.append(f"({self.code})")
+        if self.status:
+            parts.append(f"[HTTP {self.status}]")
+        if self.request_id:
+            parts.append(f"request id {self.request_id}")
+        return " ".join(parts)
+
+
+class BusinessCentralRetryLaterError(BusinessCentralError):
+    """BC is throttling, unavailable or unreachable: try the same request again later."""
+
+    retry_later = True
+
+
+class BusinessCentralRequestRefused(BusinessCentralError, ValueError):  # noqa: N818
+    """The client refused to send a request (unsafe URL, PATCH without an ETag)."""
+
+
+@dataclass
+class BatchResult:
+    """One operation's answer inside a `$batch`, in the order the operations were given."""
+
+    status: int | None
+    body: object = None
+    headers: dict = field(default_factory=dict)
+    error: BusinessCentralError | None = None
+    rolled_back: bool = False  # An atomic chunk failed: this operation's change was undone.
+
+    @property
+    def ok(self):
+        return self.error is None and self.status is not None and self.status < 400
+
+
+# --- the per-authentication concurrency limit ------------------------------------------
+
+_limiters = {}
+_limiters_lock = threading.Lock()
+
+
+def concurrency_limiter(key, limit):
+    """The process-wide semaphore for `key`: every client of one authentication shares it."""
+    with _limiters_lock:
+        limiter = _limiters.get((key, limit))
+        if limiter is None:
+            limiter = _limiters[(key, limit)] = threading.BoundedSemaphore(limit)
+        return limiter
+
+
+# --- helpers ---------------------------------------------------------------------------
+
+
+def _origin(url):
+    parts = urlsplit(url)
+    return (parts.scheme.lower(), (parts.hostname or "").lower(), parts.port)
+
+
+def odata_quote(value):
+    """A string literal for `$filter`: single quotes doubled, as OData requires."""
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+def _encode_params(params):
+    """Encode a query string the way OData servers read it: spaces as %20, `$` kept."""
+    if not params:
+        return ""
+    pairs = params.items() if isinstance(params, dict) else params
+    return "&".join(
+        f"{quote(str(key), safe='$')}={quote(str(value), safe='$,()/:')}"
+        for key, value in pairs
+        if value is not None
+    )
+
+
+def parse_retry_after(value, *, now):
+    """Seconds to wait from a Retry-After header: delta-seconds or an HTTP date."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when is None:
+        return None
+    return max(0.0, when.timestamp() - now)
+
+
+def error_from_response(response, *, method):
+    """Turn a BC error answer into the right exception, with BC's own code and message."""
+    code, message = "", ""
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if isinstance(body, dict) and isinstance(body.get("error"), dict):
+        code = str(body["error"].get("code") or "")
+        message = str(body["error"].get("message") or "")
+    if not message:
+        message = f"Business Central answered {response.status_code} {response.reason or ''}"
+        message = message.strip()
+    request_id = next(
+        (response.headers[name] for name in REQUEST_ID_HEADERS if name in response.headers), ""
+    )
+    cls = (
+        BusinessCentralRetryLaterError
+        if response.status_code in RETRY_STATUSES or response.status_code >= 500
+        else BusinessCentralError
+    )
+    return cls(
+        message,
+        status=response.status_code,
+        code=code,
+        request_id=request_id,
+        method=method,
+        url=_loggable(response.url or ""),
+    )
+
+
+def _loggable(url):
+    """The URL without its query: OData filters may hold customer data."""
+    return url.split("?", 1)[0]
+
+
+class BusinessCentralClient:
+    """Calls one BC API root with bearer tokens from `token_provider`.
+
+    `token_provider(force_refresh=False) -> str` is asked for every request, so a token
+    refreshed elsewhere is picked up at once; on a 401 it is asked once with
+    `force_refresh=True`. `sleep`, `clock` and `random` are injectable for tests.
+    """
+
+    def __init__(
+        self,
+        base_url,
+        token_provider,
+        *,
+        session=None,
+        timeout=(5, 60),
+        max_retries=5,
+        retry_budget=120.0,
+        backoff_base=0.5,
+        backoff_cap=30.0,
+        max_concurrency=DEFAULT_MAX_CONCURRENCY,
+        concurrency_key=None,
+        allowed_hosts=None,
+        api_host=None,
+        sleep=time.sleep,
+        clock=time.time,
+        random=random.random,  # noqa: A002 - the jitter source, named for what it is
+        _root_url=None,
+    ):
+        self.base_url = base_url.rstrip("/")
+        self.root_url = (_root_url or base_url).rstrip("/")
+        self.token_provider = token_provider
+        self.session = session or requests.Session()
+        self.timeout = timeout
+        self.max_retries = max_retries
+        self.retry_budget = retry_budget
+        self.backoff_base = backoff_base
+        self.backoff_cap = backoff_cap
+        self.max_concurrency = max_concurrency
+        self.concurrency_key = concurrency_key or self.root_url
+        self.allowed_hosts = {h.lower() for h in allowed_hosts} if allowed_hosts else None
+        parts = urlsplit(self.root_url)
+        self.api_host = (api_host or f"{parts.scheme}://{parts.netloc}").rstrip("/")
+        self._sleep, self._clock, self._random = sleep, clock, random
+        self._limiter = concurrency_limiter(self.concurrency_key, max_concurrency)
+        self._check_host(self.root_url)
+        self._check_host(self.api_host)
+
+    def __repr__(self):
+        return f"<BusinessCentralClient {self.base_url}>"
+
+    # --- public API ----------------------------------------------------------------------
+
+    def get(self, path, params=None):
+        return self.request("GET", path, params=params)
+
+    def post(self, path, json):
+        return self.request("POST", path, json=json)
+
+    def patch(self, path, json, etag):
+        return self.request("PATCH", path, json=json, headers={"If-Match": self._etag(etag)})
+
+    def delete(self, path, etag):
+        return self.request("DELETE", path, headers={"If-Match": self._etag(etag)})
+
+    def iter(self, path, params=None, page_size=None):
+        """Yield every entity of a collection, one page in memory at a time."""
+        headers = {}
+        if page_size is not None:
+            if not 1 <= int(page_size) <= MAX_PAGE_SIZE:
+                raise ValueError(f"page_size must be between 1 and {MAX_PAGE_SIZE}")
+            headers["Prefer"] = f"odata.maxpagesize={int(page_size)}"
+        return self._entities(self._url(path, params), headers)
+
+    def _entities(self, url, headers):
+        while url:
+            page = self._send("GET", url, headers=headers).json()
+            url = page.get("@odata.nextLink")
+            if url:
+                url = self._check_url(urljoin(self.base_url + "/", url))
+            values = page.get("value", [])
+            page = None  # Only `values` stays alive while the caller consumes it.
+            yield from values
+            values = None
+
+    def companies(self):
+        return list(self.iter("companies"))
+
+    def company(self, id_or_name):
+        """A client scoped to `/companies({id})`, found by id, name or display name."""
+        company_id = self._company_id(id_or_name)
+        return BusinessCentralClient(
+            f"{self.root_url}/companies({company_id})",
+            self.token_provider,
+            session=self.session,
+            timeout=self.timeout,
+            max_retries=self.max_retries,
+            retry_budget=self.retry_budget,
+            backoff_base=self.backoff_base,
+            backoff_cap=self.backoff_cap,
+            max_concurrency=self.max_concurrency,
+            concurrency_key=self.concurrency_key,
+            allowed_hosts=self.allowed_hosts,
+            api_host=self.api_host,
+            sleep=self._sleep,
+            clock=self._clock,
+            random=self._random,
+            _root_url=self.root_url,
+        )
+
+    def environments(self):
+        """The BC environments the token's user can reach (the admin center API)."""
+        response = self._send("GET", f"{self.api_host}/environments/v1.2")
+        return response.json().get("value", [])
+
+    def batch(self, operations, atomic=False):
+        """Run operations through `$batch`, 100 at a time; results in the given order.
+
+        An operation is a dict: `method`, `path` (relative to this client), optional
+        `json`, `etag` and `headers`. Failures come back per operation, not raised. With
+        `atomic=True` each call of up to 100 runs in one transaction (`Isolation:
+        snapshot`): atomicity holds per call, so after a failed call the remaining
+        operations are not sent (their result has `status=None`).
+        """
+        requests_ = [self._batch_request(index, op) for index, op in enumerate(operations)]
+        results = []
+        for start in range(0, len(requests_), MAX_BATCH_SIZE):
+            chunk = requests_[start : start + MAX_BATCH_SIZE]
+            if atomic and any(not result.ok for result in results):
+                results.extend(self._not_sent(len(chunk)))
+                continue
+            results.extend(self._run_batch(chunk, atomic=atomic))
+        return results
+
+    def request(self, method, path, *, params=None, json=None, headers=None):
+        """Send one request; the parsed JSON answer, or None when BC sends no body."""
+        method = method.upper()
+        headers = dict(headers or {})
+        if method in CONDITIONAL_METHODS and not headers.get("If-Match"):
+            raise BusinessCentralRequestRefused(
+                f"{method} needs an ETag (If-Match); pass etag='*' to overwrite blindly.",
+                code="ETag_Required",
+                method=method,
+            )
+        response = self._send(method, self._url(path, params), json=json, headers=headers)
+        if response.status_code == 204 or not response.content:
+            return None
+        try:
+            return response.json()
+        except ValueError:
+            return response.text
+
+    # --- URLs ----------------------------------------------------------------------------
+
+    def _check_host(self, url):
+        host = (urlsplit(url).hostname or "").lower()
+        if self.allowed_hosts is not None and host not in self.allowed_hosts:
+            raise BusinessCentralRequestRefused(
+                f"Bearer tokens are not sent to {host or 'this URL'}: not an allowed BC host.",
+                code="Host_NotAllowed",
+            )
+
+    def _url(self, path, params=None):
+        path = str(path)
+        if "://" in path or path.startswith("//"):
+            url = self._check_url(path)
+        else:
+            url = f"{self.base_url}/{path.lstrip('/')}" if path else self.base_url
+        query = _encode_params(params)
+        if query:
+            url += ("&" if "?" in url else "?") + query
+        return url
+
+    def _check_url(self, url):
+        """Refuse absolute URLs outside this client's API root (nextLinks included)."""
+        if _origin(url) == _origin(self.root_url):
+            path = urlsplit(url).path
+            root_path = urlsplit(self.root_url).path.rstrip("/")
+            if path == root_path or path.startswith(root_path + "/"):
+                return url
+        raise BusinessCentralRequestRefused(
+            f"Refusing to send the bearer token to {_loggable(url)}: it is outside "
+            f"{self.root_url}.",
+            code="Url_OutsideBaseUrl",
+            url=_loggable(url),
+        )
+
+    @staticmethod
+    def _etag(etag):
+        if not etag:
+            raise BusinessCentralRequestRefused(
+                "An ETag is required (the entity's @odata.etag); pass etag='*' to overwrite "
+                "blindly.",
+                code="ETag_Required",
+            )
+        return etag
+
+    def _company_id(self, id_or_name):
+        try:
+            return str(uuid.UUID(str(id_or_name)))
+        except ValueError:
+            pass
+        wanted = str(id_or_name).casefold()
+        for company in self.iter("companies"):
+            names = (company.get("name", ""), company.get("displayName", ""))
+            if wanted in {name.casefold() for name in names if name}:
+                return company["id"]
+        raise BusinessCentralError(
+            f"No company named {id_or_name!r} in this environment.", code="Company_NotFound"
+        )
+
+    # --- $batch --------------------------------------------------------------------------
+
+    def _batch_request(self, index, op):
+        method = op.get("method", "GET").upper()
+        headers = dict(op.get("headers") or {})
+        if "etag" in op:
+            headers["If-Match"] = self._etag(op["etag"])
+        if method in CONDITIONAL_METHODS and not headers.get("If-Match"):
+            raise BusinessCentralRequestRefused(
+                f"Operation {index}: {method} needs an ETag; pass etag='*' to overwrite blindly.",
+                code="ETag_Required",
+            )
+        url = self._url(op["path"], op.get("params"))
+        request = {"method": method, "id": str(index), "url": url, "headers": headers}
+        if op.get("json") is not None:
+            request["body"] = op["json"]
+            request["headers"].setdefault("Content-Type", "application/json")
+        return request
+
+    def _run_batch(self, chunk, *, atomic):
+        headers = {"Accept": "application/json"}
+        if atomic:
+            headers["Isolation"] = "snapshot"
+        base = self.root_url + "/"  # Inner URLs are relative to the service root.
+        body = {
+            "requests": [
+                {**request, "url": request["url"][len(base) :]}
+                if request["url"].startswith(base)
+                else request
+                for request in chunk
+            ]
+        }
+        response = self._send("POST", f"{self.root_url}/$batch", json=body, headers=headers)
+        answers = {str(a.get("id")): a for a in response.json().get("responses", [])}
+        results = [self._batch_result(answers.get(r["id"]), r) for r in chunk]
+        if atomic and any(not result.ok for result in results):
+            for result in results:
+                result.rolled_back = True
+        return results
+
+    @staticmethod
+    def _batch_result(answer, request):
+        if answer is None:
+            return BatchResult(
+                status=None,
+                error=BusinessCentralError(
+                    "Not run: an earlier operation of this atomic batch failed.",
+                    code="Batch_NotRun",
+                    method=request["method"],
+                    url=_loggable(request["url"]),
+                ),
+            )
+        status, body = int(answer.get("status", 0)), answer.get("body")
+        headers = answer.get("headers") or {}
+        error = None
+        if status >= 400:
+            details = body.get("error", {}) if isinstance(body, dict) else {}
+            error = BusinessCentralError(
+                details.get("message") or f"Operation failed with HTTP {status}",
+                status=status,
+                code=details.get("code", ""),
+                method=request["method"],
+                url=_loggable(request["url"]),
+            )
+        return BatchResult(status=status, body=body, headers=headers, error=error)
+
+    @staticmethod
+    def _not_sent(count):
+        return [
+            BatchResult(
+                status=None,
+                error=BusinessCentralError(
+                    "Not sent: an earlier atomic batch failed.", code="Batch_NotSent"
+                ),
+            )
+            for _ in range(count)
+        ]
+
+    # --- sending, retrying ---------------------------------------------------------------
+
+    def _send(self, method, url, *, json=None, headers=None):
+        """Send with auth, the concurrency limit, retries and redirects kept on the API host."""
+        state = _Attempts(deadline=self._clock() + self.retry_budget)
+        idempotent = method in IDEMPOTENT_METHODS or (
+            method == "PATCH" and (headers or {}).get("If-Match", "*") != "*"
+        )
+        while True:
+            try:
+                response = self._send_once(method, url, json, headers, state.take_refresh())
+            except (requests.ConnectionError, requests.Timeout) as err:
+                if not idempotent:
+                    raise BusinessCentralRetryLaterError(
+                        f"Network error during {method}; not repeated because it may have "
+                        f"reached BC: {type(err).__name__}",
+                        code="Network_Error",
+                        method=method,
+                        url=_loggable(url),
+                    ) from None
+                self._wait_or_raise(state, None, method, url, network_error=err)
+                continue
+            if response.status_code == 401 and not state.refreshed:
+                state.refreshed = state.force_refresh = True  # Once: a second 401 is final.
+                response.close()
+                continue
+            if response.status_code in RETRY_STATUSES and (
+                idempotent or response.status_code in RETRY_ANY_METHOD
+            ):
+                self._wait_or_raise(state, response, method, url)
+                continue
+            if response.is_redirect:
+                url = self._redirect_target(response, method, state)
+                continue
+            if response.status_code >= 400:
+                raise error_from_response(response, method=method)
+            return response
+
+    def _send_once(self, method, url, json, headers, force_refresh):
+        token = self.token_provider(force_refresh=force_refresh)
+        all_headers = {"Accept": "application/json", **(headers or {})}
+        all_headers["Authorization"] = f"Bearer {token}"
+        data = None
+        if json is not None:
+            data = jsonlib.dumps(json).encode()
+            all_headers.setdefault("Content-Type", "application/json")
+        started = time.perf_counter()
+        with self._limiter:
+            try:
+                response = self.session.request(
+                    method,
+                    url,
+                    data=data,
+                    headers=all_headers,
+                    timeout=self.timeout,
+                    allow_redirects=False,
+                )
+            except requests.RequestException as err:
+                logger.debug(
+                    "BC %s %s failed after %.0f ms: %s",
+                    method,
+                    url,
+                    (time.perf_counter() - started) * 1000,
+                    type(err).__name__,
+                )
+                raise
+        logger.debug(
+            "BC %s %s -> %s in %.0f ms",
+            method,
+            url,
+            response.status_code,
+            (time.perf_counter() - started) * 1000,
+        )
+        return response
+
+    def _wait_or_raise(self, state, response, method, url, network_error=None):
+        delay = None
+        if response is not None:
+            delay = parse_retry_after(response.headers.get("Retry-After"), now=self._clock())
+        if delay is None:
+            delay = min(self.backoff_cap, self.backoff_base * 2**state.retries)
+            delay *= 0.5 + self._random() / 2  # Jitter: clients throttled together spread out.
+        out_of_budget = self._clock() + delay > state.deadline
+        if state.retries >= self.max_retries or out_of_budget:
+            if response is not None:
+                error = error_from_response(response, method=method)
+                error.retry_after = delay
+                raise error
+            raise BusinessCentralRetryLaterError(
+                f"Business Central could not be reached after {state.retries + 1} attempts: "
+                f"{type(network_error).__name__}",
+                code="Network_Error",
+                method=method,
+                url=_loggable(url),
+                retry_after=delay,
+            ) from None
+        if response is not None:
+            response.close()
+        state.retries += 1
+        logger.debug("BC %s %s: retry %s in %.2f s", method, url, state.retries, delay)
+        self._sleep(delay)
+
+    def _redirect_target(self, response, method, state):
+        """Follow a redirect only within the API root; elsewhere the token would leak."""
+        location = response.headers.get("Location", "")
+        target = urljoin(response.url, location)
+        response.close()
+        state.redirects += 1
+        if method not in ("GET", "HEAD") or state.redirects > MAX_REDIRECTS:
+            raise BusinessCentralError(
+                f"Business Central redirected a {method} (or redirected too often); not followed.",
+                status=response.status_code,
+                code="Redirect_NotFollowed",
+                method=method,
+                url=_loggable(target),
+            )
+        return self._check_url(target)
+
+
+@dataclass
+class _Attempts:
+    deadline: float
+    retries: int = 0
+    redirects: int = 0
+    refreshed: bool = False
+    force_refresh: bool = False
+
+    def take_refresh(self):
+        """Whether to force a token refresh on this attempt (only the one after a 401)."""
+        force, self.force_refresh = self.force_refresh, False
+        return force

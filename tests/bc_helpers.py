@@ -1,0 +1,90 @@
+"""Helpers for the BC client tests: tokens issued by the fake Entra, and a fake clock."""
+
+import secrets
+import time
+
+from bcconnect.client import BusinessCentralClient
+from tests.fakes.entra import CLIENT_ID, TENANT_ID
+
+
+def issue_token(fake, *, user="jane@contoso.com", lifetime=3600):
+    """An access token the fake Entra knows, as if a sign-in had produced it."""
+    token = "fake-at-" + secrets.token_urlsafe(32)
+    with fake.entra.lock:
+        fake.entra.access_tokens[token] = {
+            "client_id": CLIENT_ID,
+            "user": user,
+            "tid": TENANT_ID,
+            "expires_at": time.time() + lifetime,
+        }
+    return token
+
+
+class Tokens:
+    """A token provider that records how it was asked and refreshes when forced."""
+
+    def __init__(self, fake, *, first=None, user="jane@contoso.com", refresh_works=True):
+        self.fake, self.user, self.refresh_works = fake, user, refresh_works
+        self.current = first or issue_token(fake, user=user)
+        self.calls = []
+        self.issued = [self.current]
+
+    def __call__(self, force_refresh=False):
+        self.calls.append(force_refresh)
+        if force_refresh and self.refresh_works:
+            self.current = issue_token(self.fake, user=self.user)
+            self.issued.append(self.current)
+        return self.current
+
+
+class FakeClock:
+    """`clock` and `sleep` for the client: sleeping moves time on, instantly."""
+
+    def __init__(self, start=1_800_000_000.0):
+        self.now = start
+        self.sleeps = []
+
+    def __call__(self):
+        return self.now
+
+    def sleep(self, seconds):
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+def make_client(fake, tokens=None, clock=None, **kwargs):
+    clock = clock or FakeClock()
+    kwargs.setdefault("random", lambda: 0.5)
+    return BusinessCentralClient(
+        fake.bc.base_url(),
+        tokens or Tokens(fake),
+        sleep=clock.sleep,
+        clock=clock,
+        **kwargs,
+    )
+
+
+def connect(fake, authentication, *, user="jane@contoso.com", lifetime=3600):
+    """Store tokens on `authentication` as a finished sign-in would (fake Entra knows them)."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    refresh_token = "fake-rt-" + secrets.token_urlsafe(48)
+    with fake.entra.lock:
+        fake.entra.refresh_tokens[refresh_token] = {
+            "client_id": CLIENT_ID,
+            "user": fake.entra.users[user],
+            "scope": f"{fake.url}/user_impersonation openid profile offline_access",
+            "used": False,
+        }
+    now = timezone.now()
+    authentication.access_token = issue_token(fake, user=user, lifetime=lifetime)
+    authentication.refresh_token = refresh_token
+    authentication.access_token_expires_at = now + timedelta(seconds=lifetime)
+    authentication.status = authentication.Status.CONNECTED
+    authentication.granted_by_upn = user
+    # Refreshed a while ago: a forced refresh (after a 401) is not answered with this token.
+    authentication.granted_at = authentication.last_refreshed_at = now - timedelta(minutes=30)
+    authentication.save()
+    return authentication
