@@ -110,3 +110,20 @@ def test_cancel_at_microsoft_shows_the_clear_error_page(
     screenshot(browser, "cancelled-error-page")
     back.click()
     wait(browser, ec.presence_of_element_located((By.ID, "authentication_form")))
+
+
+def test_test_connection_lists_the_fake_companies(browser, site, fake_microsoft, staff, screenshot):
+    log_in(browser, site, staff)
+    add_authentication_and_save(browser, site, fake_microsoft)
+    browser.find_element(By.ID, "accept").click()
+    wait(browser, ec.text_to_be_present_in_element((By.CSS_SELECTOR, ".messagelist"), "Access"))
+
+    browser.find_element(By.XPATH, "//button[normalize-space()='Test connection']").click()
+
+    wait(browser, ec.text_to_be_present_in_element((By.CSS_SELECTOR, ".messagelist"), "Connected"))
+    message = browser.find_element(By.CSS_SELECTOR, ".messagelist .success").text
+    assert message == (
+        "“BC production”: Connected: 3 companies (CRONUS USA, Inc., CRONUS Canada, Inc., "
+        "My Company)"
+    )
+    screenshot(browser, "test-connection")
