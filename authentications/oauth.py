@@ -125,6 +125,24 @@ class _TimeoutSession(requests.Session):
         return super().request(method, url, **kwargs)
 
 
+class _NoMsalDebug(logging.Filter):
+    """MSAL's DEBUG records carry authorization codes and PKCE verifiers (token cache
+    events): drop them even when someone turns the `msal` logger up to DEBUG."""
+
+    def filter(self, record):
+        return record.levelno >= logging.INFO
+
+
+def _guard_msal_loggers():
+    guard = _NoMsalDebug()
+    for name in ["msal", *logging.root.manager.loggerDict]:
+        if name == "msal" or name.startswith("msal."):
+            logger_ = logging.getLogger(name)
+            if not any(isinstance(f, _NoMsalDebug) for f in logger_.filters):
+                logger_.addFilter(guard)
+
+
+_guard_msal_loggers()
 _http_cache = _LockedDict()
 _sessions = {}
 _sessions_lock = threading.Lock()

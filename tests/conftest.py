@@ -84,6 +84,25 @@ def change_form_data(authentication, **overrides):
     return data
 
 
+def add_form_data(fake, *, button="_continue", **overrides):
+    """What the admin add form posts for a user-impersonation authentication at `fake`.
+
+    `button` is the submit button pressed: "_continue" is "Save", "_save" "Save and close".
+    """
+    return {
+        "name": "BC production",
+        "kind": "user_impersonation",
+        "client_id": CLIENT_ID,
+        "tenant_id": TENANT_ID,
+        "client_secret": CLIENT_SECRET,
+        "client_secret_expires_on": "",
+        "base_url": f"{fake.url}/v2.0/{TENANT_ID}/Production/api/v2.0",
+        "expected_user": "",
+        button: "Save",
+        **overrides,
+    }
+
+
 def admin_change_url(authentication):
     return f"/admin/authentications/authentication/{authentication.pk}/change/"
 

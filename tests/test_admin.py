@@ -7,29 +7,14 @@ from django.contrib.admin.models import LogEntry
 from django.db import connection
 
 from authentications.models import Authentication, Event
-from tests.conftest import admin_change_url, change_form_data
-from tests.fakes.entra import CLIENT_ID, CLIENT_SECRET, TENANT_ID
+from tests.conftest import add_form_data, admin_change_url, change_form_data
+from tests.fakes.entra import CLIENT_SECRET
 
 pytestmark = pytest.mark.django_db
 
 ADD_URL = "/admin/authentications/authentication/add/"
 LIST_URL = "/admin/authentications/authentication/"
-
-
-def valid_form(fake, **overrides):
-    data = {
-        "name": "BC sandbox",
-        "kind": "user_impersonation",
-        "client_id": CLIENT_ID,
-        "tenant_id": TENANT_ID,
-        "client_secret": CLIENT_SECRET,
-        "client_secret_expires_on": "",
-        "base_url": f"{fake.url}/v2.0/{TENANT_ID}/Sandbox/api/v2.0",
-        "expected_user": "",
-        "_save": "Save and close",
-    }
-    data.update(overrides)
-    return data
+SANDBOX = {"name": "BC sandbox", "button": "_save"}
 
 
 def raw_row(authentication):
@@ -76,7 +61,7 @@ def test_add_page_shows_the_redirect_uri_and_entra_steps(admin_client, fake_micr
 
 
 def test_add_and_list(admin_client, fake_microsoft):
-    response = admin_client.post(ADD_URL, valid_form(fake_microsoft))
+    response = admin_client.post(ADD_URL, add_form_data(fake_microsoft, **SANDBOX))
 
     assert response.status_code == 302
     listing = admin_client.get(LIST_URL).content.decode()
@@ -92,7 +77,9 @@ def test_add_and_list(admin_client, fake_microsoft):
 
 
 def test_secret_is_required_when_none_is_stored(admin_client, fake_microsoft):
-    response = admin_client.post(ADD_URL, valid_form(fake_microsoft, client_secret=""))
+    response = admin_client.post(
+        ADD_URL, add_form_data(fake_microsoft, **SANDBOX, client_secret="")
+    )
 
     assert response.status_code == 200
     assert "Enter the client secret Value copied from Entra." in response.content.decode()
@@ -146,7 +133,9 @@ def test_a_new_secret_replaces_the_stored_one(admin_client, make_authentication)
 def test_invalid_input_gets_a_clear_message_and_saves_nothing(
     admin_client, fake_microsoft, field, value, message
 ):
-    response = admin_client.post(ADD_URL, valid_form(fake_microsoft, **{field: value}))
+    response = admin_client.post(
+        ADD_URL, add_form_data(fake_microsoft, **{**SANDBOX, field: value})
+    )
 
     assert response.status_code == 200
     assert message in response.content.decode()
@@ -158,7 +147,9 @@ def test_base_url_may_use_an_allowed_extra_host(admin_client, fake_microsoft, se
 
     response = admin_client.post(
         ADD_URL,
-        valid_form(fake_microsoft, base_url="https://bc.internal.example/v2.0/t/e/api/v2.0"),
+        add_form_data(
+            fake_microsoft, **SANDBOX, base_url="https://bc.internal.example/v2.0/t/e/api/v2.0"
+        ),
     )
 
     assert response.status_code == 302
@@ -167,7 +158,7 @@ def test_base_url_may_use_an_allowed_extra_host(admin_client, fake_microsoft, se
 def test_a_duplicate_name_is_refused(admin_client, make_authentication, fake_microsoft):
     make_authentication(name="BC sandbox")
 
-    response = admin_client.post(ADD_URL, valid_form(fake_microsoft))
+    response = admin_client.post(ADD_URL, add_form_data(fake_microsoft, **SANDBOX))
 
     assert "already exists" in response.content.decode()
 

@@ -132,3 +132,28 @@ def test_random_admin_form_data_is_a_form_error_or_a_save(admin_client, connecte
         assert not response["Location"].startswith("//")
         assert response["Location"].startswith(("/admin/", "https://"))
     assert Authentication.objects.get(pk=connected.pk).refresh_token == "rt-hostile-keep"
+
+
+link_tokens = st.one_of(
+    st.text(alphabet=st.characters(blacklist_categories=["Cs", "Cc"]), min_size=1, max_size=300),
+    st.from_regex(r"[A-Za-z0-9_\-:.]{1,200}", fullmatch=True),
+    st.sampled_from(["..", "%2e%2e", "eyJhIjoxLCJuIjoieCJ9:1abc:sig", "a" * 5000]),
+)
+
+
+@FIXTURES_OK
+@given(token=link_tokens, method=st.sampled_from(["get", "post", "head"]))
+def test_random_link_tokens_are_refused_and_start_nothing(
+    client, connected, settings, token, method
+):
+    from urllib.parse import quote
+
+    from authentications.models import AuthorizationRequest
+
+    settings.BC_PUBLIC_RATE_LIMIT = ""
+
+    response = getattr(client, method)(f"/authentications/authorize/{quote(token, safe='')}/")
+
+    assert 400 <= response.status_code < 500
+    assert not AuthorizationRequest.objects.exists()
+    assert_tokens_kept(connected)

@@ -8,12 +8,13 @@ from django.utils import timezone
 from authentications import tokens
 from authentications.models import Authentication, Event
 from authentications.tokens import TokenError, get_access_token
-from tests.conftest import admin_change_url, change_form_data
-from tests.fakes.entra import CLIENT_ID, CLIENT_SECRET, TENANT_ID
+from tests.conftest import add_form_data, admin_change_url, change_form_data
+from tests.fakes.entra import CLIENT_ID, CLIENT_SECRET
 
 pytestmark = pytest.mark.django_db
 
 ADD_URL = "/admin/authentications/authentication/add/"
+SERVICE = {"name": "BC service", "kind": "service_to_service"}
 
 
 @pytest.fixture
@@ -31,23 +32,8 @@ def scopes_asked(fake_microsoft, monkeypatch):
     return seen
 
 
-def add_form(fake, **overrides):
-    return {
-        "name": "BC service",
-        "kind": "service_to_service",
-        "client_id": CLIENT_ID,
-        "tenant_id": TENANT_ID,
-        "client_secret": CLIENT_SECRET,
-        "client_secret_expires_on": "",
-        "base_url": f"{fake.url}/v2.0/{TENANT_ID}/Production/api/v2.0",
-        "expected_user": "",
-        "_continue": "Save",
-        **overrides,
-    }
-
-
 def test_save_acquires_a_token_and_stays_on_the_page(admin_client, fake_microsoft, scopes_asked):
-    response = admin_client.post(ADD_URL, add_form(fake_microsoft), follow=True)
+    response = admin_client.post(ADD_URL, add_form_data(fake_microsoft, **SERVICE), follow=True)
 
     authentication = Authentication.objects.get(name="BC service")
     assert response.redirect_chain[-1][0] == admin_change_url(authentication)
@@ -66,7 +52,9 @@ def test_save_acquires_a_token_and_stays_on_the_page(admin_client, fake_microsof
 
 def test_a_wrong_secret_shows_entras_error_and_stores_no_token(admin_client, fake_microsoft):
     response = admin_client.post(
-        ADD_URL, add_form(fake_microsoft, client_secret="the-secret-ID-not-its-Value"), follow=True
+        ADD_URL,
+        add_form_data(fake_microsoft, **SERVICE, client_secret="the-secret-ID-not-its-Value"),
+        follow=True,
     )
 
     content = response.content.decode()
@@ -83,7 +71,7 @@ def test_a_wrong_secret_shows_entras_error_and_stores_no_token(admin_client, fak
 def test_saving_again_with_a_valid_token_does_not_ask_microsoft(
     admin_client, fake_microsoft, scopes_asked
 ):
-    admin_client.post(ADD_URL, add_form(fake_microsoft))
+    admin_client.post(ADD_URL, add_form_data(fake_microsoft, **SERVICE))
     authentication = Authentication.objects.get(name="BC service")
 
     admin_client.post(

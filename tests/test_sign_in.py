@@ -6,31 +6,15 @@ import pytest
 
 from authentications.models import Authentication, AuthorizationRequest, Event
 from authentications.signin import binding_cookie_name
-from tests.conftest import admin_change_url, change_form_data
-from tests.fakes.entra import CLIENT_ID, CLIENT_SECRET, TENANT_ID
+from tests.conftest import add_form_data, admin_change_url, change_form_data
+from tests.fakes.entra import CLIENT_ID, TENANT_ID
 
 pytestmark = pytest.mark.django_db
 
 
-def add_form(fake, **overrides):
-    data = {
-        "name": "BC production",
-        "kind": "user_impersonation",
-        "client_id": CLIENT_ID,
-        "tenant_id": TENANT_ID,
-        "client_secret": CLIENT_SECRET,
-        "client_secret_expires_on": "",
-        "base_url": f"{fake.url}/v2.0/{TENANT_ID}/Production/api/v2.0",
-        "expected_user": "",
-        "_continue": "Save",
-    }
-    data.update(overrides)
-    return data
-
-
 def test_save_redirects_to_the_microsoft_sign_in_page(admin_client, fake_microsoft, settings):
     response = admin_client.post(
-        "/admin/authentications/authentication/add/", add_form(fake_microsoft)
+        "/admin/authentications/authentication/add/", add_form_data(fake_microsoft)
     )
 
     assert response.status_code == 302
@@ -64,7 +48,7 @@ def test_round_trip_stores_the_token_and_shows_access_token_received(
     admin_client, fake_microsoft, sign_in
 ):
     response = admin_client.post(
-        "/admin/authentications/authentication/add/", add_form(fake_microsoft)
+        "/admin/authentications/authentication/add/", add_form_data(fake_microsoft)
     )
 
     answer = sign_in(admin_client, response)
@@ -103,7 +87,7 @@ def test_reloading_the_change_page_later_shows_no_stale_message(admin_client, ma
 
 
 def test_save_and_close_does_not_sign_in(admin_client, fake_microsoft):
-    data = add_form(fake_microsoft)
+    data = add_form_data(fake_microsoft)
     del data["_continue"]
     data["_save"] = "Save and close"
 
@@ -177,7 +161,7 @@ def test_sign_in_button_refuses_get(admin_client, make_authentication):
 def test_unknown_tenant_on_save_is_a_clear_message(admin_client, fake_microsoft):
     response = admin_client.post(
         "/admin/authentications/authentication/add/",
-        add_form(fake_microsoft, tenant_id="nosuchtenant.onmicrosoft.com"),
+        add_form_data(fake_microsoft, tenant_id="nosuchtenant.onmicrosoft.com"),
         follow=True,
     )
 
@@ -189,7 +173,7 @@ def test_unknown_tenant_on_save_is_a_clear_message(admin_client, fake_microsoft)
 def test_a_domain_tenant_works(admin_client, fake_microsoft, sign_in):
     response = admin_client.post(
         "/admin/authentications/authentication/add/",
-        add_form(fake_microsoft, tenant_id="contoso.onmicrosoft.com"),
+        add_form_data(fake_microsoft, tenant_id="contoso.onmicrosoft.com"),
     )
 
     assert sign_in(admin_client, response).status_code == 303

@@ -1,0 +1,166 @@
+"""No secret anywhere: every page, email, command output, event and log line is searched.
+
+Logging is at DEBUG for our code, msal, requests and urllib3 while the whole product is
+exercised; then every client secret, access token, refresh token, authorization code and
+PKCE verifier that ever existed is looked for in everything that was produced.
+"""
+
+import io
+import json
+import logging
+
+import pytest
+from django.contrib.admin.models import LogEntry
+from django.core import mail
+from django.core.management import call_command
+
+from authentications import links
+from authentications.models import AuthorizationRequest, Event
+from tests.conftest import admin_change_url, change_form_data
+from tests.fakes.entra import CLIENT_SECRET, error_body
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+LIST_URL = "/admin/authentications/authentication/"
+LOGGERS = ("authentications", "bcconnect", "msal", "requests", "urllib3", "django", "")
+
+
+class Produced:
+    """Everything the product showed or wrote during the test."""
+
+    def __init__(self):
+        self.parts = []
+
+    def page(self, response):
+        assert response.status_code < 500, response
+        self.parts.append(response.content.decode(errors="replace"))
+        return response
+
+    def command(self, *args):
+        out, err = io.StringIO(), io.StringIO()
+        try:
+            call_command(*args, stdout=out, stderr=err)
+        except SystemExit:
+            pass
+        except Exception as error:  # noqa: BLE001 - the message is output too
+            self.parts.append(str(error))
+        self.parts += [out.getvalue(), err.getvalue()]
+
+    def text(self, caplog):
+        emails = [
+            "\n".join([m.subject, m.body, *(body for body, _ in m.alternatives)])
+            for m in mail.outbox
+        ]
+        records = [
+            *Event.objects.values_list("detail", flat=True),
+            *LogEntry.objects.values_list("change_message", flat=True),
+            *AuthorizationRequest.objects.values_list("error_message", flat=True),
+        ]
+        return "\n".join([*self.parts, *emails, *records, caplog.text])
+
+
+def every_secret(fake):
+    verifiers = [json.loads(r.flow)["code_verifier"] for r in AuthorizationRequest.objects.all()]
+    return {
+        CLIENT_SECRET,
+        *fake.entra.access_tokens,
+        *fake.entra.refresh_tokens,
+        *fake.entra.codes,
+        *verifiers,
+    }
+
+
+def test_no_secret_leaks_anywhere(
+    admin_client, client, make_authentication, fake_microsoft, sign_in, caplog, settings
+):
+    for name in LOGGERS:
+        caplog.set_level(logging.DEBUG, logger=name or None)
+    settings.BC_NOTIFY_EMAILS = ["ops@example.com"]
+    out = Produced()
+    authentication = make_authentication(name="Leak test")
+    change = admin_change_url(authentication)
+
+    # Staff sign in through the admin, then look at every admin page.
+    saved = out.page(admin_client.post(change, change_form_data(authentication, _continue="Save")))
+    out.page(admin_client.get(out.page(sign_in(admin_client, saved))["Location"]))
+    for url in (
+        LIST_URL,
+        LIST_URL + "add/",
+        change,
+        change + "?signin=x",
+        change.replace("change/", "history/"),
+        change.replace("change/", "delete/"),
+        change.replace("change/", "environments/"),
+        change.replace("change/", "link/email/"),
+    ):
+        out.page(admin_client.get(url, follow=True))
+    for action in ("refresh_now", "test_connection_action"):
+        out.page(
+            admin_client.post(
+                LIST_URL, {"action": action, "_selected_action": [authentication.pk]}, follow=True
+            )
+        )
+    for button in ("refresh/", "test-connection/"):
+        out.page(admin_client.post(change.replace("change/", button), follow=True))
+    out.page(
+        admin_client.post(
+            change.replace("change/", "link/email/"),
+            {"recipients": "jane@contoso.com", "message": "Please"},
+            follow=True,
+        )
+    )
+
+    # A BC user grants access through the Authorization URL; every public page.
+    authentication.refresh_from_db()
+    url = links.authorization_url(authentication).url
+    landing = url.split("://", 1)[1].split("/", 1)[1]
+    out.page(client.get("/" + landing))
+    out.page(sign_in(client, out.page(client.post("/" + landing))))
+    out.page(client.get("/authentications/granted/"))
+    out.page(client.get("/" + landing))  # Spent now.
+    out.page(client.get("/authentications/authorize/tampered/"))
+    out.page(client.post("/authentications/callback/", {"state": "unknown"}))
+    out.page(
+        sign_in(
+            admin_client, admin_client.post(change.replace("change/", "sign-in/")), accept=False
+        )
+    )
+
+    # Commands, plain and --json.
+    out.command("refresh_tokens", "--all")
+    out.command("refresh_tokens", "--all", "--json")
+    out.command("bc", "Leak test", "GET", "companies")
+    out.command("bc", "Leak test", "GET", "companies", "--json")
+    out.command("bc", "Leak test", "GET", "companies", "--all")
+    out.command("bc", "No such", "GET", "companies")
+    out.command("rotate_encryption_keys")
+
+    # Error paths: a transient failure, then a definitive one (emails the ops list).
+    fake_microsoft.entra.fail_next_token_request(("status", 503))
+    out.command("refresh_tokens", "--all", "--json")
+    fake_microsoft.entra.fail_next_token_request(
+        ("error", error_body("invalid_grant", 50173, "Grant revoked."), 400)
+    )
+    out.command("refresh_tokens", "--all")
+    out.page(admin_client.get(change))
+    out.page(
+        admin_client.post(
+            LIST_URL, {"action": "disconnect", "_selected_action": [authentication.pk]}, follow=True
+        )
+    )
+
+    produced = out.text(caplog)
+    secrets = every_secret(fake_microsoft)
+    assert len(secrets) > 8  # Codes, verifiers and several rotated tokens were issued.
+    assert mail.outbox, "emails were sent and searched"
+    for proof_it_ran in (
+        "Access token received",
+        "Access granted",
+        '"outcome": "refreshed"',
+        "CRONUS USA",
+        "Disconnected",
+        "Sign-in did not complete",
+    ):
+        assert proof_it_ran in produced
+    leaked = [secret for secret in secrets if secret in produced]
+    assert leaked == []
