@@ -267,7 +267,8 @@ def _aadsts(result):
 
 
 def _first_line(description):
-    return str(description or "").strip().splitlines()[0][:MAX_DESCRIPTION] if description else ""
+    lines = str(description or "").strip().splitlines()
+    return lines[0][:MAX_DESCRIPTION] if lines else ""
 
 
 def explain(result, error_class):

@@ -1,7 +1,7 @@
 """Hostile input: random and malicious parameters never cause a 500 or change a token."""
 
 import pytest
-from hypothesis import HealthCheck, given
+from hypothesis import HealthCheck, example, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
@@ -83,6 +83,7 @@ def test_random_answers_at_the_callback_are_refused_cleanly(
 
 @FIXTURES_OK
 @given(extra=params)
+@example(extra={"error": "0", "error_description": "\r"})  # Once a 500: a blank first line.
 def test_a_valid_state_with_hostile_extras_never_redirects_off_site(
     admin_client, connected, settings, extra
 ):

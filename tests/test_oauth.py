@@ -127,3 +127,12 @@ def test_explain_reads_the_aadsts_code_from_the_description():
 def test_token_results_do_not_show_tokens_in_repr(make_authentication, fake_microsoft):
     tokens = oauth.acquire_for_client(make_authentication())
     assert tokens.access_token not in repr(tokens)
+
+
+@pytest.mark.parametrize("description", ["\r", "   ", "\n\n", None, ""])
+def test_explain_survives_a_blank_description(description):
+    # Found by hypothesis: error_description="\r" once crashed the callback with a 500.
+    err = oauth.explain({"error": "0", "error_description": description}, ConsentError)
+
+    assert err.code == "0"
+    assert err.message == "Microsoft refused the request."
