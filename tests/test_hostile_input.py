@@ -1,5 +1,7 @@
 """Hostile input: random and malicious parameters never cause a 500 or change a token."""
 
+import os
+
 import pytest
 from hypothesis import HealthCheck, example, given
 from hypothesis import settings as hypothesis_settings
@@ -11,8 +13,9 @@ from tests.conftest import admin_change_url, change_form_data
 pytestmark = pytest.mark.django_db
 
 CALLBACK = "/authentications/callback/"
+# Examples per test: 150 by default, HYPOTHESIS_EXAMPLES=5000 for a thorough hunt.
 FIXTURES_OK = hypothesis_settings(
-    max_examples=150,
+    max_examples=int(os.environ.get("HYPOTHESIS_EXAMPLES", 150)),
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
@@ -56,6 +59,12 @@ params = st.dictionaries(
 
 
 @pytest.fixture
+def no_rate_limit(settings):
+    """Set once per test, not per example: each assignment nests another settings layer."""
+    settings.BC_PUBLIC_RATE_LIMIT = ""
+
+
+@pytest.fixture
 def connected(make_authentication):
     return make_authentication(access_token="at-hostile-keep", refresh_token="rt-hostile-keep")
 
@@ -69,9 +78,8 @@ def assert_tokens_kept(authentication):
 @FIXTURES_OK
 @given(data=params, method=st.sampled_from(["get", "post"]))
 def test_random_answers_at_the_callback_are_refused_cleanly(
-    client, connected, settings, data, method
+    client, connected, no_rate_limit, data, method
 ):
-    settings.BC_PUBLIC_RATE_LIMIT = ""
     clean = {key.replace("\x00", ""): value.replace("\x00", "") for key, value in data.items()}
 
     response = getattr(client, method)(CALLBACK, clean)
@@ -85,9 +93,8 @@ def test_random_answers_at_the_callback_are_refused_cleanly(
 @given(extra=params)
 @example(extra={"error": "0", "error_description": "\r"})  # Once a 500: a blank first line.
 def test_a_valid_state_with_hostile_extras_never_redirects_off_site(
-    admin_client, connected, settings, extra
+    admin_client, connected, no_rate_limit, extra
 ):
-    settings.BC_PUBLIC_RATE_LIMIT = ""
     start = admin_client.post(admin_change_url(connected).replace("change/", "sign-in/"))
     state = start["Location"].split("state=")[1].split("&")[0]
     data = {key.replace("\x00", ""): value.replace("\x00", "") for key, value in extra.items()}
@@ -145,13 +152,11 @@ link_tokens = st.one_of(
 @FIXTURES_OK
 @given(token=link_tokens, method=st.sampled_from(["get", "post", "head"]))
 def test_random_link_tokens_are_refused_and_start_nothing(
-    client, connected, settings, token, method
+    client, connected, no_rate_limit, token, method
 ):
     from urllib.parse import quote
 
     from authentications.models import AuthorizationRequest
-
-    settings.BC_PUBLIC_RATE_LIMIT = ""
 
     response = getattr(client, method)(f"/authentications/authorize/{quote(token, safe='')}/")
 
