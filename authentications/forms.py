@@ -23,6 +23,7 @@ class AuthenticationForm(forms.ModelForm):
         max_length=500,
         assume_scheme="https",
         help_text=Authentication._meta.get_field("base_url").help_text,
+        widget=forms.URLInput(attrs={"size": 90}),
     )
 
     class Meta:
@@ -37,7 +38,13 @@ class AuthenticationForm(forms.ModelForm):
             "base_url",
             "expected_user",
         ]
-        widgets = {"client_secret_expires_on": forms.DateInput(attrs={"type": "date"})}
+        # GUIDs and UPNs shown whole, so staff can compare them with Entra at a glance.
+        widgets = {
+            "client_secret_expires_on": forms.DateInput(attrs={"type": "date"}),
+            "client_id": forms.TextInput(attrs={"size": 40, "spellcheck": "false"}),
+            "tenant_id": forms.TextInput(attrs={"size": 40, "spellcheck": "false"}),
+            "expected_user": forms.TextInput(attrs={"size": 40}),
+        }
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
