@@ -13,7 +13,7 @@ from django.utils.html import format_html, format_html_join
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_POST
 
-from . import link_email, links, oauth, signin, tokens
+from . import cron, link_email, links, oauth, signin, tokens
 from .admin_connection import BusinessCentralAdminMixin
 from .forms import AuthenticationForm, EmailLinkForm
 from .models import Authentication
@@ -427,7 +427,7 @@ class AuthenticationAdmin(BusinessCentralAdminMixin, admin.ModelAdmin):
         if days < 0:
             return format_html('<span class="bc-badge secret_invalid">expired</span>')
         label = f"{days} day{'s' if days != 1 else ''} left"
-        if days <= max(tokens.SECRET_REMINDER_DAYS):
+        if days <= max(cron.SECRET_REMINDER_DAYS):
             return format_html('<span class="bc-badge failing">{}</span>', label)
         return label
 

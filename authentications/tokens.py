@@ -9,7 +9,6 @@ re-reads what it stored.
 """
 
 import logging
-import queue
 import random
 import secrets
 import threading
@@ -20,7 +19,7 @@ from datetime import timedelta
 
 import requests
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
@@ -361,7 +360,7 @@ def _detail(err):
     return f"{err.display_code}: {err.message}"
 
 
-def _notify(template, context, *, subject):
+def notify(template, context, *, subject):
     """Email BC_NOTIFY_EMAILS; a mail server that is down must not break token handling."""
     try:
         notifications.notify(template, context, subject=subject)
@@ -379,7 +378,7 @@ def _fix_link(pk, *, status):
 
 def _notify_broken(row, *, status, err):
     label = Authentication.Status(status).label
-    _notify(
+    notify(
         "needs_sign_in",
         {
             "authentication": row,
@@ -391,172 +390,6 @@ def _notify_broken(row, *, status, err):
             "authorization_url": _fix_link(row.pk, status=status),
         },
         subject=f"“{row.name}”: {label.lower()}",
-    )
-
-
-# --- cron: refresh what is due, warn before client secrets expire ------------------------
-
-SECRET_REMINDER_DAYS = (30, 7, 1)
-REFRESHABLE = (
-    Authentication.Status.CONNECTED,
-    Authentication.Status.FAILING,
-    Authentication.Status.SECRET_INVALID,
-)
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """One authentication's result in a cron run (no secret in it: it is printed)."""
-
-    name: str
-    outcome: str  # refreshed, fresh (a peer already did it), failed, due (dry run)
-    expires_at: object = None
-    error_code: str = ""
-    error: str = ""
-
-    def as_dict(self):
-        expires = self.expires_at.isoformat() if self.expires_at else None
-        return {
-            "name": self.name,
-            "outcome": self.outcome,
-            "expires_at": expires,
-            "error_code": self.error_code or None,
-            "error": self.error or None,
-        }
-
-
-def due_for_refresh(*, within_minutes, keep_alive_hours):
-    """User-impersonation connections expiring soon or not refreshed for a while.
-
-    The keep-alive keeps a connection nobody uses alive (Entra refresh tokens die after
-    90 days unused) and notices a revoked one within a day, not when an order must sync.
-    """
-    now = timezone.now()
-    return Authentication.objects.filter(
-        kind=Authentication.Kind.USER_IMPERSONATION, status__in=REFRESHABLE
-    ).filter(
-        Q(access_token_expires_at__isnull=True)
-        | Q(access_token_expires_at__lt=now + timedelta(minutes=within_minutes))
-        | Q(last_refreshed_at__isnull=True)
-        | Q(last_refreshed_at__lt=now - timedelta(hours=keep_alive_hours))
-    )
-
-
-def due(*, within_minutes, keep_alive_hours):
-    """The predicate matching `due_for_refresh`, checked again under the lease."""
-
-    def check(row):
-        stale = timezone.now() - timedelta(hours=keep_alive_hours)
-        return (
-            not row.token_valid_for(within_minutes * 60)
-            or row.last_refreshed_at is None
-            or row.last_refreshed_at < stale
-        )
-
-    return check
-
-
-def refreshed_before(moment):
-    """Force a refresh, unless a peer (an overlapping run) did it after `moment`."""
-    return lambda row: row.last_refreshed_at is None or row.last_refreshed_at < moment
-
-
-def refresh_many(authentications, *, needed, workers, actor="refresh_tokens"):
-    """Refresh each authentication on a bounded pool of threads; Outcomes sorted by name."""
-    jobs = queue.SimpleQueue()
-    for authentication in authentications:
-        jobs.put(authentication)
-    results = []
-
-    def work():
-        try:
-            while True:
-                try:
-                    authentication = jobs.get_nowait()
-                except queue.Empty:
-                    return
-                results.append(_refresh_one(authentication, needed=needed, actor=actor))
-        finally:
-            connection.close()  # Each thread has its own connection: do not leak it.
-
-    threads = [threading.Thread(target=work) for _ in range(max(1, min(workers, jobs.qsize())))]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return sorted(results, key=lambda outcome: outcome.name)
-
-
-def _refresh_one(authentication, *, needed, actor):
-    try:
-        result = refresh(authentication.pk, needed=needed, actor=actor)
-    except TokenError as err:
-        return Outcome(authentication.name, "failed", error_code=err.code, error=err.message)
-    except Exception:  # One broken row must not stop the run; the log has the traceback.
-        logger.exception("Refreshing %s failed unexpectedly", authentication)
-        return Outcome(authentication.name, "failed", error_code="internal_error")
-    return Outcome(
-        authentication.name,
-        "refreshed" if result.refreshed else "fresh",
-        expires_at=result.authentication.access_token_expires_at,
-    )
-
-
-def secret_reminders_due(*, today=None):
-    """(authentication, days left, reminder threshold) for secrets expiring within 30 days."""
-    today = today or timezone.localdate()
-    reminders = []
-    for authentication in Authentication.objects.filter(client_secret_expires_on__isnull=False):
-        days_left = (authentication.client_secret_expires_on - today).days
-        threshold = min((d for d in SECRET_REMINDER_DAYS if days_left <= d), default=None)
-        if threshold is None:
-            if authentication.secret_expiry_notified_days is not None:
-                # A new secret with a later date: its reminders start again.
-                Authentication.objects.filter(pk=authentication.pk).update(
-                    secret_expiry_notified_days=None
-                )
-            continue
-        notified = authentication.secret_expiry_notified_days
-        if notified is None or notified > threshold:
-            reminders.append((authentication, days_left, threshold))
-    return reminders
-
-
-def send_secret_reminders(*, today=None):
-    """Email each reminder (30, 7, 1 days) once, even when two cron runs overlap."""
-    sent = []
-    for authentication, days_left, threshold in secret_reminders_due(today=today):
-        claimed = (
-            Authentication.objects.filter(pk=authentication.pk)
-            .filter(
-                Q(secret_expiry_notified_days__isnull=True)
-                | Q(secret_expiry_notified_days__gt=threshold)
-            )
-            .update(secret_expiry_notified_days=threshold)
-        )
-        if not claimed:
-            continue
-        _notify_secret_expiry(authentication, days_left=days_left)
-        sent.append((authentication, days_left))
-    return sent
-
-
-def _notify_secret_expiry(authentication, *, days_left):
-    when = f"in {days_left} day{'s' if days_left != 1 else ''}" if days_left > 0 else "expired"
-    authentication.record(
-        Event.Kind.SECRET_EXPIRY,
-        detail=f"Client secret expires on {authentication.client_secret_expires_on} ({when}).",
-    )
-    _notify(
-        "secret_expiry",
-        {
-            "authentication": authentication,
-            "days_left": days_left,
-            "expires_on": authentication.client_secret_expires_on,
-            "admin_url": notifications.admin_url(authentication),
-        },
-        subject=f"“{authentication.name}”: client secret "
-        + (f"expires {when}" if days_left > 0 else "expired"),
     )
 
 

@@ -11,7 +11,7 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 
-from authentications import oauth, tokens
+from authentications import cron, oauth
 from authentications.models import Authentication, Event
 
 # Worker threads open their own database connections: they must see committed rows.
@@ -250,7 +250,7 @@ def test_secret_expiry_is_announced_once_at_30_7_and_1_days(
     assert "Certificates & secrets" in mailoutbox[0].body
     expires_on = authentication.client_secret_expires_on
     for days_left, emails in ((8, 1), (7, 2), (3, 2), (1, 3), (0, 3), (-5, 3)):
-        tokens.send_secret_reminders(today=expires_on - timedelta(days=days_left))
+        cron.send_secret_reminders(today=expires_on - timedelta(days=days_left))
         assert len(mailoutbox) == emails, days_left
     assert authentication.events.filter(kind=Event.Kind.SECRET_EXPIRY).count() == 3
 
@@ -263,7 +263,7 @@ def test_a_new_secret_date_restarts_the_reminders(make_authentication, notify_li
         client_secret_expires_on=today + timedelta(days=700)
     )
     run()  # Far away again: forget the reminders sent for the old secret.
-    tokens.send_secret_reminders(today=today + timedelta(days=690))
+    cron.send_secret_reminders(today=today + timedelta(days=690))
 
     assert len(mailoutbox) == 2
 

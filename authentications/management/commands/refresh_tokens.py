@@ -10,7 +10,7 @@ import json
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
-from authentications import tokens
+from authentications import cron
 from authentications.models import Authentication
 
 
@@ -72,12 +72,12 @@ class Command(BaseCommand):
         selected, needed = self._select(options, started=started)
         if options["dry_run"]:
             outcomes = [
-                tokens.Outcome(row.name, "due", row.access_token_expires_at) for row in selected
+                cron.Outcome(row.name, "due", row.access_token_expires_at) for row in selected
             ]
-            reminders = [(row, days) for row, days, _ in tokens.secret_reminders_due()]
+            reminders = [(row, days) for row, days, _ in cron.secret_reminders_due()]
         else:
-            outcomes = tokens.refresh_many(selected, needed=needed, workers=options["workers"])
-            reminders = tokens.send_secret_reminders()
+            outcomes = cron.refresh_many(selected, needed=needed, workers=options["workers"])
+            reminders = cron.send_secret_reminders()
         self._report(outcomes, reminders, options)
         failed = sum(1 for outcome in outcomes if outcome.outcome == "failed")
         if failed:
@@ -92,7 +92,7 @@ class Command(BaseCommand):
                 raise CommandError(
                     f"No authentication named {', '.join(sorted(unknown))}.", returncode=2
                 )
-            return rows, tokens.refreshed_before(started)
+            return rows, cron.refreshed_before(started)
         if options["all"]:
             rows = Authentication.objects.exclude(
                 status__in=[
@@ -100,12 +100,12 @@ class Command(BaseCommand):
                     Authentication.Status.NEEDS_SIGN_IN,
                 ]
             )
-            return list(rows), tokens.refreshed_before(started)
+            return list(rows), cron.refreshed_before(started)
         window = {
             "within_minutes": options["within"],
             "keep_alive_hours": options["keep_alive_hours"],
         }
-        return list(tokens.due_for_refresh(**window)), tokens.due(**window)
+        return list(cron.due_for_refresh(**window)), cron.due(**window)
 
     def _report(self, outcomes, reminders, options):
         if options["json"]:
