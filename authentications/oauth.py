@@ -8,7 +8,6 @@ once, and one `requests.Session` with (connect, read) timeouts.
 
 import json
 import logging
-import os
 import re
 import secrets
 import threading
@@ -25,6 +24,7 @@ from django.utils import timezone
 from msal.authority import WELL_KNOWN_AUTHORITY_HOSTS
 from msal.exceptions import MsalServiceError
 
+from .per_process import PerProcess
 from .validators import is_guid
 
 logger = logging.getLogger(__name__)
@@ -144,20 +144,15 @@ def _guard_msal_loggers():
 
 _guard_msal_loggers()
 _http_cache = _LockedDict()
-_sessions = {}
-_sessions_lock = threading.Lock()
+_sessions = PerProcess(_TimeoutSession)
 _discovered = set()  # Authorities whose OpenID discovery is in _http_cache.
 _discovery_locks = {}
+_discovery_locks_lock = threading.Lock()
 
 
 def http_session():
     """The process's session for Entra (a forked child gets its own connection pool)."""
-    pid = os.getpid()
-    with _sessions_lock:
-        if pid not in _sessions:
-            _sessions.clear()
-            _sessions[pid] = _TimeoutSession()
-        return _sessions[pid]
+    return _sessions.get()
 
 
 def clear_http_cache():
@@ -195,7 +190,7 @@ def _application(authentication, error_class):
     authority = authority_url(authentication.tenant_id)
     if authority in _discovered:
         return _new_application(authentication, error_class)
-    with _sessions_lock:
+    with _discovery_locks_lock:
         lock = _discovery_locks.setdefault(authority, threading.Lock())
     with lock:
         app = _new_application(authentication, error_class)

@@ -11,7 +11,6 @@ re-reads what it stored.
 import logging
 import random
 import secrets
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -28,6 +27,7 @@ from bcconnect.client import BusinessCentralClient
 from . import links, notifications, oauth
 from .models import Authentication, Event
 from .oauth import EntraError
+from .per_process import PerProcess
 from .validators import allowed_api_hosts
 
 logger = logging.getLogger(__name__)
@@ -395,20 +395,14 @@ def _notify_broken(row, *, status, err):
 
 # --- the Business Central client, wired to this module's tokens -------------------------
 
-_bc_session = None
-_bc_session_lock = threading.Lock()
+def _bc_session():
+    session = requests.Session()
+    session.mount("https://", requests.adapters.HTTPAdapter(pool_maxsize=32))
+    return session
 
 
-def _shared_bc_session():
-    """One pooled session for every BC call in the process (connections are per host)."""
-    global _bc_session
-    with _bc_session_lock:
-        if _bc_session is None:
-            session = requests.Session()
-            adapter = requests.adapters.HTTPAdapter(pool_maxsize=32)
-            session.mount("https://", adapter)
-            _bc_session = session
-        return _bc_session
+# One pooled session for every BC call in the process (connections are kept per host).
+_bc_sessions = PerProcess(_bc_session)
 
 
 def bc_client(authentication, *, base_url=None):
@@ -424,7 +418,7 @@ def bc_client(authentication, *, base_url=None):
     return BusinessCentralClient(
         base_url or authentication.base_url,
         token_provider,
-        session=_shared_bc_session(),
+        session=_bc_sessions.get(),
         timeout=tuple(settings.BC_HTTP_TIMEOUT),
         max_concurrency=settings.BC_CLIENT_MAX_CONCURRENCY,
         concurrency_key=f"authentication:{authentication.pk}",
