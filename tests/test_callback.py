@@ -328,3 +328,24 @@ def test_error_and_code_together_are_treated_as_an_error(admin_client, connected
 
     assert answer.status_code == 400
     assert_tokens_unchanged(connected)
+
+
+def test_a_code_issued_to_another_client_is_refused(
+    admin_client, connected, make_authentication, fake_microsoft, settings
+):
+    other_client = "0b6c7a52-3d5e-4c1f-9a8b-7e6d5c4b3a21"
+    fake_microsoft.entra.register_app(
+        other_client, "other-secret", settings.PUBLIC_BASE_URL + "/authentications/callback/"
+    )
+    other = make_authentication(client_id=other_client, client_secret="other-secret")
+    mine = start(admin_client, connected)
+    theirs = start(admin_client, other)
+    _, my_fields = fake_microsoft.sign_in(mine["Location"])
+    _, their_fields = fake_microsoft.sign_in(theirs["Location"])
+
+    answer = admin_client.post(CALLBACK, {**my_fields, "code": their_fields["code"]})
+
+    assert answer.status_code == 400
+    assert_tokens_unchanged(connected)
+    assert Authentication.objects.get(pk=other.pk).access_token == ""
+    assert "AADSTS" in answer.content.decode()  # Entra refused the code for this client.
