@@ -217,15 +217,22 @@ class AuthenticationAdmin(BusinessCentralAdminMixin, admin.ModelAdmin):
         return super().changeform_view(request, object_id, form_url, extra_context)
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
-        if request.method == "GET" and "signin" in request.GET:
-            obj = self.get_object(request, object_id)
-            if obj is not None and signin.recent_grant(obj, request.GET["signin"]):
-                messages.success(request, "Access token received")
-        extra_context = {**(extra_context or {}), **self._change_context(request, object_id)}
+        obj = self.get_object(request, object_id)
+        just_signed_in = bool(
+            request.method == "GET"
+            and obj is not None
+            and signin.recent_grant(obj, request.GET.get("signin", ""))
+        )
+        if just_signed_in:
+            messages.success(request, "Access token received")
+        extra_context = {
+            **(extra_context or {}),
+            **self._change_context(request, obj),
+            "bc_just_signed_in": just_signed_in,
+        }
         return super().change_view(request, object_id, form_url, extra_context)
 
-    def _change_context(self, request, object_id):
-        obj = self.get_object(request, object_id)
+    def _change_context(self, request, obj):
         can_sign_in = (
             obj is not None
             and obj.is_user_impersonation

@@ -54,7 +54,7 @@ class BusinessCentralAdminMixin:
     def change_view(self, request, object_id, form_url="", extra_context=None):
         """Back from a sign-in: offer the environments and companies the user reaches."""
         extra_context = dict(extra_context or {})
-        if request.method == "GET" and "signin" in request.GET:
+        if extra_context.get("bc_just_signed_in"):  # Set by AuthenticationAdmin.change_view.
             obj = self.get_object(request, object_id)
             if obj is not None and obj.access_token and self.has_change_permission(request, obj):
                 extra_context.update(self._discovery_context(obj))
