@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from . import notifications
 from .models import Authentication, Event
-from .tokens import TokenError, notify, refresh
+from .tokens import TokenError, refresh
 
 logger = logging.getLogger(__name__)
 
@@ -171,7 +171,7 @@ def _notify_secret_expiry(authentication, *, days_left):
         Event.Kind.SECRET_EXPIRY,
         detail=f"Client secret expires on {authentication.client_secret_expires_on} ({when}).",
     )
-    notify(
+    notifications.notify_quietly(
         "secret_expiry",
         {
             "authentication": authentication,

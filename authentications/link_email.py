@@ -75,10 +75,6 @@ def notify_access_granted(authentication):
         "granted_at": timezone.localtime(authentication.granted_at),
         "admin_url": notifications.admin_url(authentication),
     }
-    try:
-        return notifications.notify(
-            "access_granted", context, subject=f"Access granted for {authentication.name}"
-        )
-    except (smtplib.SMTPException, OSError) as err:
-        logger.warning("Could not send the access-granted email for %s: %r", authentication, err)
-        return 0
+    return notifications.notify_quietly(
+        "access_granted", context, subject=f"Access granted for {authentication.name}"
+    )

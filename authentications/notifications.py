@@ -4,10 +4,15 @@ Every message is multipart (plain text and HTML, from templates/authentications/
 and goes through Django's email backend, so development prints it to the console.
 """
 
+import logging
+import smtplib
+
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
 from django.template.loader import render_to_string
 from django.urls import reverse
+
+logger = logging.getLogger(__name__)
 
 
 def admin_url(authentication):
@@ -37,3 +42,15 @@ def notify(template, context, *, subject):
     if not recipients:
         return 0
     return send(template, context, to=recipients, subject=f"[{settings.SITE_NAME}] {subject}")
+
+
+def notify_quietly(template, context, *, subject):
+    """`notify`, for news about something already stored: a mail server that is down is
+    logged, and must not undo or hide a grant or break token handling."""
+    try:
+        return notify(template, context, subject=subject)
+    except (smtplib.SMTPException, OSError) as err:
+        logger.warning(
+            "Could not send the %s email (%s): %r", template.replace("_", "-"), subject, err
+        )
+        return 0

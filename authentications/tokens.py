@@ -360,14 +360,6 @@ def _detail(err):
     return f"{err.display_code}: {err.message}"
 
 
-def notify(template, context, *, subject):
-    """Email BC_NOTIFY_EMAILS; a mail server that is down must not break token handling."""
-    try:
-        notifications.notify(template, context, subject=subject)
-    except Exception:
-        logger.exception("Could not send the “%s” email", subject)
-
-
 def _fix_link(pk, *, status):
     """An Authorization URL to send a BC user, when a new sign-in is what fixes it."""
     authentication = Authentication.objects.get(pk=pk)
@@ -378,7 +370,7 @@ def _fix_link(pk, *, status):
 
 def _notify_broken(row, *, status, err):
     label = Authentication.Status(status).label
-    notify(
+    notifications.notify_quietly(
         "needs_sign_in",
         {
             "authentication": row,
@@ -394,6 +386,7 @@ def _notify_broken(row, *, status, err):
 
 
 # --- the Business Central client, wired to this module's tokens -------------------------
+
 
 def _bc_session():
     session = requests.Session()
