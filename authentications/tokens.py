@@ -126,7 +126,7 @@ def refresh(authentication, *, needed: Callable[[Authentication], bool], actor="
         lease_id = _take_lease(pk)
         if lease_id:
             return _refresh_holding_lease(pk, lease_id, needed=needed, actor=actor)
-        time.sleep(pause * random.uniform(0.5, 1.5))  # noqa: S311 - jitter, not a secret
+        time.sleep(pause * random.uniform(0.5, 1.5))
         pause = min(pause * 2, POLL_MAX)
         row = _read(pk, WAIT_FIELDS)
         if not needed(row):

@@ -78,7 +78,7 @@ class BusinessCentralRetryLaterError(BusinessCentralError):
     retry_later = True
 
 
-class BusinessCentralRequestRefused(BusinessCentralError, ValueError):  # noqa: N818
+class BusinessCentralRequestRefused(BusinessCentralError, ValueError):
     """The client refused to send a request (unsafe URL, PATCH without an ETag)."""
 
 
@@ -214,7 +214,7 @@ class BusinessCentralClient:
         api_host=None,
         sleep=time.sleep,
         clock=time.time,
-        random=random.random,  # noqa: A002 - the jitter source, named for what it is
+        random=random.random,
         _root_url=None,
     ):
         self.base_url = base_url.rstrip("/")

@@ -26,10 +26,10 @@ import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bcconnect.client import BusinessCentralClient  # noqa: E402
-from tests.fakes.bc import FakeBusinessCentral  # noqa: E402
-from tests.fakes.entra import CLIENT_ID, CLIENT_SECRET, TENANT_ID  # noqa: E402
-from tests.fakes.microsoft import FakeMicrosoft  # noqa: E402
+from bcconnect.client import BusinessCentralClient
+from tests.fakes.bc import FakeBusinessCentral
+from tests.fakes.entra import CLIENT_ID, CLIENT_SECRET, TENANT_ID
+from tests.fakes.microsoft import FakeMicrosoft
 
 
 def serve(customers, conn):

@@ -362,7 +362,7 @@ def test_many_threads_never_exceed_five_requests_in_flight(fake):
         try:
             for _ in range(3):
                 client.companies()
-        except Exception as err:  # noqa: BLE001 - collected and asserted below
+        except Exception as err:
             errors.append(err)
 
     threads = [threading.Thread(target=work) for _ in range(20)]

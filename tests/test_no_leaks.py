@@ -42,7 +42,7 @@ class Produced:
             call_command(*args, stdout=out, stderr=err)
         except SystemExit:
             pass
-        except Exception as error:  # noqa: BLE001 - the message is output too
+        except Exception as error:
             self.parts.append(str(error))
         self.parts += [out.getvalue(), err.getvalue()]
 

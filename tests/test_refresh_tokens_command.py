@@ -216,7 +216,7 @@ def test_workers_bound_the_pool_and_every_due_one_is_refreshed(connected_named, 
     ids=["workers 0", "within not a number", "negative keep-alive", "unknown option"],
 )
 def test_bad_arguments_exit_2_without_touching_anything(args):
-    result = subprocess.run(  # noqa: S603 - our own manage.py
+    result = subprocess.run(
         [sys.executable, "manage.py", "refresh_tokens", *args],
         cwd=ROOT,
         capture_output=True,

@@ -14,7 +14,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
 
-class DropConnection(Exception):  # noqa: N818 - it is an instruction, not an error
+class DropConnection(Exception):
     """Raised by a part to close the socket without answering (a network fault)."""
 
 
@@ -62,7 +62,7 @@ class _Handler(BaseHTTPRequestHandler):
     # client's delayed ACK (~40 ms per response), which no real Microsoft endpoint adds.
     disable_nagle_algorithm = True
 
-    def log_message(self, format, *args):  # noqa: A002 - quiet in tests
+    def log_message(self, format, *args):
         pass
 
     def _dispatch(self):

@@ -51,8 +51,8 @@ def _hammer(pks, until, with_bc, totals, failures, lock):
     calls, failed = Counter(), Counter()
     try:
         while time.time() < until:
-            pk = random.choice(pks)  # noqa: S311
-            use_bc = with_bc and random.random() < 0.5  # noqa: S311
+            pk = random.choice(pks)
+            use_bc = with_bc and random.random() < 0.5
             kind = "bc_client" if use_bc else "get_access_token"
             calls[kind] += 1
             try:
@@ -61,7 +61,7 @@ def _hammer(pks, until, with_bc, totals, failures, lock):
                         raise AssertionError("empty token")
                 elif not _client(pk).companies():
                     raise AssertionError("no companies")
-            except Exception as err:  # noqa: BLE001 - every failure is counted, by kind
+            except Exception as err:
                 failed[f"{kind}: {type(err).__name__} {getattr(err, 'code', '')}".strip()] += 1
     finally:
         connection.close()
