@@ -63,7 +63,7 @@ DEMO_ENV = DATABASE_URL=sqlite:///$(abspath $(DEMO_DIR))/db.sqlite3 \
 
 demo: install
 	@mkdir -p $(DEMO_DIR)
-	@$(DEMO_ENV) $(BIN)/python manage.py demo_setup
+	@$(DEMO_ENV) $(BIN)/python -m tests.fakes.demo
 	@$(BIN)/python -m tests.fakes.microsoft --port $(FAKE_PORT) --cert-dir $(DEMO_DIR)/certs \
 	  --public-base-url http://127.0.0.1:$(DEMO_PORT) > $(DEMO_DIR)/fake-microsoft.log 2>&1 & \
 	fake=$$!; trap 'kill $$fake 2>/dev/null' EXIT INT TERM; \

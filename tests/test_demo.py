@@ -14,10 +14,9 @@ from urllib.parse import urljoin
 import pytest
 import requests
 from cryptography.fernet import Fernet
-from django.core.management import CommandError, call_command
 
-from authentications.management.commands.demo_setup import DEMO_AUTHENTICATION
 from authentications.models import Authentication
+from tests.fakes.demo import DEMO_AUTHENTICATION, DemoRefused, set_up_demo
 from tests.fakes.microsoft import read_form
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -53,8 +52,8 @@ def make_demo(tmp_path, **env):
 def test_demo_setup_refuses_with_debug_off(db, settings):
     settings.DEBUG = False
 
-    with pytest.raises(CommandError, match="refuses to run with DEBUG off"):
-        call_command("demo_setup")
+    with pytest.raises(DemoRefused, match="refuses to run with DEBUG off"):
+        set_up_demo()
 
     assert not Authentication.objects.exists()
 
@@ -63,8 +62,8 @@ def test_demo_setup_refuses_against_the_real_microsoft(db, settings):
     settings.DEBUG = True
     settings.BC_AUTHORITY_HOST = "https://login.microsoftonline.com"
 
-    with pytest.raises(CommandError, match="BC_AUTHORITY_HOST is https://login.microsoftonline"):
-        call_command("demo_setup")
+    with pytest.raises(DemoRefused, match="BC_AUTHORITY_HOST is https://login.microsoftonline"):
+        set_up_demo()
 
 
 def test_make_demo_refuses_with_debug_off(tmp_path):

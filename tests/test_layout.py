@@ -1,0 +1,50 @@
+"""The product stands without `tests/`: the fakes are development tools, never dependencies."""
+
+import ast
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PRODUCT = ("authentications", "bcconnect")
+
+
+def imported_modules(path):
+    tree = ast.parse(path.read_text(), filename=str(path))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            yield from (alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            yield node.module
+
+
+def test_product_code_never_imports_tests():
+    offenders = [
+        f"{path.relative_to(ROOT)} imports {module}"
+        for package in PRODUCT
+        for path in (ROOT / package).rglob("*.py")
+        for module in imported_modules(path)
+        if module == "tests" or module.startswith("tests.")
+    ]
+
+    assert offenders == []
+
+
+def test_the_product_checks_and_migrates_without_tests(tmp_path):
+    for name in (*PRODUCT, "templates"):
+        shutil.copytree(ROOT / name, tmp_path / name, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(ROOT / "manage.py", tmp_path)
+    env = {"DEBUG": "true", "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}", "PATH": ""}
+
+    for command in (["check"], ["migrate", "--noinput", "-v", "0"], ["help"]):
+        result = subprocess.run(
+            [sys.executable, "manage.py", *command],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert result.returncode == 0, result.stderr
+    assert not (tmp_path / "tests").exists()
