@@ -28,11 +28,15 @@ RETRY_STATUSES = frozenset({429, 502, 503, 504})
 # 502 and 504 come from a gateway that may have passed the request on: only repeat
 # requests that are safe to repeat. 429 and 503 mean BC did not run the request.
 RETRY_ANY_METHOD = frozenset({429, 503})
+FATE_UNKNOWN_STATUSES = RETRY_STATUSES - RETRY_ANY_METHOD  # 502, 504
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 CONDITIONAL_METHODS = frozenset({"PATCH", "PUT", "DELETE"})
 REQUEST_ID_HEADERS = ("request-id", "ms-correlation-x", "x-ms-request-id", "client-request-id")
 MAX_REDIRECTS = 5
 DEFAULT_MAX_CONCURRENCY = 5  # BC allows each user five requests at a time.
+# Answers to a retried change that its lost first attempt would explain: the ETag moved
+# on (409, 412) or the entity is gone (404).
+MAY_HAVE_APPLIED_STATUSES = frozenset({404, 409, 412})
 DEFAULT_PORTS = {"http": 80, "https": 443}
 _AUTHORITY = re.compile(
     r"(?P<host>[a-z0-9.-]+|\[[0-9a-f:.]+\])(?::(?P<port>[0-9]{1,5}))?", re.IGNORECASE
@@ -45,6 +49,9 @@ class BusinessCentralError(Exception):
 
     `retry_later` is True when the same request may succeed later unchanged (throttling,
     outages, network); False when a person has to act (permissions, data, configuration).
+    `may_have_applied` is True when a change was repeated after its first attempt's fate
+    was lost (network error, 502, 504) and the repeat was refused in a way that attempt
+    explains (409, 412, 404): check the entity before doing it again.
     """
 
     retry_later = False
@@ -59,6 +66,7 @@ class BusinessCentralError(Exception):
         method="",
         url="",
         retry_after=None,
+        may_have_applied=False,
     ):
         super().__init__(message)
         self.message = message
@@ -68,6 +76,7 @@ class BusinessCentralError(Exception):
         self.method = method
         self.url = url
         self.retry_after = retry_after
+        self.may_have_applied = may_have_applied
 
     def __str__(self):
         parts = [self.message]
@@ -271,8 +280,12 @@ def parse_retry_after(value, *, now):
     return max(0.0, when.timestamp() - now)
 
 
-def error_from_response(response, *, method):
-    """Turn a BC error answer into the right exception, with BC's own code and message."""
+def error_from_response(response, *, method, may_have_applied=False):
+    """Turn a BC error answer into the right exception, with BC's own code and message.
+
+    With `may_have_applied`, the message says that an earlier attempt of this change may
+    have been applied, so that a 409, 412 or 404 is not read as someone else's doing.
+    """
     code, message = "", ""
     try:
         body = response.json()
@@ -284,6 +297,11 @@ def error_from_response(response, *, method):
     if not message:
         message = f"Business Central answered {response.status_code} {response.reason or ''}"
         message = message.strip()
+    if may_have_applied:
+        message = (
+            f"{message} The first attempt may have been applied: its answer was lost, so "
+            f"the {method} was sent again; check the entity before repeating it."
+        )
     request_id = next(
         (response.headers[name] for name in REQUEST_ID_HEADERS if name in response.headers), ""
     )
@@ -299,6 +317,7 @@ def error_from_response(response, *, method):
         request_id=request_id,
         method=method,
         url=_loggable(response.url or ""),
+        may_have_applied=may_have_applied,
     )
 
 
@@ -662,6 +681,7 @@ class BusinessCentralClient:
             try:
                 response = self._send_once(method, url, json, headers, state.take_refresh())
             except (requests.ConnectionError, requests.Timeout) as err:
+                state.fate_unknown = True
                 if not idempotent:
                     raise BusinessCentralRetryLaterError(
                         f"Network error during {method}; not repeated because it may have "
@@ -679,13 +699,18 @@ class BusinessCentralClient:
             if response.status_code in RETRY_STATUSES and (
                 idempotent or response.status_code in RETRY_ANY_METHOD
             ):
+                state.fate_unknown |= response.status_code in FATE_UNKNOWN_STATUSES
                 self._wait_or_raise(state, response, method, url)
                 continue
             if response.is_redirect:
                 url = self._redirect_target(response, method, state)
                 continue
             if response.status_code >= 400:
-                raise error_from_response(response, method=method)
+                raise error_from_response(
+                    response,
+                    method=method,
+                    may_have_applied=state.may_have_applied(method, response.status_code),
+                )
             return response
 
     def _send_once(self, method, url, json, headers, force_refresh):
@@ -775,6 +800,15 @@ class _Attempts:
     redirects: int = 0
     refreshed: bool = False
     force_refresh: bool = False
+    fate_unknown: bool = False  # An earlier attempt may have reached BC; its answer was lost.
+
+    def may_have_applied(self, method, status):
+        """Whether a lost earlier attempt of this change explains BC refusing the repeat."""
+        return (
+            self.fate_unknown
+            and method in CONDITIONAL_METHODS
+            and status in MAY_HAVE_APPLIED_STATUSES
+        )
 
     def take_refresh(self):
         """Whether to force a token refresh on this attempt (only the one after a 401)."""
