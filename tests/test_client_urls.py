@@ -16,10 +16,7 @@ from django.core.management import execute_from_command_line
 
 from authentications.models import Authentication
 from authentications.validators import validate_base_url
-from bcconnect.client import (
-    BusinessCentralClient,
-    BusinessCentralRequestRefused,
-)
+from bcconnect.client import BusinessCentralClient, BusinessCentralRequestRefused
 from tests.bc_helpers import FakeClock, Tokens, connect, make_client
 from tests.conftest import add_form_data
 from tests.fakes.certs import make_certificates
@@ -64,7 +61,8 @@ def other(cert_dir, fake_microsoft):
 
 def smuggled(fake, other, path="companies"):
     """`urllib.parse` reads the fake's host here; urllib3 reads `localhost:<other>`."""
-    return f"https://localhost:{other.port}\\@{urlsplit(fake.url).netloc}{urlsplit(fake.bc.base_url()).path}/{path}"
+    fake_netloc, base_path = urlsplit(fake.url).netloc, urlsplit(fake.bc.base_url()).path
+    return f"https://localhost:{other.port}\\@{fake_netloc}{base_path}/{path}"
 
 
 def environment_root(fake, environment="Production"):
