@@ -11,6 +11,8 @@ from urllib.parse import urlsplit
 from django.conf import settings
 from django.core.exceptions import ValidationError
 
+from bcconnect.client import UnsafeUrlError, url_target
+
 _DOMAIN = re.compile(r"^(?=.{4,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
 LOOPBACK_HOSTS = {"localhost", "127.0.0.1", "::1"}
 
@@ -47,8 +49,17 @@ def allowed_api_hosts():
 
 
 def validate_base_url(value):
+    """Refuse a BC URL the client would refuse, so none can ever be configured.
+
+    The host is the one requests connects to (`url_target`), not urllib.parse's reading.
+    """
     parts = urlsplit(str(value))
-    host = (parts.hostname or "").lower()
+    try:
+        host = url_target(value).host
+    except UnsafeUrlError as err:
+        raise ValidationError(
+            f"This Business Central URL is refused: {err}.", code="unsafe"
+        ) from None
     if parts.scheme != "https":
         raise ValidationError("The Business Central URL must start with https://.", code="https")
     if host not in allowed_api_hosts():

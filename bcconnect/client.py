@@ -9,13 +9,16 @@ import email.utils
 import json as jsonlib
 import logging
 import random
+import re
 import threading
 import time
 import uuid
 from dataclasses import dataclass, field
-from urllib.parse import quote, urljoin, urlsplit
+from urllib.parse import quote, unquote, urljoin, urlsplit
 
 import requests
+from urllib3.exceptions import LocationParseError
+from urllib3.util import parse_url
 
 logger = logging.getLogger(__name__)
 
@@ -25,11 +28,20 @@ RETRY_STATUSES = frozenset({429, 502, 503, 504})
 # 502 and 504 come from a gateway that may have passed the request on: only repeat
 # requests that are safe to repeat. 429 and 503 mean BC did not run the request.
 RETRY_ANY_METHOD = frozenset({429, 503})
+FATE_UNKNOWN_STATUSES = RETRY_STATUSES - RETRY_ANY_METHOD  # 502, 504
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 CONDITIONAL_METHODS = frozenset({"PATCH", "PUT", "DELETE"})
 REQUEST_ID_HEADERS = ("request-id", "ms-correlation-x", "x-ms-request-id", "client-request-id")
 MAX_REDIRECTS = 5
 DEFAULT_MAX_CONCURRENCY = 5  # BC allows each user five requests at a time.
+# Answers to a retried change that its lost first attempt would explain: the ETag moved
+# on (409, 412) or the entity is gone (404).
+MAY_HAVE_APPLIED_STATUSES = frozenset({404, 409, 412})
+DEFAULT_PORTS = {"http": 80, "https": 443}
+_AUTHORITY = re.compile(
+    r"(?P<host>[a-z0-9.-]+|\[[0-9a-f:.]+\])(?::(?P<port>[0-9]{1,5}))?", re.IGNORECASE
+)
+_ENVIRONMENT_ROOT = re.compile(r"/v2\.0/[^/]+/[^/]+(?=/|$)")
 
 
 class BusinessCentralError(Exception):
@@ -37,6 +49,9 @@ class BusinessCentralError(Exception):
 
     `retry_later` is True when the same request may succeed later unchanged (throttling,
     outages, network); False when a person has to act (permissions, data, configuration).
+    `may_have_applied` is True when a change was repeated after its first attempt's fate
+    was lost (network error, 502, 504) and the repeat was refused in a way that attempt
+    explains (409, 412, 404): check the entity before doing it again.
     """
 
     retry_later = False
@@ -51,6 +66,7 @@ class BusinessCentralError(Exception):
         method="",
         url="",
         retry_after=None,
+        may_have_applied=False,
     ):
         super().__init__(message)
         self.message = message
@@ -60,6 +76,7 @@ class BusinessCentralError(Exception):
         self.method = method
         self.url = url
         self.retry_after = retry_after
+        self.may_have_applied = may_have_applied
 
     def __str__(self):
         parts = [self.message]
@@ -80,6 +97,121 @@ class BusinessCentralRetryLaterError(BusinessCentralError):
 
 class BusinessCentralRequestRefused(BusinessCentralError, ValueError):
     """The client refused to send a request (unsafe URL, PATCH without an ETag)."""
+
+
+class UnsafeUrlError(ValueError):
+    """A URL whose destination is not certain; the message says why, without the URL."""
+
+
+@dataclass(frozen=True)
+class UrlTarget:
+    """Where requests really sends a URL: the origin it connects to and the path it asks."""
+
+    scheme: str
+    host: str
+    port: int
+    path: str
+
+    def contains(self, other):
+        """Whether `other` is on this origin, at this path or under it."""
+        if (other.scheme, other.host, other.port) != (self.scheme, self.host, self.port):
+            return False
+        root = self.path.rstrip("/")
+        return other.path == root or other.path.startswith(root + "/")
+
+
+def url_target(url):
+    """Where requests will send `url`; `UnsafeUrlError` when that is not certain.
+
+    The origin is read from the URL requests prepares, the way its adapter reads it to pick
+    a connection, and urllib3 and urllib.parse must read the caller's URL the same way: a
+    backslash, for one, splits them (`https://evil\\@bc.example/` is `bc.example` to
+    urllib.parse and `evil` to urllib3). So backslashes, control characters, user info and
+    hosts that are not plain ASCII names are refused outright, and so are `.` and `..`
+    path segments, raw or percent-encoded (`%2e%2e`, `.%2e`, `..%2f`), which would climb.
+    """
+    url = str(url)
+    _refuse_odd_characters(url)
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    if scheme not in DEFAULT_PORTS or not parts.netloc:
+        raise UnsafeUrlError("it is not an http(s) URL with a host")
+    if "@" in parts.netloc:
+        raise UnsafeUrlError("it has user info (user@) before the host")
+    authority = _AUTHORITY.fullmatch(parts.netloc)
+    if authority is None:
+        raise UnsafeUrlError("its host is not a plain ASCII host name")
+    prepared = _prepared_url(url)
+    connected, parsed = urlsplit(prepared), parse_url(prepared)
+    as_given = (scheme, authority["host"].strip("[]").lower(), _port(authority["port"]))
+    by_adapter = (connected.scheme, connected.hostname, connected.port)
+    by_urllib3 = (parsed.scheme, (parsed.host or "").strip("[]").lower(), parsed.port)
+    if not as_given == by_adapter == by_urllib3:
+        raise UnsafeUrlError("urllib3 and urllib.parse read different hosts in it")
+    _refuse_dot_segments(parts.path)
+    _refuse_dot_segments(connected.path)
+    return UrlTarget(
+        scheme, connected.hostname, connected.port or DEFAULT_PORTS[scheme], connected.path
+    )
+
+
+def _refuse_odd_characters(url):
+    if "\\" in url:
+        raise UnsafeUrlError("it contains a backslash")
+    if any(ord(char) < 0x20 or ord(char) == 0x7F for char in url):
+        raise UnsafeUrlError("it contains a control character")
+    if url != url.strip():
+        raise UnsafeUrlError("it starts or ends with whitespace")
+
+
+def _port(digits):
+    return int(digits) if digits else None
+
+
+def _prepared_url(url):
+    """The URL as requests sends it (requoted, IDNA-encoded): what its adapter connects to."""
+    prepared = requests.PreparedRequest()
+    try:
+        prepared.prepare_url(url, None)
+    except (requests.RequestException, LocationParseError, ValueError):
+        raise UnsafeUrlError("requests cannot parse it") from None
+    return prepared.url
+
+
+def _refuse_dot_segments(path):
+    """Refuse `path` if a segment is `.` or `..` once decoded, however many times.
+
+    Decoding repeatedly catches `%252e`; splitting the decoded path on `/` and `\\`
+    catches separators smuggled as `%2f` or `%5c` around the dots.
+    """
+    previous = None
+    while path != previous:
+        previous, path = path, unquote(path)
+        if any(segment in (".", "..") for segment in re.split(r"[/\\]", path)):
+            raise UnsafeUrlError("its path has a '.' or '..' segment (raw or percent-encoded)")
+
+
+def _refusal(url, reason):
+    return BusinessCentralRequestRefused(
+        f"Refusing to send the bearer token to {_loggable(url)}: {reason}.",
+        code="Url_Unsafe",
+        url=_loggable(url),
+    )
+
+
+def environment_root(url):
+    """`scheme://host/v2.0/<tenant>/<environment>` for a BC URL under it, else the URL.
+
+    The bearer token may go anywhere under it: `api/v2.0`, Microsoft's other APIs
+    (`api/microsoft/automation/v2.0`), custom APIs (`api/<publisher>/<group>/<version>`)
+    and `ODataV4` all live there, while another environment or tenant does not.
+    """
+    url = url.rstrip("/")
+    parts = urlsplit(url)
+    match = _ENVIRONMENT_ROOT.match(parts.path)
+    if match is None:
+        return url
+    return f"{parts.scheme}://{parts.netloc}{match.group()}"
 
 
 @dataclass
@@ -115,11 +247,6 @@ def concurrency_limiter(key, limit):
 # --- helpers ---------------------------------------------------------------------------
 
 
-def _origin(url):
-    parts = urlsplit(url)
-    return (parts.scheme.lower(), (parts.hostname or "").lower(), parts.port)
-
-
 def odata_quote(value):
     """A string literal for `$filter`: single quotes doubled, as OData requires."""
     return "'" + str(value).replace("'", "''") + "'"
@@ -153,8 +280,12 @@ def parse_retry_after(value, *, now):
     return max(0.0, when.timestamp() - now)
 
 
-def error_from_response(response, *, method):
-    """Turn a BC error answer into the right exception, with BC's own code and message."""
+def error_from_response(response, *, method, may_have_applied=False):
+    """Turn a BC error answer into the right exception, with BC's own code and message.
+
+    With `may_have_applied`, the message says that an earlier attempt of this change may
+    have been applied, so that a 409, 412 or 404 is not read as someone else's doing.
+    """
     code, message = "", ""
     try:
         body = response.json()
@@ -166,6 +297,11 @@ def error_from_response(response, *, method):
     if not message:
         message = f"Business Central answered {response.status_code} {response.reason or ''}"
         message = message.strip()
+    if may_have_applied:
+        message = (
+            f"{message} The first attempt may have been applied: its answer was lost, so "
+            f"the {method} was sent again; check the entity before repeating it."
+        )
     request_id = next(
         (response.headers[name] for name in REQUEST_ID_HEADERS if name in response.headers), ""
     )
@@ -181,12 +317,22 @@ def error_from_response(response, *, method):
         request_id=request_id,
         method=method,
         url=_loggable(response.url or ""),
+        may_have_applied=may_have_applied,
     )
 
 
 def _loggable(url):
-    """The URL without its query: OData filters may hold customer data."""
-    return url.split("?", 1)[0]
+    """The URL fit for a message or a log line.
+
+    No query (OData filters may hold customer data), no fragment, no user info (it may
+    be a password), and control characters escaped so a terminal shows them, not obeys.
+    """
+    url = re.split(r"[?#]", str(url), maxsplit=1)[0]
+    scheme, sep, rest = url.partition("://")
+    authority, slash, path = rest.partition("/")
+    if sep and "@" in authority:
+        url = f"{scheme}://***@{authority.rpartition('@')[2]}{slash}{path}"
+    return "".join(char if char.isprintable() else repr(char)[1:-1] for char in url)
 
 
 class BusinessCentralClient:
@@ -195,6 +341,12 @@ class BusinessCentralClient:
     `token_provider(force_refresh=False) -> str` is asked for every request, so a token
     refreshed elsewhere is picked up at once; on a 401 it is asked once with
     `force_refresh=True`. `sleep`, `clock` and `random` are injectable for tests.
+
+    Paths are relative to `base_url`. The token goes only under `environment_url`, the
+    environment root (`.../v2.0/<tenant>/<environment>`; for a base URL not of that form,
+    the base URL itself): absolute URLs, nextLinks and redirects elsewhere are refused, as
+    is any URL whose destination `url_target` finds uncertain. `environment_client(path)`
+    reaches the environment's other APIs and `ODataV4` by relative paths.
     """
 
     def __init__(
@@ -216,9 +368,11 @@ class BusinessCentralClient:
         clock=time.time,
         random=random.random,
         _root_url=None,
+        _environment_url=None,
     ):
         self.base_url = base_url.rstrip("/")
         self.root_url = (_root_url or base_url).rstrip("/")
+        self.environment_url = _environment_url or environment_root(self.root_url)
         self.token_provider = token_provider
         self.session = session or requests.Session()
         self.timeout = timeout
@@ -233,8 +387,11 @@ class BusinessCentralClient:
         self.api_host = (api_host or f"{parts.scheme}://{parts.netloc}").rstrip("/")
         self._sleep, self._clock, self._random = sleep, clock, random
         self._limiter = concurrency_limiter(self.concurrency_key, max_concurrency)
-        self._check_host(self.root_url)
-        self._check_host(self.api_host)
+        self._boundary = self._target(self.environment_url)
+        self._check_host(self._boundary)
+        self._check_host(self._target(self.api_host))
+        self._check_url(self.root_url)
+        self._check_url(self.base_url)
 
     def __repr__(self):
         return f"<BusinessCentralClient {self.base_url}>"
@@ -267,7 +424,7 @@ class BusinessCentralClient:
             page = self._send("GET", url, headers=headers).json()
             url = page.get("@odata.nextLink")
             if url:
-                url = self._check_url(urljoin(self.base_url + "/", url))
+                url = self._resolve(url, base=self.base_url + "/")
             values = page.get("value", [])
             page = None  # Only `values` stays alive while the caller consumes it.
             yield from values
@@ -279,8 +436,24 @@ class BusinessCentralClient:
     def company(self, id_or_name):
         """A client scoped to `/companies({id})`, found by id, name or display name."""
         company_id = self._company_id(id_or_name)
+        return self._sibling(f"{self.root_url}/companies({company_id})", root_url=self.root_url)
+
+    def environment_client(self, path=""):
+        """A client for `path` under the environment root, sharing this one's token and limit.
+
+        `environment_client("ODataV4")` reaches the web services (then
+        `.get("Company('CRONUS USA, Inc.')/Customer_Card")`),
+        `environment_client("api/microsoft/automation/v2.0")` Microsoft's automation API and
+        `environment_client("api/<publisher>/<group>/<version>")` a custom API, whose
+        `company()` and `batch()` then work against that API's root.
+        """
+        path = str(path).strip("/")
+        url = f"{self.environment_url}/{path}" if path else self.environment_url
+        return self._sibling(url, root_url=url)
+
+    def _sibling(self, base_url, *, root_url):
         return BusinessCentralClient(
-            f"{self.root_url}/companies({company_id})",
+            base_url,
             self.token_provider,
             session=self.session,
             timeout=self.timeout,
@@ -295,7 +468,8 @@ class BusinessCentralClient:
             sleep=self._sleep,
             clock=self._clock,
             random=self._random,
-            _root_url=self.root_url,
+            _root_url=root_url,
+            _environment_url=self.environment_url,
         )
 
     def environments(self):
@@ -342,38 +516,56 @@ class BusinessCentralClient:
 
     # --- URLs ----------------------------------------------------------------------------
 
-    def _check_host(self, url):
-        host = (urlsplit(url).hostname or "").lower()
-        if self.allowed_hosts is not None and host not in self.allowed_hosts:
+    def _check_host(self, target):
+        if self.allowed_hosts is not None and target.host not in self.allowed_hosts:
             raise BusinessCentralRequestRefused(
-                f"Bearer tokens are not sent to {host or 'this URL'}: not an allowed BC host.",
+                f"Bearer tokens are not sent to {target.host}: not an allowed BC host.",
                 code="Host_NotAllowed",
             )
 
     def _url(self, path, params=None):
+        """The checked URL for `path`: relative to the base URL, or absolute."""
         path = str(path)
         if "://" in path or path.startswith("//"):
-            url = self._check_url(path)
+            url = path
         else:
             url = f"{self.base_url}/{path.lstrip('/')}" if path else self.base_url
         query = _encode_params(params)
         if query:
             url += ("&" if "?" in url else "?") + query
-        return url
+        return self._check_url(url)
 
     def _check_url(self, url):
-        """Refuse absolute URLs outside this client's API root (nextLinks included)."""
-        if _origin(url) == _origin(self.root_url):
-            path = urlsplit(url).path
-            root_path = urlsplit(self.root_url).path.rstrip("/")
-            if path == root_path or path.startswith(root_path + "/"):
-                return url
-        raise BusinessCentralRequestRefused(
-            f"Refusing to send the bearer token to {_loggable(url)}: it is outside "
-            f"{self.root_url}.",
-            code="Url_OutsideBaseUrl",
-            url=_loggable(url),
-        )
+        """`url` if the token may go there: a certain destination under the environment root."""
+        if not self._boundary.contains(self._target(url)):
+            raise BusinessCentralRequestRefused(
+                f"Refusing to send the bearer token to {_loggable(url)}: it is outside "
+                f"{self.environment_url}.",
+                code="Url_OutsideBaseUrl",
+                url=_loggable(url),
+            )
+        return url
+
+    @staticmethod
+    def _target(url):
+        try:
+            return url_target(url)
+        except UnsafeUrlError as err:
+            raise _refusal(url, err) from None
+
+    def _resolve(self, link, *, base):
+        """A nextLink or Location made absolute and checked.
+
+        Its own path is checked before joining too: `urljoin` would quietly resolve raw
+        `..` segments, and a server has no reason to send any.
+        """
+        link = str(link)
+        try:
+            _refuse_odd_characters(link)
+            _refuse_dot_segments(urlsplit(link).path)
+        except UnsafeUrlError as err:
+            raise _refusal(link, err) from None
+        return self._check_url(urljoin(base, link))
 
     @staticmethod
     def _etag(etag):
@@ -489,6 +681,7 @@ class BusinessCentralClient:
             try:
                 response = self._send_once(method, url, json, headers, state.take_refresh())
             except (requests.ConnectionError, requests.Timeout) as err:
+                state.fate_unknown = True
                 if not idempotent:
                     raise BusinessCentralRetryLaterError(
                         f"Network error during {method}; not repeated because it may have "
@@ -506,13 +699,18 @@ class BusinessCentralClient:
             if response.status_code in RETRY_STATUSES and (
                 idempotent or response.status_code in RETRY_ANY_METHOD
             ):
+                state.fate_unknown |= response.status_code in FATE_UNKNOWN_STATUSES
                 self._wait_or_raise(state, response, method, url)
                 continue
             if response.is_redirect:
                 url = self._redirect_target(response, method, state)
                 continue
             if response.status_code >= 400:
-                raise error_from_response(response, method=method)
+                raise error_from_response(
+                    response,
+                    method=method,
+                    may_have_applied=state.may_have_applied(method, response.status_code),
+                )
             return response
 
     def _send_once(self, method, url, json, headers, force_refresh):
@@ -582,7 +780,6 @@ class BusinessCentralClient:
     def _redirect_target(self, response, method, state):
         """Follow a redirect only within the API root; elsewhere the token would leak."""
         location = response.headers.get("Location", "")
-        target = urljoin(response.url, location)
         response.close()
         state.redirects += 1
         if method not in ("GET", "HEAD") or state.redirects > MAX_REDIRECTS:
@@ -591,9 +788,9 @@ class BusinessCentralClient:
                 status=response.status_code,
                 code="Redirect_NotFollowed",
                 method=method,
-                url=_loggable(target),
+                url=_loggable(urljoin(response.url, location)),
             )
-        return self._check_url(target)
+        return self._resolve(location, base=response.url)
 
 
 @dataclass
@@ -603,6 +800,15 @@ class _Attempts:
     redirects: int = 0
     refreshed: bool = False
     force_refresh: bool = False
+    fate_unknown: bool = False  # An earlier attempt may have reached BC; its answer was lost.
+
+    def may_have_applied(self, method, status):
+        """Whether a lost earlier attempt of this change explains BC refusing the repeat."""
+        return (
+            self.fate_unknown
+            and method in CONDITIONAL_METHODS
+            and status in MAY_HAVE_APPLIED_STATUSES
+        )
 
     def take_refresh(self):
         """Whether to force a token refresh on this attempt (only the one after a 401)."""

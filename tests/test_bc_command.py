@@ -80,6 +80,25 @@ def test_post_and_patch_with_data_and_etag(connected, fake_microsoft, tmp_path):
     assert updated["displayName"] == "Renamed"
 
 
+def test_environment_root_reaches_odata_v4_web_services(connected):
+    output = bc(
+        "BC production",
+        "GET",
+        "ODataV4/Company('CRONUS USA, Inc.')/Customer_Card",
+        "--param",
+        "$top=2",
+        "--environment-root",
+    )
+
+    assert [card["No"] for card in json.loads(output)["value"]] == ["C000001", "C000002"]
+
+
+def test_environment_root_does_not_let_a_path_climb_out(connected, fake_microsoft):
+    with pytest.raises(CommandError, match="Refusing to send the bearer token"):
+        bc("BC production", "GET", "../Sandbox/api/v2.0/companies", "--environment-root")
+    assert fake_microsoft.bc.requests == []
+
+
 @pytest.mark.parametrize(
     "args, expected",
     [

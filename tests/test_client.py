@@ -239,6 +239,7 @@ def test_patch_needs_the_etag_and_detects_a_concurrent_change(fake):
         client.patch(path, {"displayName": "Newer"}, etag=customer["@odata.etag"])
     assert (stale.value.status, stale.value.code) == (409, "Request_EntityChanged")
     assert stale.value.retry_later is False
+    assert stale.value.may_have_applied is False
     assert client.get(path)["displayName"] == "New"
 
 
@@ -253,6 +254,69 @@ def test_delete_needs_an_etag_or_an_explicit_star(fake):
     with pytest.raises(BusinessCentralError) as gone:
         client.get(f"customers({first['id']})")
     assert gone.value.status == 404
+
+
+# --- a change retried after its answer was lost -----------------------------------------
+
+
+def test_a_patch_whose_answer_was_lost_says_the_first_attempt_may_have_applied(fake):
+    client = make_client(fake).company(fake.bc.company.id)
+    customer = client.get("customers", {"$top": 1})["value"][0]
+    path = f"customers({customer['id']})"
+    fake.bc.fail_next(("drop_after",))  # BC applies the PATCH; the answer never arrives.
+
+    with pytest.raises(BusinessCentralError) as caught:
+        client.patch(path, {"displayName": "Applied once"}, etag=customer["@odata.etag"])
+
+    error = caught.value
+    assert (error.status, error.code, error.may_have_applied) == (
+        409,
+        "Request_EntityChanged",
+        True,
+    )
+    assert "may have been applied" in str(error)
+    assert fake.bc.count("PATCH") == 2
+    assert client.get(path)["displayName"] == "Applied once"
+
+
+def test_a_delete_whose_answer_was_lost_says_the_first_attempt_may_have_applied(fake):
+    client = make_client(fake).company(fake.bc.company.id)
+    customer = client.get("customers", {"$top": 1})["value"][0]
+    fake.bc.fail_next(("drop_after",))
+
+    with pytest.raises(BusinessCentralError) as caught:
+        client.delete(f"customers({customer['id']})", etag=customer["@odata.etag"])
+
+    assert (caught.value.status, caught.value.may_have_applied) == (404, True)
+    assert "may have been applied" in str(caught.value)
+
+
+@responses.activate
+@pytest.mark.parametrize("first", [requests.ReadTimeout("slow"), 504])
+def test_a_412_after_an_uncertain_first_attempt_may_have_applied(first):
+    url = f"{BASE}/companies(1)/items(2)"
+    if isinstance(first, int):
+        responses.patch(url, status=first)
+    else:
+        responses.patch(url, body=first)
+    responses.patch(url, status=412, json={"error": {"code": "PreconditionFailed"}})
+
+    with pytest.raises(BusinessCentralError) as caught:
+        offline_client().patch("companies(1)/items(2)", {"x": 1}, etag='W/"1"')
+
+    assert (caught.value.status, caught.value.may_have_applied) == (412, True)
+    assert len(responses.calls) == 2
+
+
+@responses.activate
+def test_a_404_on_a_first_attempt_is_a_plain_not_found():
+    responses.delete(f"{BASE}/companies(1)/items(2)", status=404)
+
+    with pytest.raises(BusinessCentralError) as caught:
+        offline_client().delete("companies(1)/items(2)", etag='W/"1"')
+
+    assert caught.value.may_have_applied is False
+    assert "may have been applied" not in str(caught.value)
 
 
 # --- $batch ----------------------------------------------------------------------------

@@ -5,6 +5,8 @@ user gets at most 5 requests at a time (429 beyond); pages follow `odata.maxpage
 20,000 with `@odata.nextLink`; PATCH and DELETE need the entity's ETag; `$batch` takes at
 most 100 operations and `Isolation: snapshot` rolls a failed batch back. Customers are
 generated from their position on demand, so 200,000 of them cost no memory until changed.
+Next to `api/v2.0`, the environment's `ODataV4` web services answer too (the Customer_Card
+page, read-only), so paths under the environment root can be tested for real.
 """
 
 import base64
@@ -42,7 +44,8 @@ WRITABLE = {
     "taxLiable",
     "blocked",
 }
-ROUTE = re.compile(r"/v2\.0/([^/]+)/([^/]+)/api/v2\.0(/.*)?")
+ROUTE = re.compile(r"/v2\.0/([^/]+)/([^/]+)/(api/v2\.0|ODataV4)(/.*)?")
+CUSTOMER_CARD = re.compile(r"/Company\('((?:[^']|'')*)'\)/Customer_Card")
 ENTITY = re.compile(r"/?([A-Za-z]+)(?:\(([^)]*)\))?")
 CONDITION = re.compile(
     r"(?:(\w+)\s+(eq|ne|gt|ge|lt|le)\s+('(?:[^']|'')*'|[\w.-]+))"
@@ -233,7 +236,10 @@ class FakeBusinessCentral:
         self.max_in_flight = {}  # per token user: the most requests at once seen
         self.max_concurrent = MAX_CONCURRENT
         self.latency = 0.0
-        self.faults = []  # ("status", code[, headers]) / ("drop",) / ("sleep", s)
+        # ("status", code[, headers]) / ("drop",) / ("sleep", s) / ("drop_after",): the
+        # last one runs the request, then drops the connection (applied, answer lost).
+        self.faults = []
+        self.next_link = None  # When set, every page links here (a hostile nextLink).
 
     def bind(self, fake):
         """Reach the fake Entra (to check bearer tokens); tests reach us as `fake.bc`."""
@@ -273,7 +279,7 @@ class FakeBusinessCentral:
         headers = {"request-id": str(uuid.uuid4())}
         if fault and fault[0] == "sleep":  # A slow answer (the client's read timeout).
             time.sleep(fault[1])
-        elif fault:
+        elif fault and fault[0] != "drop_after":
             return self._fault(fault, headers)
         user, problem = self._authenticate(request)
         if problem:
@@ -294,18 +300,22 @@ class FakeBusinessCentral:
         finally:
             self._leave(user)
         response.headers.update(headers)
+        if fault and fault[0] == "drop_after":
+            raise DropConnection()
         return response
 
     def _answer(self, request, route, user):
         if route is None:
             return json_response({"value": self.environments(user)})
-        tenant, environment, rest = route.group(1), route.group(2), route.group(3) or ""
+        tenant, environment, api, rest = route.groups(default="")
         if user["tid"] != tenant and tenant.lower() != "contoso.onmicrosoft.com":
             raise BCError(
                 401, "Authentication_InvalidCredentials", "The token is for another tenant."
             )
         if environment not in self.environment_names:
             raise BCError(404, "NoEnvironment", f"Environment '{environment}' was not found.")
+        if api == "ODataV4":
+            return self.odata(request.method, rest, request)
         if rest.rstrip("/") == "/$batch" and request.method == "POST":
             return self.batch(request, route, user)
         return self.resource(request.method, rest, request)
@@ -407,6 +417,29 @@ class FakeBusinessCentral:
                 return self.remove(company, customer_id, request)
         raise BCError(405, "BadRequest_MethodNotAllowed", f"{method} is not allowed here.")
 
+    def odata(self, method, rest, request):
+        """ODataV4 web services: the Customer_Card page of a company named in the URL."""
+        match = CUSTOMER_CARD.fullmatch(unquote(rest))
+        if not match or method != "GET":
+            raise BCError(404, "BadRequest_NotFound", f"No web service at {rest or '/'}.")
+        name = match.group(1).replace("''", "'")
+        company = next((c for c in self.companies if c.name == name), None)
+        if company is None:
+            raise BCError(404, "BadRequest_NotFound", f"The company '{name}' does not exist.")
+
+        def card(position):
+            customer = company.at(position)
+            if customer is None:
+                return None
+            return {
+                "@odata.etag": customer["@odata.etag"],
+                "No": customer["number"],
+                "Name": customer["displayName"],
+                "City": customer["city"],
+            }
+
+        return self.page(request, card, company.end)
+
     def _company(self, key):
         key = (key or "").strip("'")
         for company in self.companies:
@@ -454,6 +487,8 @@ class FakeBusinessCentral:
         remaining = None if top is None else top - len(values)
         if position < end and remaining != 0 and len(values) == limit:
             body["@odata.nextLink"] = self._next_link(request, position, remaining)
+        if self.next_link:
+            body["@odata.nextLink"] = self.next_link
         headers = {"Preference-Applied": f"odata.maxpagesize={page_size}"} if prefer else {}
         return json_response(body, headers=headers)
 
@@ -593,9 +628,9 @@ class FakeBusinessCentral:
         inner.raw_query = url.query
         route = ROUTE.fullmatch(inner.path)
         try:
-            if not route:
+            if not route or route.group(3) != "api/v2.0":
                 raise BCError(400, "BadRequest", f"Invalid URL in batch: {path}")
-            response = self.resource(inner.method, route.group(3) or "", inner)
+            response = self.resource(inner.method, route.group(4) or "", inner)
         except BCError as err:
             response = bc_error(err.status, err.code, err.message)
         answer = {

@@ -5,6 +5,11 @@
         --param '$filter=city eq '"'"'Atlanta'"'"'' --all
     python manage.py bc "BC production" PATCH "companies(<id>)/customers(<id>)" \\
         --etag 'W/"..."' --data '{"displayName": "New name"}'
+    python manage.py bc "BC production" GET "ODataV4/Company('CRONUS USA, Inc.')/Customer_Card" \\
+        --environment-root
+
+The bearer token goes only under the environment root (.../v2.0/<tenant>/<environment>/):
+a PATH or absolute URL elsewhere, or one that climbs with `..`, is refused in one line.
 """
 
 import json
@@ -25,7 +30,17 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("authentication", help="The authentication's name.")
         parser.add_argument("method", type=str.upper, choices=METHODS, metavar="METHOD")
-        parser.add_argument("path", help="Relative to the BC URL, e.g. companies.")
+        parser.add_argument(
+            "path",
+            help="Relative to the BC URL, e.g. companies; or an absolute URL under the "
+            "environment root.",
+        )
+        parser.add_argument(
+            "--environment-root",
+            action="store_true",
+            help="PATH is relative to the environment root (.../v2.0/<tenant>/<environment>/), "
+            "e.g. ODataV4/... or api/microsoft/automation/v2.0/...",
+        )
         parser.add_argument(
             "--param",
             action="append",
@@ -46,6 +61,8 @@ class Command(BaseCommand):
             raise CommandError("--all only works with GET.")
         try:
             client = bc_client(authentication)
+            if options["environment_root"]:
+                client = client.environment_client()
             if options["all"]:
                 for entity in client.iter(options["path"], params):
                     self.stdout.write(json.dumps(entity, ensure_ascii=False))
