@@ -13,7 +13,7 @@ from django.utils.html import format_html, format_html_join
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_POST
 
-from . import cron, link_email, links, oauth, signin, tokens
+from . import changes, cron, link_email, links, oauth, signin, tokens
 from .admin_connection import BusinessCentralAdminMixin
 from .forms import AuthenticationForm, EmailLinkForm
 from .models import Authentication
@@ -72,7 +72,7 @@ class AuthenticationAdmin(BusinessCentralAdminMixin, admin.ModelAdmin):
     @admin.action(description="Disconnect (delete tokens, revoke links)", permissions=["authorize"])
     def disconnect(self, request, queryset):
         for authentication in queryset:
-            authentication.disconnect(actor=request.user.get_username())
+            changes.disconnect(authentication, actor=request.user.get_username())
         self.message_user(
             request,
             f"Disconnected {queryset.count()} authentication(s): their tokens are deleted and "

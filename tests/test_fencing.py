@@ -1,0 +1,119 @@
+"""Whatever changes a connection fences out the writes that started before it.
+
+Disconnect, a new app registration, BC URL or type, and "Use this environment" revoke the
+Authorization URLs, and a refresh or sign-in already under way then stores nothing; an
+admin Save writes only the fields its form shows, so it never undoes a refresh.
+"""
+
+import threading
+from contextlib import contextmanager
+
+import pytest
+from django.db import connection
+
+from authentications import tokens
+from authentications.models import Authentication, Event
+from tests.test_tokens import expiring, fresh, sibling_acts_during_the_token_request
+
+pytestmark = pytest.mark.django_db
+
+LIST_URL = "/admin/authentications/authentication/"
+
+
+@pytest.fixture
+def connected(make_authentication, connect):
+    return connect(make_authentication())
+
+
+@contextmanager
+def meanwhile(act):
+    """Run `act` once, just before this thread next writes an authentication row.
+
+    As if another worker committed between this request's reads and its write, which
+    PostgreSQL allows. `act` runs on this thread's connection, inside the request's
+    transaction (on SQLite no other connection could write then: the request holds the
+    write lock), so its writes are what the request's UPDATE finds, as a commit would be.
+    """
+    fired = False
+
+    def before_write(execute, sql, params, many, context):
+        nonlocal fired
+        if not fired and sql.startswith('UPDATE "authentications_authentication" '):
+            fired = True
+            act()
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(before_write):
+        yield
+    assert fired, "the request never wrote the authentication"
+
+
+@contextmanager
+def another_worker_acts_before_the_grant_is_stored(act):
+    """Run `act` on another thread, once this thread has claimed and checked its sign-in.
+
+    It runs just before this thread's first write after the claim: the moment between
+    every check and the transaction that stores (its BEGIN on SQLite, which takes the
+    write lock; its UPDATE on PostgreSQL, which starts it).
+    """
+    seen = {"claimed": False, "fired": False}
+    failures = []
+
+    def in_another_thread():
+        try:
+            act()
+        except Exception as err:  # Re-raised on this thread, which fails the test.
+            failures.append(err)
+        finally:
+            connection.close()
+
+    def before_write(execute, sql, params, many, context):
+        if seen["claimed"] and not seen["fired"] and not sql.startswith("SELECT"):
+            seen["fired"] = True
+            worker = threading.Thread(target=in_another_thread)
+            worker.start()
+            worker.join()
+            if failures:
+                raise failures[0]
+        if sql.startswith('UPDATE "authentications_authorizationrequest" '):
+            seen["claimed"] = True
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(before_write):
+        yield
+    assert seen["fired"], "the sign-in never got as far as storing"
+
+
+def disconnect_in_admin(client, authentication):
+    return client.post(LIST_URL, {"action": "disconnect", "_selected_action": [authentication.pk]})
+
+
+def events(authentication, kind):
+    return Event.objects.filter(authentication_id=authentication.pk, kind=kind).count()
+
+
+# --- a refresh that was at Microsoft during the change ---------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_refresh_at_microsoft_during_disconnect_does_not_reconnect(
+    admin_client, connected, fake_microsoft, monkeypatch
+):
+    expiring(connected, seconds=-1)
+    sibling_acts_during_the_token_request(
+        fake_microsoft, monkeypatch, lambda: disconnect_in_admin(admin_client, connected)
+    )
+
+    with pytest.raises(tokens.TokenError) as caught:
+        tokens.refresh(connected, needed=tokens.expires_soon())
+
+    assert caught.value.transient
+    assert caught.value.code == "connection_changed"
+    stored = fresh(connected)
+    assert (stored.access_token, stored.refresh_token) == ("", "")
+    assert stored.status == Authentication.Status.NOT_CONNECTED
+    assert stored.lease_id == "" and stored.lease_until is None
+    assert events(connected, Event.Kind.TOKEN_REFRESHED) == 0
+    with pytest.raises(tokens.TokenError) as afterwards:
+        tokens.get_access_token(connected)
+    assert afterwards.value.code == "not_connected"
