@@ -7,12 +7,15 @@ admin Save writes only the fields its form shows, so it never undoes a refresh.
 
 import threading
 from contextlib import contextmanager
+from urllib.parse import urlsplit
 
 import pytest
 from django.db import connection
+from django.test import Client
 
-from authentications import tokens
-from authentications.models import Authentication, Event
+from authentications import links, signin, tokens
+from authentications.models import Authentication, AuthorizationRequest, Event
+from tests.conftest import admin_change_url
 from tests.test_tokens import expiring, fresh, sibling_acts_during_the_token_request
 
 pytestmark = pytest.mark.django_db
@@ -117,3 +120,60 @@ def test_a_refresh_at_microsoft_during_disconnect_does_not_reconnect(
     with pytest.raises(tokens.TokenError) as afterwards:
         tokens.get_access_token(connected)
     assert afterwards.value.code == "not_connected"
+
+
+# --- a sign-in that was under way during the change --------------------------------------
+
+
+def test_an_admin_sign_in_started_before_a_disconnect_grants_nothing(
+    admin_client, connected, sign_in
+):
+    started = admin_client.post(admin_change_url(connected).replace("change/", "sign-in/"))
+    disconnect_in_admin(admin_client, connected)
+
+    answer = sign_in(admin_client, started)
+
+    assert answer.status_code == 400
+    assert "changed while you were signing in" in answer.content.decode()
+    stored = fresh(connected)
+    assert (stored.access_token, stored.refresh_token) == ("", "")
+    assert stored.status == Authentication.Status.NOT_CONNECTED
+    assert AuthorizationRequest.objects.first().outcome == AuthorizationRequest.Outcome.FAILED
+
+
+def landing_path(authentication):
+    return urlsplit(links.authorization_url(authentication).url).path
+
+
+def start_from_link(person, authentication, fake_microsoft, *, username):
+    """Open the link, press the button and consent: Microsoft's answer, not yet posted."""
+    response = person.post(landing_path(authentication))
+    callback_url, fields = fake_microsoft.sign_in(response["Location"], username=username)
+    return urlsplit(callback_url).path, fields
+
+
+@pytest.mark.django_db(transaction=True)
+def test_one_link_used_twice_at_once_grants_exactly_once(make_authentication, fake_microsoft):
+    authentication = make_authentication()
+    jane, john = Client(), Client()
+    _, jane_fields = start_from_link(
+        jane, authentication, fake_microsoft, username="jane@contoso.com"
+    )
+    callback, john_fields = start_from_link(
+        john, authentication, fake_microsoft, username="john@contoso.com"
+    )
+    jane_cookies = {name: morsel.value for name, morsel in jane.cookies.items()}
+
+    with another_worker_acts_before_the_grant_is_stored(
+        lambda: signin.complete_sign_in(jane_fields, jane_cookies)
+    ):
+        answer = john.post(callback, john_fields)
+
+    assert answer.status_code == 400
+    assert "This link no longer works" in answer.content.decode()
+    granted = AuthorizationRequest.objects.filter(outcome=AuthorizationRequest.Outcome.GRANTED)
+    assert granted.count() == 1
+    assert events(authentication, Event.Kind.SIGN_IN_GRANTED) == 1
+    stored = fresh(authentication)
+    assert stored.granted_by_upn == "jane@contoso.com"
+    assert stored.status == Authentication.Status.CONNECTED
