@@ -15,6 +15,7 @@ from django.test import Client
 
 from authentications import links, signin, tokens
 from authentications.models import Authentication, AuthorizationRequest, Event
+from tests.bc_helpers import connect as store_bc_tokens
 from tests.conftest import admin_change_url
 from tests.test_tokens import expiring, fresh, sibling_acts_during_the_token_request
 
@@ -177,3 +178,41 @@ def test_one_link_used_twice_at_once_grants_exactly_once(make_authentication, fa
     stored = fresh(authentication)
     assert stored.granted_by_upn == "jane@contoso.com"
     assert stored.status == Authentication.Status.CONNECTED
+
+
+# --- "Use this environment" --------------------------------------------------------------
+
+
+def test_use_this_environment_revokes_links(admin_client, make_authentication, fake_microsoft):
+    authentication = store_bc_tokens(fake_microsoft, make_authentication())
+    old_link = landing_path(authentication)
+    nonce = authentication.link_nonce
+
+    response = admin_client.post(
+        admin_change_url(authentication).replace("change/", "environments/"),
+        {"bc_environment": "Sandbox"},
+    )
+
+    assert response.status_code == 302
+    stored = fresh(authentication)
+    assert stored.base_url.endswith("/Sandbox/api/v2.0")
+    assert stored.link_nonce != nonce
+    revoked = stored.events.get(kind=Event.Kind.LINK_REVOKED)
+    assert revoked.actor == "admin" and "Sandbox" in revoked.detail
+    assert Client().get(old_link).status_code == 410
+    assert stored.access_token == authentication.access_token  # Still connected.
+
+
+def test_choosing_the_environment_already_set_changes_nothing(
+    admin_client, make_authentication, fake_microsoft
+):
+    authentication = store_bc_tokens(fake_microsoft, make_authentication())
+    nonce = authentication.link_nonce
+
+    admin_client.post(
+        admin_change_url(authentication).replace("change/", "environments/"),
+        {"bc_environment": "Production"},
+    )
+
+    assert fresh(authentication).link_nonce == nonce
+    assert events(authentication, Event.Kind.LINK_REVOKED) == 0
