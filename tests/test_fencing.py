@@ -16,7 +16,7 @@ from django.test import Client
 from authentications import links, signin, tokens
 from authentications.models import Authentication, AuthorizationRequest, Event
 from tests.bc_helpers import connect as store_bc_tokens
-from tests.conftest import admin_change_url
+from tests.conftest import admin_change_url, change_form_data
 from tests.test_tokens import expiring, fresh, sibling_acts_during_the_token_request
 
 pytestmark = pytest.mark.django_db
@@ -123,6 +123,33 @@ def test_a_refresh_at_microsoft_during_disconnect_does_not_reconnect(
     assert afterwards.value.code == "not_connected"
 
 
+@pytest.mark.django_db(transaction=True)
+def test_a_refresh_at_microsoft_while_the_app_registration_changes_stores_nothing(
+    admin_client, connected, fake_microsoft, monkeypatch
+):
+    expiring(connected, seconds=-1)
+    sibling_acts_during_the_token_request(
+        fake_microsoft,
+        monkeypatch,
+        lambda: admin_client.post(
+            admin_change_url(connected),
+            change_form_data(connected, client_secret="a-new-secret-value", _save="1"),
+        ),
+    )
+
+    with pytest.raises(tokens.TokenError) as caught:
+        tokens.refresh(connected, needed=tokens.expires_soon())
+
+    assert caught.value.transient
+    stored = fresh(connected)
+    assert stored.client_secret == "a-new-secret-value"
+    assert stored.access_token == connected.access_token  # As the change left it.
+    assert stored.refresh_token == connected.refresh_token
+    assert stored.lease_id == ""
+    assert events(connected, Event.Kind.TOKEN_REFRESHED) == 0
+    assert events(connected, Event.Kind.LINK_REVOKED) == 1
+
+
 # --- a sign-in that was under way during the change --------------------------------------
 
 
@@ -216,3 +243,56 @@ def test_choosing_the_environment_already_set_changes_nothing(
 
     assert fresh(authentication).link_nonce == nonce
     assert events(authentication, Event.Kind.LINK_REVOKED) == 0
+
+
+# --- admin Save ----------------------------------------------------------------------------
+
+
+def test_an_admin_save_keeps_the_refresh_token_a_refresh_stored_meanwhile(
+    admin_client, connected, fake_microsoft
+):
+    def refresh_elsewhere():
+        tokens.refresh(connected.pk, needed=lambda row: True)
+
+    with meanwhile(refresh_elsewhere):
+        response = admin_client.post(
+            admin_change_url(connected),
+            change_form_data(connected, name="Renamed", _save="Save and close"),
+        )
+
+    assert response.status_code == 302
+    stored = fresh(connected)
+    assert stored.name == "Renamed"
+    assert stored.refresh_token != connected.refresh_token
+    assert fake_microsoft.entra.refresh_tokens[stored.refresh_token]["used"] is False
+    assert tokens.refresh(stored, needed=lambda row: True).refreshed  # Still alive.
+
+
+def test_a_new_type_with_a_valid_token_still_goes_to_microsoft(
+    admin_client, make_authentication, fake_microsoft
+):
+    service = make_authentication(kind=Authentication.Kind.SERVICE_TO_SERVICE)
+    tokens.refresh(service, needed=lambda row: True)  # A valid app-only token is stored.
+
+    response = admin_client.post(
+        admin_change_url(service),
+        change_form_data(service, kind=Authentication.Kind.USER_IMPERSONATION, _continue="Save"),
+    )
+
+    assert response.status_code == 302
+    assert response["Location"].startswith(fake_microsoft.url)
+    assert events(service, Event.Kind.LINK_REVOKED) == 1
+
+
+def test_a_new_type_with_a_valid_user_token_acquires_an_app_token(admin_client, connected):
+    response = admin_client.post(
+        admin_change_url(connected),
+        change_form_data(connected, kind=Authentication.Kind.SERVICE_TO_SERVICE, _save="Save"),
+    )
+
+    assert response.status_code == 302
+    stored = fresh(connected)
+    assert stored.granted_via == Authentication.GrantedVia.CLIENT_CREDENTIALS
+    assert stored.access_token != connected.access_token
+    assert stored.refresh_token == ""
+    assert events(connected, Event.Kind.TOKEN_ACQUIRED) == 1
