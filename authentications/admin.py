@@ -13,7 +13,7 @@ from django.utils.html import format_html, format_html_join
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_POST
 
-from . import cron, link_email, links, oauth, signin, tokens
+from . import changes, cron, link_email, links, oauth, signin, tokens
 from .admin_connection import BusinessCentralAdminMixin
 from .forms import AuthenticationForm, EmailLinkForm
 from .models import Authentication
@@ -72,7 +72,7 @@ class AuthenticationAdmin(BusinessCentralAdminMixin, admin.ModelAdmin):
     @admin.action(description="Disconnect (delete tokens, revoke links)", permissions=["authorize"])
     def disconnect(self, request, queryset):
         for authentication in queryset:
-            authentication.disconnect(actor=request.user.get_username())
+            changes.disconnect(authentication, actor=request.user.get_username())
         self.message_user(
             request,
             f"Disconnected {queryset.count()} authentication(s): their tokens are deleted and "
@@ -253,15 +253,27 @@ class AuthenticationAdmin(BusinessCentralAdminMixin, admin.ModelAdmin):
         return (*super().get_readonly_fields(request, obj), "authorization_url")
 
     def save_model(self, request, obj, form, change):
+        """Write only the fields the form shows: a refresh stored meanwhile stays stored.
+
+        The token and lease columns of `obj` were loaded when the request began; writing
+        them back would undo a refresh (and lose the refresh token Entra just rotated).
+        """
         obj._credentials_changed = form.credentials_changed
-        super().save_model(request, obj, form, change)
-        if change and (form.credentials_changed or "kind" in form.changed_data):
-            links.revoke_links(
+        if not change:
+            super().save_model(request, obj, form, change)
+            return
+        shown = [field.name for field in obj._meta.concrete_fields if field.name in form.fields]
+        if form.credentials_changed:
+            changes.change_connection(
                 obj,
+                changes={name: getattr(obj, name) for name in shown},
                 actor=request.user.get_username(),
                 reason="The app registration, BC URL or type changed: earlier Authorization "
                 "URLs no longer work.",
             )
+        else:
+            obj.save(update_fields=[*shown, "updated_at"])
+        obj.refresh_from_db()  # What happens after Save is decided on what is stored.
 
     def response_add(self, request, obj, post_url_continue=None):
         return self._after_save(request, obj) or super().response_add(

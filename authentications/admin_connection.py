@@ -114,7 +114,9 @@ class BusinessCentralAdminMixin:
     def _choose_environment(self, request, authentication):
         name = request.POST.get("bc_environment", "")
         try:
-            chosen = connection.choose_environment(authentication, name)
+            chosen = connection.choose_environment(
+                authentication, name, actor=request.user.get_username()
+            )
         except (TokenError, BusinessCentralError) as err:
             self.message_user(request, connection.describe_error(err), messages.ERROR)
             return HttpResponseRedirect(_change_url(authentication))

@@ -11,6 +11,7 @@ from django.conf import settings
 
 from bcconnect.client import BusinessCentralError
 
+from . import changes
 from .tokens import TokenError, bc_client
 from .validators import validate_base_url
 
@@ -86,12 +87,21 @@ def discover_environments(authentication):
     return environments
 
 
-def choose_environment(authentication, name):
-    """Point the authentication at environment `name`, if the user really reaches it."""
+def choose_environment(authentication, name, *, actor=""):
+    """Point the authentication at environment `name`, if the user really reaches it.
+
+    A new BC URL is a change to the connection like any other: it revokes the links.
+    """
     for environment in discover_environments(authentication):
         if environment.name == name:
             validate_base_url(environment.base_url)  # BC named it; the host rule still holds.
-            authentication.base_url = environment.base_url
-            authentication.save(update_fields=["base_url", "updated_at"])
+            if environment.base_url != authentication.base_url:
+                changes.change_connection(
+                    authentication,
+                    changes={"base_url": environment.base_url},
+                    actor=actor,
+                    reason=f"BC URL set to the {environment.name} environment: earlier "
+                    "Authorization URLs no longer work.",
+                )
             return environment
     return None

@@ -70,8 +70,11 @@ class AuthenticationForm(forms.ModelForm):
 
     @property
     def credentials_changed(self):
-        """Whether the app registration or BC URL differ from what a grant was made for."""
-        if any(name in self.changed_data for name in CREDENTIAL_FIELDS):
+        """Whether the type, app registration or BC URL differ from what a grant was made for.
+
+        The type counts: an app-only token is no user's grant, and the reverse.
+        """
+        if any(name in self.changed_data for name in (*CREDENTIAL_FIELDS, "kind")):
             return True
         return self.cleaned_data.get("client_secret") != self._stored_secret
 

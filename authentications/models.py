@@ -104,6 +104,9 @@ class Authentication(models.Model):
     lease_id = models.CharField(max_length=64, blank=True)
     # Rotating this revokes every Authorization URL issued so far.
     link_nonce = models.CharField(max_length=64, default=new_link_nonce)
+    # Bumped by every change to the connection (`changes.change_connection`): a refresh or
+    # sign-in that started before it stores only while this is still what it read.
+    generation = models.PositiveIntegerField(default=0)
 
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -160,31 +163,6 @@ class Authentication(models.Model):
             return f"{self.granted_by_name} ({self.granted_by_upn})"
         return self.granted_by_name or self.granted_by_upn
 
-    def disconnect(self, *, actor=""):
-        """Forget the tokens and revoke every Authorization URL; the consent stays in Entra."""
-        self.access_token = ""
-        self.refresh_token = ""
-        self.access_token_expires_at = None
-        self.status = self.Status.NOT_CONNECTED
-        self.link_nonce = new_link_nonce()
-        self.consecutive_failures = 0
-        self.save(
-            update_fields=[
-                "access_token",
-                "refresh_token",
-                "access_token_expires_at",
-                "status",
-                "link_nonce",
-                "consecutive_failures",
-                "updated_at",
-            ]
-        )
-        self.record(
-            Event.Kind.DISCONNECTED,
-            actor=actor,
-            detail="Tokens deleted and Authorization URLs revoked.",
-        )
-
     def record(self, kind, *, actor="", detail=""):
         return Event.objects.create(authentication=self, kind=kind, actor=actor, detail=detail)
 
@@ -226,6 +204,9 @@ class AuthorizationRequest(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
     )
     link_nonce = models.CharField(max_length=64, blank=True)
+    # The authentication's generation when this sign-in started: it grants only while
+    # nothing changed the connection since.
+    generation = models.PositiveIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
     expires_at = models.DateTimeField()
     used_at = models.DateTimeField(null=True, blank=True)

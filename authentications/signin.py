@@ -55,6 +55,7 @@ def start_sign_in(authentication, *, via, user=None):
         started_via=via,
         started_by=user if user and user.is_authenticated else None,
         link_nonce=authentication.link_nonce,
+        generation=authentication.generation,
         expires_at=timezone.now() + timedelta(minutes=settings.BC_SIGN_IN_TTL_MINUTES),
     )
     actor = user.get_username() if user and user.is_authenticated else ""
@@ -101,12 +102,11 @@ def complete_sign_in(params, cookies):
             request.authentication, json.loads(request.flow), params
         )
         _check_expected_user(request.authentication, tokens.claims)
-        _check_link_still_valid(request)
+        _store_grant(request, tokens)
     except ConsentError as err:
         _record_failure(request, err)
         err.auth_request = request
         raise
-    _store_grant(request, tokens)
     return request
 
 
@@ -174,18 +174,6 @@ def _check_expected_user(authentication, claims):
         )
 
 
-def _check_link_still_valid(request):
-    if request.started_via != AuthorizationRequest.Via.LINK:
-        return
-    current = Authentication.objects.filter(pk=request.authentication_id)
-    if not current.filter(link_nonce=request.link_nonce).exists():
-        raise ConsentError(
-            "This Authorization URL was revoked or already used while you were signing in. "
-            "Ask the sender for a new link.",
-            code="link_revoked",
-        )
-
-
 def _record_failure(request, err):
     authentication = request.authentication
     AuthorizationRequest.objects.filter(pk=request.pk).update(
@@ -199,9 +187,39 @@ def _record_failure(request, err):
 
 
 def _store_grant(request, tokens):
+    """Store the grant and spend the link in one conditional UPDATE; raises ConsentError.
+
+    Two sign-ins from one link that finish together both reach this point: the UPDATE
+    that still finds the link's nonce wins, the other stores nothing.
+    """
     authentication = request.authentication
+    changes = _grant_changes(request, tokens)
+    with transaction.atomic():
+        if not _grant_target(request).update(**changes):
+            raise _grant_refused(request)
+        AuthorizationRequest.objects.filter(pk=request.pk).update(
+            outcome=AuthorizationRequest.Outcome.GRANTED
+        )
+        for name, value in changes.items():
+            setattr(authentication, name, value)
+        authentication.record(
+            Event.Kind.SIGN_IN_GRANTED,
+            actor=authentication.granted_by_upn,
+            detail=f"Access granted by {authentication.granted_by_display or 'unknown'} "
+            f"via {authentication.get_granted_via_display()}.",
+        )
+    request.outcome = AuthorizationRequest.Outcome.GRANTED
+    if _via_link(request):  # Staff did not watch this grant happen: tell them.
+        link_email.notify_access_granted(authentication)
+
+
+def _via_link(request):
+    return request.started_via == AuthorizationRequest.Via.LINK
+
+
+def _grant_changes(request, tokens):
     claims = tokens.claims
-    via_link = request.started_via == AuthorizationRequest.Via.LINK
+    via_link = _via_link(request)
     now = timezone.now()
     changes = {
         "access_token": tokens.access_token,
@@ -219,25 +237,41 @@ def _store_grant(request, tokens):
         "last_error": "",
         "last_error_code": "",
         "consecutive_failures": 0,
+        "updated_at": now,
     }
     if via_link:  # A link is spent once it has produced a grant.
         changes["link_nonce"] = new_link_nonce()
-    for name, value in changes.items():
-        setattr(authentication, name, value)
-    with transaction.atomic():
-        authentication.save(update_fields=[*changes, "updated_at"])
-        AuthorizationRequest.objects.filter(pk=request.pk).update(
-            outcome=AuthorizationRequest.Outcome.GRANTED
+    return changes
+
+
+def _grant_target(request):
+    """The row, only while nothing changed the connection since this sign-in started."""
+    target = Authentication.objects.filter(
+        pk=request.authentication_id, generation=request.generation
+    )
+    if _via_link(request):  # Spent by another sign-in, or revoked, since: no grant.
+        target = target.filter(link_nonce=request.link_nonce)
+    return target
+
+
+def _grant_refused(request):
+    """Why `_grant_target` matched nothing, for the person who just signed in."""
+    nonce = (
+        Authentication.objects.filter(pk=request.authentication_id)
+        .values_list("link_nonce", flat=True)
+        .first()
+    )
+    if _via_link(request) and nonce != request.link_nonce:
+        return ConsentError(
+            "This Authorization URL was revoked or already used while you were signing in. "
+            "Ask the sender for a new link.",
+            code="link_revoked",
         )
-        authentication.record(
-            Event.Kind.SIGN_IN_GRANTED,
-            actor=authentication.granted_by_upn,
-            detail=f"Access granted by {authentication.granted_by_display or 'unknown'} "
-            f"via {authentication.get_granted_via_display()}.",
-        )
-    request.outcome = AuthorizationRequest.Outcome.GRANTED
-    if via_link:  # Staff did not watch this grant happen: tell them.
-        link_email.notify_access_granted(authentication)
+    return ConsentError(
+        "The connection was changed while you were signing in (disconnected, or its app "
+        "registration or BC URL edited), so this sign-in was not stored. Start a new one.",
+        code="connection_changed",
+    )
 
 
 def recent_grant(authentication, request_id):

@@ -162,12 +162,32 @@ def _take_lease(pk):
 
 
 def _fenced(row, lease_id):
-    """The row, only while this caller holds its lease and no new sign-in replaced the grant.
+    """The row, only while this caller holds its lease and nothing replaced what it read.
 
     A sign-in that completes while a refresh is at Microsoft stores a new grant (perhaps
-    another user's); the refresh of the old one must not overwrite it.
+    another user's), and a disconnect or a new app registration or BC URL bumps the
+    generation: the refresh started before either must not overwrite it.
     """
-    return Authentication.objects.filter(pk=row.pk, lease_id=lease_id, granted_at=row.granted_at)
+    return Authentication.objects.filter(
+        pk=row.pk, lease_id=lease_id, granted_at=row.granted_at, generation=row.generation
+    )
+
+
+def _fence_lost(row):
+    """The TokenError for a fenced store that wrote nothing, saying what got in the way."""
+    current = Authentication.objects.filter(pk=row.pk).values_list("generation", flat=True)
+    if current.first() != row.generation:
+        return TokenError(
+            "The connection was changed (disconnected, or its app registration or BC URL "
+            "edited) while its token was being refreshed; nothing was stored.",
+            code="connection_changed",
+            transient=True,
+        )
+    return TokenError(
+        "The connection was refreshed or signed in again elsewhere meanwhile; try again.",
+        code="lease_lost",
+        transient=True,
+    )
 
 
 def _release(pk, lease_id):
@@ -281,13 +301,8 @@ def _store(row, lease_id, tokens, *, actor):
             granted_at=row.granted_at or now,
         )
     with transaction.atomic():
-        stored = _fenced(row, lease_id).update(**changes)
-        if not stored:
-            raise TokenError(
-                "The connection was refreshed or signed in again elsewhere meanwhile; try again.",
-                code="lease_lost",
-                transient=True,
-            )
+        if not _fenced(row, lease_id).update(**changes):
+            raise _fence_lost(row)
         kind = (
             Event.Kind.TOKEN_REFRESHED if row.is_user_impersonation else Event.Kind.TOKEN_ACQUIRED
         )
