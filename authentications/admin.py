@@ -83,9 +83,11 @@ class AuthenticationAdmin(BusinessCentralAdminMixin, admin.ModelAdmin):
         )
 
     def get_fieldsets(self, request, obj=None):
-        entra = ["client_id", "tenant_id", "client_secret", "client_secret_expires_on"]
+        entra = ["client_id", "tenant_id", "client_secret_expires_on"]
+        if self._secret_is_editable(request, obj):
+            entra.insert(2, "client_secret")
         if obj is not None:
-            entra.insert(3, "secret_state")
+            entra.insert(-1, "secret_state")
         fieldsets = [
             (None, {"fields": ["name", "kind"]}),
             ("Microsoft Entra app registration", {"fields": [*entra, "redirect_uri"]}),
@@ -111,6 +113,16 @@ class AuthenticationAdmin(BusinessCentralAdminMixin, admin.ModelAdmin):
         if self._link_visible(request, obj):
             fieldsets.insert(3, ("Authorization URL", {"fields": ["authorization_url"]}))
         return fieldsets
+
+    def _secret_is_editable(self, request, obj):
+        """Whether the write-only secret input belongs on the page.
+
+        Django renders a field the user may not change as its value (decrypted, here), so
+        whoever may not change the authentication gets "Client secret stored" instead.
+        """
+        if obj is None:
+            return self.has_add_permission(request)
+        return self.has_change_permission(request, obj)
 
     # --- read-only displays ------------------------------------------------------------
 
