@@ -67,9 +67,7 @@ def every_page(client, authentication):
 @pytest.mark.parametrize(
     "permissions", EVERY_COMBINATION, ids=lambda codenames: "+".join(codenames) or "none"
 )
-def test_no_admin_page_renders_a_stored_secret(
-    client, django_user_model, connected, permissions
-):
+def test_no_admin_page_renders_a_stored_secret(client, django_user_model, connected, permissions):
     client.force_login(staff_user(django_user_model, permissions))
 
     pages = every_page(client, connected)
