@@ -13,7 +13,7 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
-from .fields import EncryptedTextField
+from .fields import EncryptedTextField, undecryptable_fields
 from .validators import validate_base_url, validate_guid, validate_tenant
 
 REFRESH_TOKEN_LIFETIME = timedelta(days=90)  # Entra's inactivity limit for refresh tokens.
@@ -124,6 +124,11 @@ class Authentication(models.Model):
     @property
     def is_user_impersonation(self):
         return self.kind == self.Kind.USER_IMPERSONATION
+
+    @property
+    def cannot_decrypt(self):
+        """Whether a stored secret was encrypted with a key no longer in FERNET_KEYS."""
+        return bool(undecryptable_fields(self))
 
     def has_credentials(self):
         return bool(self.client_id and self.tenant_id and self.client_secret and self.base_url)

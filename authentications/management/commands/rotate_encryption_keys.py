@@ -1,6 +1,5 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from authentications.fields import DecryptionError
 from authentications.keys import rotate_encryption_keys
 
 
@@ -16,13 +15,21 @@ class Command(BaseCommand):
     def handle(self, *args, batch_size, **options):
         if batch_size < 1:
             raise CommandError("--batch-size must be at least 1.")
-        try:
-            counts = rotate_encryption_keys(batch_size=batch_size)
-        except DecryptionError as err:
-            raise CommandError(str(err)) from None
+        counts = rotate_encryption_keys(batch_size=batch_size)
         for count in counts:
             self.stdout.write(
                 f"{count.model}: {count.rotated} of {count.rows} rows re-encrypted "
-                f"({count.rows - count.rotated} already on the current key)."
+                f"({count.rows - count.rotated - count.undecryptable} already on the current key)."
             )
+        if lost := [count for count in counts if count.undecryptable]:
+            raise CommandError(_undecryptable_message(lost))
         self.stdout.write(self.style.SUCCESS("Done: the older keys can now be removed."))
+
+
+def _undecryptable_message(counts):
+    rows = ", ".join(f"{count.undecryptable} in {count.model}" for count in counts)
+    return (
+        f"FERNET_KEYS cannot decrypt {rows} row(s): the key that encrypted them is missing. "
+        "They were left as they are; put that key back in FERNET_KEYS (after the current one) "
+        "and run `manage.py rotate_encryption_keys` again before removing any key."
+    )
