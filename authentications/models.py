@@ -14,7 +14,7 @@ from django.db import models
 from django.utils import timezone
 
 from .fields import EncryptedTextField, undecryptable_fields
-from .validators import validate_base_url, validate_guid, validate_tenant
+from .validators import validate_base_url, validate_guid, validate_name, validate_tenant
 
 REFRESH_TOKEN_LIFETIME = timedelta(days=90)  # Entra's inactivity limit for refresh tokens.
 
@@ -49,7 +49,7 @@ class Authentication(models.Model):
         LINK = "link", "Authorization URL"
         CLIENT_CREDENTIALS = "client_credentials", "Client credentials"
 
-    name = models.CharField(max_length=100, unique=True)
+    name = models.CharField(max_length=100, unique=True, validators=[validate_name])
     kind = models.CharField(
         max_length=32, choices=Kind.choices, default=Kind.USER_IMPERSONATION, verbose_name="type"
     )

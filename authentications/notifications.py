@@ -12,6 +12,8 @@ from django.core.mail import EmailMultiAlternatives
 from django.template.loader import render_to_string
 from django.urls import reverse
 
+from .validators import is_control_character
+
 logger = logging.getLogger(__name__)
 
 
@@ -21,11 +23,17 @@ def admin_url(authentication):
     return settings.PUBLIC_BASE_URL + path
 
 
+def subject_line(text):
+    """`text` as one header line: a name holding a line break must not break the email."""
+    visible = "".join(" " if is_control_character(char) else char for char in text)
+    return " ".join(visible.split())
+
+
 def send(template, context, *, to, subject):
     """Render `template`.txt and .html and send them as one message; returns the count sent."""
     context = {"site_name": settings.SITE_NAME, **context}
     message = EmailMultiAlternatives(
-        subject=subject,
+        subject=subject_line(subject),
         body=render_to_string(f"authentications/emails/{template}.txt", context),
         from_email=settings.DEFAULT_FROM_EMAIL,
         to=list(to),

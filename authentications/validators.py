@@ -5,6 +5,7 @@ the base URL decides where bearer tokens are sent.
 """
 
 import re
+import unicodedata
 import uuid
 from urllib.parse import urlsplit
 
@@ -13,6 +14,8 @@ from django.core.exceptions import ValidationError
 
 _DOMAIN = re.compile(r"^(?=.{4,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
 LOOPBACK_HOSTS = {"localhost", "127.0.0.1", "::1"}
+# Control characters and line or paragraph separators: they break email headers and log lines.
+_CONTROL_CATEGORIES = frozenset({"Cc", "Zl", "Zp"})
 
 
 def is_guid(value):
@@ -61,4 +64,17 @@ def validate_base_url(value):
         raise ValidationError(
             "The Business Central URL must not contain credentials, a query or a fragment.",
             code="shape",
+        )
+
+
+def is_control_character(char):
+    return unicodedata.category(char) in _CONTROL_CATEGORIES
+
+
+def validate_name(value):
+    """Names end up in email subjects and log lines, where a line break does harm."""
+    if any(is_control_character(char) for char in str(value)):
+        raise ValidationError(
+            "The name must not contain line breaks or other control characters.",
+            code="control_characters",
         )
