@@ -313,3 +313,23 @@ def test_typing_a_new_secret_replaces_the_undecryptable_one(admin_client, lost_a
 
     assert response.status_code == 302
     assert Authentication.objects.get(pk=lost.pk).client_secret == "typed-again"
+
+
+# --- a sign-in in flight when the key went -----------------------------------------------
+
+
+def test_a_sign_in_started_under_a_dropped_key_ends_on_a_clear_page(
+    admin_client, make_authentication, sign_in, settings
+):
+    settings.FERNET_KEYS = [DROPPED]
+    authentication = make_authentication(name="Lost")
+    started = admin_client.post(admin_change_url(authentication).replace("change/", "sign-in/"))
+    before = raw_columns(authentication)
+    settings.FERNET_KEYS = [CURRENT]
+
+    answer = sign_in(admin_client, started)
+
+    assert answer.status_code == 400
+    assert "Start the sign-in again" in answer.content.decode()
+    assert raw_columns(authentication) == before
+    assert Authentication.objects.get(pk=authentication.pk).status == "not_connected"
