@@ -17,9 +17,11 @@ class Command(BaseCommand):
             raise CommandError("--batch-size must be at least 1.")
         counts = rotate_encryption_keys(batch_size=batch_size)
         for count in counts:
+            current = count.rows - count.rotated - count.undecryptable
+            lost = f", {count.undecryptable} cannot be decrypted" if count.undecryptable else ""
             self.stdout.write(
                 f"{count.model}: {count.rotated} of {count.rows} rows re-encrypted "
-                f"({count.rows - count.rotated - count.undecryptable} already on the current key)."
+                f"({current} already on the current key{lost})."
             )
         if lost := [count for count in counts if count.undecryptable]:
             raise CommandError(_undecryptable_message(lost))
@@ -27,9 +29,11 @@ class Command(BaseCommand):
 
 
 def _undecryptable_message(counts):
-    rows = ", ".join(f"{count.undecryptable} in {count.model}" for count in counts)
+    total = sum(count.undecryptable for count in counts)
+    where = ", ".join(f"{count.model}: {count.undecryptable}" for count in counts)
     return (
-        f"FERNET_KEYS cannot decrypt {rows} row(s): the key that encrypted them is missing. "
+        f"FERNET_KEYS cannot decrypt {total} row(s) ({where}): the key that encrypted them "
+        "is missing. "
         "They were left as they are; put that key back in FERNET_KEYS (after the current one) "
         "and run `manage.py rotate_encryption_keys` again before removing any key."
     )
