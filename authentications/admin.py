@@ -15,6 +15,7 @@ from django.views.decorators.http import require_POST
 
 from . import changes, cron, link_email, links, oauth, signin, tokens
 from .admin_connection import BusinessCentralAdminMixin
+from .fields import Undecryptable
 from .forms import AuthenticationForm, EmailLinkForm
 from .models import Authentication
 from .oauth import ConsentError
@@ -28,6 +29,10 @@ ENTRA_STEPS = (
     "Authentication > Add a platform > Web: paste this redirect URI. Microsoft requires "
     "HTTPS, except for http://localhost.",
 )
+
+
+# Shown for a row encrypted with a key no longer in FERNET_KEYS (see fields.Undecryptable).
+CANNOT_DECRYPT = "Cannot decrypt: key missing"
 
 
 def change_url(authentication):
@@ -83,9 +88,11 @@ class AuthenticationAdmin(BusinessCentralAdminMixin, admin.ModelAdmin):
         )
 
     def get_fieldsets(self, request, obj=None):
-        entra = ["client_id", "tenant_id", "client_secret", "client_secret_expires_on"]
+        entra = ["client_id", "tenant_id", "client_secret_expires_on"]
+        if self._secret_is_editable(request, obj):
+            entra.insert(2, "client_secret")
         if obj is not None:
-            entra.insert(3, "secret_state")
+            entra.insert(-1, "secret_state")
         fieldsets = [
             (None, {"fields": ["name", "kind"]}),
             ("Microsoft Entra app registration", {"fields": [*entra, "redirect_uri"]}),
@@ -112,10 +119,22 @@ class AuthenticationAdmin(BusinessCentralAdminMixin, admin.ModelAdmin):
             fieldsets.insert(3, ("Authorization URL", {"fields": ["authorization_url"]}))
         return fieldsets
 
+    def _secret_is_editable(self, request, obj):
+        """Whether the write-only secret input belongs on the page.
+
+        Django renders a field the user may not change as its value (decrypted, here), so
+        whoever may not change the authentication gets "Client secret stored" instead.
+        """
+        if obj is None:
+            return self.has_add_permission(request)
+        return self.has_change_permission(request, obj)
+
     # --- read-only displays ------------------------------------------------------------
 
     @admin.display(description="Client secret stored")
     def secret_state(self, obj):
+        if isinstance(obj.client_secret, Undecryptable):
+            return CANNOT_DECRYPT
         return "stored" if obj.client_secret else "not set"
 
     @admin.display(description="Redirect URI")
@@ -154,12 +173,16 @@ class AuthenticationAdmin(BusinessCentralAdminMixin, admin.ModelAdmin):
 
     @admin.display(description="Status", ordering="status")
     def status_badge(self, obj):
+        if obj.cannot_decrypt:
+            return format_html('<span class="bc-badge failing">{}</span>', CANNOT_DECRYPT)
         return format_html(
             '<span class="bc-badge {}">{}</span>', obj.status, obj.get_status_display()
         )
 
     @admin.display(description="Access token")
     def access_token_display(self, obj):
+        if isinstance(obj.access_token, Undecryptable):
+            return CANNOT_DECRYPT
         if not obj.access_token:
             return "none"
         return obj.masked_access_token

@@ -3,6 +3,7 @@
 from django import forms
 from django.core.validators import validate_email
 
+from .fields import Undecryptable
 from .models import Authentication
 
 CREDENTIAL_FIELDS = ("client_id", "tenant_id", "base_url")
@@ -64,8 +65,9 @@ class AuthenticationForm(forms.ModelForm):
         typed = self.cleaned_data.get("client_secret", "")
         if typed:
             return typed
-        if self._stored_secret:
-            return self._stored_secret  # Blank keeps the stored secret.
+        if self._stored_secret or isinstance(self._stored_secret, Undecryptable):
+            # Blank keeps the stored secret; one no key decrypts stays as it is stored.
+            return self._stored_secret
         raise forms.ValidationError("Enter the client secret Value copied from Entra.")
 
     @property

@@ -1,7 +1,9 @@
 """Re-encrypting stored secrets with the first key in FERNET_KEYS (key rotation).
 
 Reads the raw ciphertext so rows already on the current key are skipped, and works in
-batches, each in its own transaction: safe to interrupt and to run again.
+batches, each in its own transaction: safe to interrupt and to run again. A row no key
+decrypts is left as it is and counted, so the run still rotates every other row and the
+caller can say that an old key is missing.
 """
 
 from dataclasses import dataclass
@@ -18,6 +20,7 @@ class RotationCount:
     model: str
     rows: int = 0
     rotated: int = 0
+    undecryptable: int = 0
 
 
 def rotate_encryption_keys(*, batch_size=BATCH_SIZE):
@@ -36,12 +39,16 @@ def _rotate_model(model, fields, batch_size):
             rows = _raw_rows(model, fields, after=last_pk, limit=batch_size)
             if not rows:
                 return count
-            stale = [row[0] for row in rows if not _all_current(fields, row[1:])]
+            lost = [row[0] for row in rows if not _all_decrypt(fields, row[1:])]
+            stale = [
+                row[0] for row in rows if row[0] not in lost and not _all_current(fields, row[1:])
+            ]
             # Loading decrypts with any listed key; saving encrypts with the first one.
             for instance in model.objects.select_for_update().filter(pk__in=stale):
                 instance.save(update_fields=[field.attname for field in fields])
             count.rows += len(rows)
             count.rotated += len(stale)
+            count.undecryptable += len(lost)
             last_pk = rows[-1][0]
 
 
@@ -61,4 +68,10 @@ def _raw_rows(model, fields, *, after, limit):
 def _all_current(fields, raw_values):
     return all(
         raw is None or field.is_current(raw) for field, raw in zip(fields, raw_values, strict=True)
+    )
+
+
+def _all_decrypt(fields, raw_values):
+    return all(
+        raw is None or field.decrypts(raw) for field, raw in zip(fields, raw_values, strict=True)
     )

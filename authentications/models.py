@@ -13,8 +13,8 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
-from .fields import EncryptedTextField
-from .validators import validate_base_url, validate_guid, validate_tenant
+from .fields import EncryptedTextField, undecryptable_fields
+from .validators import validate_base_url, validate_guid, validate_name, validate_tenant
 
 REFRESH_TOKEN_LIFETIME = timedelta(days=90)  # Entra's inactivity limit for refresh tokens.
 
@@ -49,7 +49,7 @@ class Authentication(models.Model):
         LINK = "link", "Authorization URL"
         CLIENT_CREDENTIALS = "client_credentials", "Client credentials"
 
-    name = models.CharField(max_length=100, unique=True)
+    name = models.CharField(max_length=100, unique=True, validators=[validate_name])
     kind = models.CharField(
         max_length=32, choices=Kind.choices, default=Kind.USER_IMPERSONATION, verbose_name="type"
     )
@@ -127,6 +127,11 @@ class Authentication(models.Model):
     @property
     def is_user_impersonation(self):
         return self.kind == self.Kind.USER_IMPERSONATION
+
+    @property
+    def cannot_decrypt(self):
+        """Whether a stored secret was encrypted with a key no longer in FERNET_KEYS."""
+        return bool(undecryptable_fields(self))
 
     def has_credentials(self):
         return bool(self.client_id and self.tenant_id and self.client_secret and self.base_url)

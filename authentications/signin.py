@@ -18,6 +18,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from . import link_email, oauth
+from .fields import Undecryptable
 from .models import Authentication, AuthorizationRequest, Event, new_link_nonce
 from .oauth import ConsentError
 
@@ -98,9 +99,7 @@ def complete_sign_in(params, cookies):
     """
     request = _pending_request(params, cookies)
     try:
-        tokens = oauth.finish_auth_code_flow(
-            request.authentication, json.loads(request.flow), params
-        )
+        tokens = oauth.finish_auth_code_flow(request.authentication, _stored_flow(request), params)
         _check_expected_user(request.authentication, tokens.claims)
         _store_grant(request, tokens)
     except ConsentError as err:
@@ -108,6 +107,17 @@ def complete_sign_in(params, cookies):
         err.auth_request = request
         raise
     return request
+
+
+def _stored_flow(request):
+    """The MSAL flow kept for this sign-in: unreadable if its key left FERNET_KEYS meanwhile."""
+    if isinstance(request.flow, Undecryptable) or request.authentication.cannot_decrypt:
+        raise ConsentError(
+            "This sign-in cannot be completed: this site can no longer read what it stored "
+            "for it. Start the sign-in again; if that fails too, tell the site's administrators.",
+            code="key_missing",
+        )
+    return json.loads(request.flow)
 
 
 def _pending_request(params, cookies):

@@ -25,6 +25,7 @@ from django.utils import timezone
 from bcconnect.client import BusinessCentralClient
 
 from . import links, notifications, oauth
+from .fields import KEY_MISSING
 from .models import Authentication, Event
 from .oauth import EntraError
 from .per_process import PerProcess
@@ -230,6 +231,8 @@ def _refresh_holding_lease(pk, lease_id, *, needed, actor):
 
 def _request_tokens(row, lease_id, *, actor):
     """Ask Entra for new tokens; never with a transaction or lock open."""
+    if row.cannot_decrypt:
+        raise TokenError(KEY_MISSING, code="key_missing")
     if not row.has_credentials():
         raise TokenError(
             "The app registration is incomplete: fill in the client ID, tenant, secret and BC URL.",

@@ -5,6 +5,7 @@ the base URL decides where bearer tokens are sent.
 """
 
 import re
+import unicodedata
 import uuid
 from urllib.parse import urlsplit
 
@@ -15,6 +16,8 @@ from bcconnect.client import UnsafeUrlError, url_target
 
 _DOMAIN = re.compile(r"^(?=.{4,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
 LOOPBACK_HOSTS = {"localhost", "127.0.0.1", "::1"}
+# Control characters and line or paragraph separators: they break email headers and log lines.
+_CONTROL_CATEGORIES = frozenset({"Cc", "Zl", "Zp"})
 
 
 def is_guid(value):
@@ -72,4 +75,17 @@ def validate_base_url(value):
         raise ValidationError(
             "The Business Central URL must not contain credentials, a query or a fragment.",
             code="shape",
+        )
+
+
+def is_control_character(char):
+    return unicodedata.category(char) in _CONTROL_CATEGORIES
+
+
+def validate_name(value):
+    """Names end up in email subjects and log lines, where a line break does harm."""
+    if any(is_control_character(char) for char in str(value)):
+        raise ValidationError(
+            "The name must not contain line breaks or other control characters.",
+            code="control_characters",
         )

@@ -112,7 +112,14 @@ STORAGES = {
 }
 
 # Email: console in development, SMTP (or anything django-environ knows) via EMAIL_URL.
-vars().update(env.email_url("EMAIL_URL", default="consolemail://"))
+_email = env.email_url("EMAIL_URL", default="consolemail://")
+_email_options = _email.pop("OPTIONS", {})
+vars().update(_email)
+# Seconds each step of an SMTP conversation may take (EMAIL_URL may end in ?timeout=N), and
+# the longest a grant, refresh or cron run waits for a notification to be accepted.
+EMAIL_TIMEOUT = env.float("EMAIL_TIMEOUT", default=float(_email_options.get("TIMEOUT", 10)))
+if EMAIL_TIMEOUT <= 0:
+    raise SystemExit("bcconnect: EMAIL_TIMEOUT must be a positive number of seconds.")
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="bcconnect@localhost")
 SERVER_EMAIL = env.str("SERVER_EMAIL", default=DEFAULT_FROM_EMAIL)
 ADMINS = [

@@ -4,8 +4,8 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.db import connection
 
-from authentications.fields import DecryptionError
 from authentications.models import Authentication
+from authentications.tokens import TokenError, get_access_token
 
 pytestmark = pytest.mark.django_db
 
@@ -54,10 +54,12 @@ def test_rotation_is_safe_to_run_again(settings, stored, capsys):
 def test_a_missing_key_is_a_clear_error_naming_the_setting(settings, stored):
     settings.FERNET_KEYS = [NEW]  # The old key was dropped before rotating.
 
-    with pytest.raises(DecryptionError) as caught:
-        Authentication.objects.get(pk=stored.pk)
+    reloaded = Authentication.objects.get(pk=stored.pk)  # Loading still works...
+    with pytest.raises(TokenError) as caught:  # ...but nothing uses its secrets.
+        get_access_token(reloaded)
 
-    message = str(caught.value)
+    assert reloaded.cannot_decrypt
+    message = caught.value.message
     assert "FERNET_KEYS" in message
     assert raw_secret(stored.pk).decode() not in message
 

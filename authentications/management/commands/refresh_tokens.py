@@ -11,6 +11,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
 from authentications import cron
+from authentications.fields import KEY_MISSING
 from authentications.models import Authentication
 
 
@@ -22,6 +23,13 @@ def _positive_int(value):
     if number < 1:
         raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {value!r}")
     return number
+
+
+def _dry_run_outcome(row):
+    """A row no key decrypts would fail the real run: report it as failed already."""
+    if row.cannot_decrypt:
+        return cron.Outcome(row.name, "failed", error_code="key_missing", error=KEY_MISSING)
+    return cron.Outcome(row.name, "due", row.access_token_expires_at)
 
 
 class Command(BaseCommand):
@@ -71,9 +79,7 @@ class Command(BaseCommand):
         started = timezone.now()
         selected, needed = self._select(options, started=started)
         if options["dry_run"]:
-            outcomes = [
-                cron.Outcome(row.name, "due", row.access_token_expires_at) for row in selected
-            ]
+            outcomes = [_dry_run_outcome(row) for row in selected]
             reminders = [(row, days) for row, days, _ in cron.secret_reminders_due()]
         else:
             outcomes = cron.refresh_many(selected, needed=needed, workers=options["workers"])

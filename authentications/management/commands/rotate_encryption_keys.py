@@ -1,6 +1,5 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from authentications.fields import DecryptionError
 from authentications.keys import rotate_encryption_keys
 
 
@@ -16,13 +15,25 @@ class Command(BaseCommand):
     def handle(self, *args, batch_size, **options):
         if batch_size < 1:
             raise CommandError("--batch-size must be at least 1.")
-        try:
-            counts = rotate_encryption_keys(batch_size=batch_size)
-        except DecryptionError as err:
-            raise CommandError(str(err)) from None
+        counts = rotate_encryption_keys(batch_size=batch_size)
         for count in counts:
+            current = count.rows - count.rotated - count.undecryptable
+            lost = f", {count.undecryptable} cannot be decrypted" if count.undecryptable else ""
             self.stdout.write(
                 f"{count.model}: {count.rotated} of {count.rows} rows re-encrypted "
-                f"({count.rows - count.rotated} already on the current key)."
+                f"({current} already on the current key{lost})."
             )
+        if lost := [count for count in counts if count.undecryptable]:
+            raise CommandError(_undecryptable_message(lost))
         self.stdout.write(self.style.SUCCESS("Done: the older keys can now be removed."))
+
+
+def _undecryptable_message(counts):
+    total = sum(count.undecryptable for count in counts)
+    where = ", ".join(f"{count.model}: {count.undecryptable}" for count in counts)
+    return (
+        f"FERNET_KEYS cannot decrypt {total} row(s) ({where}): the key that encrypted them "
+        "is missing. "
+        "They were left as they are; put that key back in FERNET_KEYS (after the current one) "
+        "and run `manage.py rotate_encryption_keys` again before removing any key."
+    )
