@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('authentications', '0002_encrypted_fields_name_the_setting'),
+        ('authentications', '0003_connection_generation'),
     ]
 
     operations = [
