@@ -12,6 +12,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
+from .fields import Undecryptable
 from .models import Authentication, Event, new_link_nonce
 
 logger = logging.getLogger(__name__)
@@ -33,7 +34,8 @@ def change_connection(authentication, *, changes, actor, reason, event=Event.Kin
     Returns False when the authentication no longer exists.
     """
     fenced = {
-        **changes,
+        # A secret no key could decrypt stays as stored: the key may yet come back.
+        **{name: value for name, value in changes.items() if not isinstance(value, Undecryptable)},
         "link_nonce": new_link_nonce(),
         "generation": F("generation") + 1,
         "updated_at": timezone.now(),

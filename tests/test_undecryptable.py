@@ -304,6 +304,25 @@ def test_saving_the_change_form_with_a_blank_secret_keeps_the_ciphertext(
     assert restored.client_secret == CLIENT_SECRET
 
 
+def test_changing_the_bc_url_with_a_blank_secret_keeps_the_ciphertext(
+    admin_client, lost_and_healthy, settings
+):
+    lost, _ = lost_and_healthy
+    secret_before = raw_columns(lost)[0]
+    new_url = lost.base_url.replace("/Production/", "/Sandbox/")
+
+    response = admin_client.post(
+        admin_change_url(lost), change_form_data(lost, base_url=new_url, _save="Save")
+    )
+
+    assert response.status_code == 302
+    assert raw_columns(lost)[0] == secret_before
+    settings.FERNET_KEYS = [CURRENT, DROPPED]
+    restored = Authentication.objects.get(pk=lost.pk)
+    assert restored.base_url == new_url
+    assert restored.client_secret == CLIENT_SECRET
+
+
 def test_typing_a_new_secret_replaces_the_undecryptable_one(admin_client, lost_and_healthy):
     lost, _ = lost_and_healthy
 
