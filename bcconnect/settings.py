@@ -177,11 +177,35 @@ DEFAULT_EXCEPTION_REPORTER_FILTER = "authentications.reporting.SecretScrubbingFi
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "filters": {
+        # Request logs name the path (an Authorization URL holds its link token there) or
+        # the request line (a callback's code), and carry the request with its cookies.
+        "redact_request": {"()": "authentications.reporting.RedactRequestSecrets"},
+    },
+    "formatters": {
+        "django.server": {
+            "()": "django.utils.log.ServerFormatter",
+            "format": "[{server_time}] {message}",
+            "style": "{",
+        },
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler"},
+        "django.server": {"class": "logging.StreamHandler", "formatter": "django.server"},
+    },
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {
         # MSAL logs authorization codes and PKCE verifiers at DEBUG: never lower this.
         "msal": {"level": "INFO"},
         "django.db.backends": {"level": "INFO"},
+        "django.request": {"filters": ["redact_request"]},
+        "django.security.csrf": {"filters": ["redact_request"]},
+        # Django's own runserver logging, plus the filter.
+        "django.server": {
+            "handlers": ["django.server"],
+            "filters": ["redact_request"],
+            "level": "INFO",
+            "propagate": False,
+        },
     },
 }
