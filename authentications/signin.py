@@ -92,8 +92,8 @@ def clear_binding_cookie(response, state):
 def complete_sign_in(params, cookies):
     """Finish the sign-in Microsoft answered; returns the granted AuthorizationRequest.
 
-    Raises ConsentError (with `.auth_request` when the sign-in is known). Nothing stored
-    changes unless every check passes.
+    Raises ConsentError (with `.auth_request` once this browser proved it started the
+    sign-in). Nothing stored changes unless every check passes.
     """
     request = _pending_request(params, cookies)
     try:
@@ -141,9 +141,13 @@ def _pending_request(params, cookies):
 
 
 def _known(request, message, code):
-    err = ConsentError(message, code=code)
-    err.auth_request = request
-    return err
+    """A refusal before this browser proved it started the sign-in.
+
+    Whoever presents a state may have only read it (history, a proxy log): the error
+    carries no `auth_request`, so the page names neither the connection nor its admin URL.
+    """
+    logger.info("Sign-in %s refused before the browser was verified: %s", request.pk, code)
+    return ConsentError(message, code=code)
 
 
 def _check_binding(request, cookie_value):

@@ -349,3 +349,27 @@ def test_a_code_issued_to_another_client_is_refused(
     assert_tokens_unchanged(connected)
     assert Authentication.objects.get(pk=other.pk).access_token == ""
     assert "AADSTS" in answer.content.decode()  # Entra refused the code for this client.
+
+
+@pytest.mark.parametrize("stale", ["expired", "already_used", "unbound"])
+def test_a_stale_admin_state_says_nothing_about_the_connection(
+    admin_client, client, connected, fake_microsoft, stale
+):
+    response = start(admin_client, connected)
+    _, fields = fake_microsoft.sign_in(response["Location"])
+    if stale == "expired":
+        AuthorizationRequest.objects.filter(state=fields["state"]).update(
+            expires_at="2000-01-01T00:00:00Z"
+        )
+    elif stale == "already_used":
+        assert admin_client.post(CALLBACK, fields).status_code == 303
+        connected.refresh_from_db()
+
+    # Anyone who saw the state (history, a proxy log) presents it without the binding cookie.
+    answer = client.post(CALLBACK, fields)
+
+    content = answer.content.decode()
+    assert answer.status_code == 400
+    assert connected.name not in content
+    assert "/admin/" not in content
+    assert_tokens_unchanged(connected)
