@@ -160,6 +160,9 @@ BC_SIGN_IN_TTL_MINUTES = env.int("BC_SIGN_IN_TTL_MINUTES", default=10)
 BC_TOKEN_SKEW_SECONDS = env.int("BC_TOKEN_SKEW_SECONDS", default=300)
 BC_LEASE_SECONDS = env.int("BC_LEASE_SECONDS", default=60)
 BC_LINK_MAX_AGE_DAYS = env.int("BC_LINK_MAX_AGE_DAYS", default=7)
+# Audit events older than this are deleted by refresh_tokens (0 keeps them forever); the
+# current connection's grant and its credential and link events always stay.
+BC_EVENT_RETENTION_DAYS = env.int("BC_EVENT_RETENTION_DAYS", default=180)
 BC_NOTIFY_EMAILS = env.list("BC_NOTIFY_EMAILS", default=[address for _, address in ADMINS])
 BC_CLIENT_MAX_CONCURRENCY = env.int("BC_CLIENT_MAX_CONCURRENCY", default=5)
 
