@@ -341,13 +341,15 @@ def finish_auth_code_flow(authentication, flow, auth_response):
     app = _application(authentication, ConsentError)
     try:
         result = _call(ConsentError, app.acquire_token_by_auth_code_flow, flow, auth_response)
-    except ValueError as err:  # MSAL: state or nonce mismatch, a response not for this flow.
+    # MSAL: ValueError for a state or scope mismatch; RuntimeError when the ID token's
+    # nonce is not this flow's (an ID token replayed from another sign-in).
+    except (ValueError, RuntimeError) as err:
         raise ConsentError(
             "The answer from Microsoft did not match this sign-in; start again.",
             code="invalid_response",
         ) from err
     tokens = _token_result(result, ConsentError)
-    _check_tenant(authentication, tokens.claims)
+    _check_id_token(authentication, tokens.claims, directory=_directory_id(authentication, app))
     return tokens
 
 
@@ -365,15 +367,60 @@ def _check_issuer(authentication, issuer):
         )
 
 
-def _check_tenant(authentication, claims):
-    if not is_guid(authentication.tenant_id):
-        return
-    if str(claims.get("tid", "")).lower() != authentication.tenant_id.lower():
+def _directory_id(authentication, app):
+    """The directory (tenant) GUID the sign-in went to.
+
+    A domain tenant (contoso.onmicrosoft.com) is resolved by the OpenID discovery the
+    sign-in used: Entra's endpoints for a domain name the directory's GUID.
+    """
+    if is_guid(authentication.tenant_id):
+        return authentication.tenant_id.lower()
+    resolved = str(app.authority.tenant)
+    if not is_guid(resolved):
+        raise ConsentError(
+            f"Microsoft did not say which directory “{authentication.tenant_id}” is, so the "
+            "account that signed in cannot be checked. Enter the Directory (tenant) ID as a "
+            "GUID (Entra > Overview).",
+            code="invalid_tenant",
+        )
+    return resolved.lower()
+
+
+def _check_id_token(authentication, claims, *, directory):
+    """Whether the ID token is for this app, from this directory, about one of its accounts.
+
+    MSAL no longer validates ID tokens (since 1.38); it only decodes them. The token came
+    straight from the token endpoint over TLS, so its signature needs no check (OIDC 3.1.3.7).
+    """
+    if not claims:
+        raise ConsentError(
+            "Microsoft answered with no ID token, so who signed in is unknown; start again.",
+            code="invalid_id_token",
+        )
+    audience = claims.get("aud")
+    audiences = audience if isinstance(audience, list) else [audience]
+    if authentication.client_id.lower() not in {str(value).lower() for value in audiences}:
+        raise ConsentError(
+            "Microsoft's ID token was issued to another application than this Application "
+            "(client) ID; it was refused. Start the sign-in again.",
+            code="invalid_id_token",
+        )
+    if str(claims.get("tid") or "").lower() != directory:
         raise ConsentError(
             "The account that signed in belongs to another Microsoft Entra directory than "
             "the configured Directory (tenant) ID; sign in with an account of that directory.",
             code="wrong_tenant",
         )
+    if str(claims.get("iss") or "").lower() != _issuer(directory).lower():
+        raise ConsentError(
+            "Microsoft's ID token came from another identity provider than the one this "
+            "sign-in was sent to; it was refused. Start the sign-in again.",
+            code="issuer_mismatch",
+        )
+
+
+def _issuer(directory):
+    return f"{settings.BC_AUTHORITY_HOST}/{directory}/v2.0"
 
 
 def redeem_refresh_token(authentication, refresh_token):

@@ -78,6 +78,9 @@ class FakeEntra:
         # Faults, switchable by tests: seconds of latency, forced answers, dropped sockets.
         self.token_latency = 0.0
         self.token_faults = []  # Queue of ("status", code) / ("error", body) / ("drop",).
+        # ID token variations: claims to change (None removes one), or none issued at all.
+        self.id_token_changes = {}
+        self.issue_id_tokens = True
         self.add_user("jane@contoso.com", "Jane Doe")
         self.add_user("john@contoso.com", "John Smith")
 
@@ -160,7 +163,7 @@ class FakeEntra:
                 ),
                 status=400,
             )
-        base = f"{self.base_url}/{tenant}"
+        base = f"{self.base_url}/{tid}"  # Like Entra: a domain's endpoints name its GUID.
         return json_response(
             {
                 "issuer": self.issuer(tid),
@@ -452,9 +455,10 @@ class FakeEntra:
                 }
             body.update(
                 refresh_token=refresh_token,
-                id_token=self._id_token(app, tid, user, nonce),
                 client_info=_b64(json.dumps({"uid": user.oid, "utid": user.tid}).encode()),
             )
+            if self.issue_id_tokens:
+                body["id_token"] = self._id_token(app, tid, user, nonce)
         return json_response(body, headers={"Cache-Control": "no-store"})
 
     def _id_token(self, app, tid, user, nonce):
@@ -474,6 +478,11 @@ class FakeEntra:
         }
         if nonce:
             claims["nonce"] = nonce
+        for name, value in self.id_token_changes.items():
+            if value is None:
+                claims.pop(name, None)
+            else:
+                claims[name] = value
         header = {"typ": "JWT", "alg": "RS256", "kid": "fake-key"}
         parts = [_b64(json.dumps(part).encode()) for part in (header, claims)]
         return ".".join([*parts, _b64(b"fake-signature")])
