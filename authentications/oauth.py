@@ -133,16 +133,63 @@ class _NoMsalDebug(logging.Filter):
         return record.levelno >= logging.INFO
 
 
-def _guard_msal_loggers():
-    guard = _NoMsalDebug()
-    for name in ["msal", *logging.root.manager.loggerDict]:
-        if name == "msal" or name.startswith("msal."):
-            logger_ = logging.getLogger(name)
-            if not any(isinstance(f, _NoMsalDebug) for f in logger_.filters):
-                logger_.addFilter(guard)
+TOKEN_REQUEST_FIELDS = (
+    "refresh_token",
+    "client_secret",
+    "code",
+    "code_verifier",
+    "client_assertion",
+    "access_token",
+)
+REDACTED = "[redacted]"
+_FIELD_NAMES = "|".join(TOKEN_REQUEST_FIELDS)
+_FORM_FIELD = re.compile(rf"(?<![\w.-])({_FIELD_NAMES})=[^&\s\"'<>]+")
+_QUOTE = r"(?:\"|'|&quot;|&#34;|&#39;|&#x27;)"
+_QUOTED_FIELD = re.compile(
+    rf"(?P<key>(?P<q>{_QUOTE})(?:{_FIELD_NAMES})(?P=q)\s*:\s*)"
+    rf"(?P<v>{_QUOTE})(?:(?!(?P=v)).)*(?P=v)"
+)
 
 
-_guard_msal_loggers()
+def redact_token_fields(text):
+    """`text` without the values of token-request fields: form-encoded, JSON or repr."""
+    text = _FORM_FIELD.sub(rf"\1={REDACTED}", text)
+    return _QUOTED_FIELD.sub(rf"\g<key>\g<v>{REDACTED}\g<v>", text)
+
+
+class _RedactTokenFields(logging.Filter):
+    """MSAL logs a token endpoint's answer that is not JSON at ERROR: a proxy that echoes
+    the request would put the refresh token and client secret in the log. Redact them
+    from every record of MSAL and the HTTP stack, at every level."""
+
+    def filter(self, record):
+        try:
+            message = record.getMessage()
+        except (TypeError, ValueError):  # Arguments that do not fit the message.
+            message = f"{record.msg} {record.args!r}"
+        record.msg, record.args = redact_token_fields(message), ()
+        return True
+
+
+_GUARDED_LOGGERS = ("msal", "urllib3", "requests")
+
+
+def _guard_http_loggers():
+    """Attach the guards to each logger of MSAL, urllib3 and requests that exists yet:
+    a logger's filters apply only to the records it creates, not to its children's."""
+    # list() copies the names at once: another thread may be creating a logger.
+    for name in [*_GUARDED_LOGGERS, *list(logging.root.manager.loggerDict)]:
+        family = name.split(".", 1)[0]
+        if family not in _GUARDED_LOGGERS:
+            continue
+        logger_ = logging.getLogger(name)
+        guards = [_RedactTokenFields, _NoMsalDebug] if family == "msal" else [_RedactTokenFields]
+        for guard in guards:
+            if not any(isinstance(f, guard) for f in logger_.filters):
+                logger_.addFilter(guard())
+
+
+_guard_http_loggers()
 _http_cache = _LockedDict()
 _sessions = PerProcess(_TimeoutSession)
 _discovered = set()  # Authorities whose OpenID discovery is in _http_cache.
@@ -200,7 +247,7 @@ def _application(authentication, error_class):
 
 def _new_application(authentication, error_class):
     try:
-        return msal.ConfidentialClientApplication(
+        app = msal.ConfidentialClientApplication(
             authentication.client_id,
             client_credential=authentication.client_secret,
             authority=authority_url(authentication.tenant_id),
@@ -223,6 +270,8 @@ def _new_application(authentication, error_class):
             "Check the Directory (tenant) ID copied from Entra.",
             code="invalid_tenant",
         ) from err
+    _guard_http_loggers()  # MSAL creates some loggers only now (msal.oauth2cli.oauth2).
+    return app
 
 
 def _call(error_class, operation, *args, **kwargs):

@@ -77,7 +77,8 @@ class FakeEntra:
         self.access_token_lifetime = 3600
         # Faults, switchable by tests: seconds of latency, forced answers, dropped sockets.
         self.token_latency = 0.0
-        self.token_faults = []  # Queue of ("status", code) / ("error", body) / ("drop",).
+        # Queue of ("status", code) / ("error", body) / ("drop",) / ("echo",) / ("sleep", s).
+        self.token_faults = []
         # ID token variations: claims to change (None removes one), or none issued at all.
         self.id_token_changes = {}
         self.issue_id_tokens = True
@@ -292,7 +293,7 @@ class FakeEntra:
             self.token_requests.append((form.get("grant_type", ""), form.get("client_id", "")))
             fault = self.token_faults.pop(0) if self.token_faults else None
         if fault:
-            return self._fault(fault)
+            return self._fault(fault, request)
         tid = self._tenant_id(tenant)
         if tid is None:
             return self._error(400, "invalid_request", 90002, f"Tenant '{tenant}' not found.")
@@ -329,10 +330,15 @@ class FakeEntra:
             return self._client_credentials_grant(app, tid, form)
         return self._error(400, "unsupported_grant_type", 70003, "Unsupported grant type.")
 
-    def _fault(self, fault):
+    def _fault(self, fault, request):
         kind = fault[0]
         if kind == "drop":
             raise DropConnection()
+        if kind == "echo":  # A misbehaving proxy: an HTML page quoting the request body.
+            page = (
+                b"<html><body><p>Request rejected</p><pre>" + request.body + b"</pre></body></html>"
+            )
+            return Response(403, page, {"Content-Type": "text/html"})
         if kind == "sleep":
             time.sleep(fault[1])
             return self._error(504, "temporarily_unavailable", 50196, "Timed out.")
