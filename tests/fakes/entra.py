@@ -33,6 +33,7 @@ class User:
     oid: str = field(default_factory=lambda: str(uuid.uuid4()))
     tid: str = TENANT_ID
     revoked: bool = False  # A password change revokes every grant (AADSTS50173).
+    home_address: str = ""  # A guest's address in their own organisation.
 
 
 @dataclass
@@ -90,6 +91,15 @@ class FakeEntra:
     def add_user(self, upn, name, **kwargs):
         self.users[upn.lower()] = User(upn=upn, name=name, **kwargs)
         return self.users[upn.lower()]
+
+    def add_guest(self, home_address, name):
+        """A B2B guest: UPN jane_fabrikam.com#EXT#@<tenant domain>, signs in with their home
+        address, which their ID token names (preferred_username, email), like Entra's."""
+        local, _, domain = home_address.partition("@")
+        user = self.add_user(f"{local}_{domain}#EXT#@{TENANT_DOMAIN}", name)
+        user.home_address = home_address
+        self.users[home_address.lower()] = user
+        return user
 
     def register_app(self, client_id=CLIENT_ID, secret=CLIENT_SECRET, redirect_uri=None):
         app = self.apps.get(client_id) or App(client_id, secret, set())
@@ -477,13 +487,15 @@ class FakeEntra:
             "exp": now + 3600,
             "name": user.name,
             "oid": user.oid,
-            "preferred_username": user.upn,
+            "preferred_username": user.home_address or user.upn,
             "sub": _b64(hashlib.sha256(user.oid.encode()).digest()),
             "tid": user.tid,
             "ver": "2.0",
         }
         if nonce:
             claims["nonce"] = nonce
+        if user.home_address:
+            claims["email"] = user.home_address
         for name, value in self.id_token_changes.items():
             if value is None:
                 claims.pop(name, None)
