@@ -11,7 +11,8 @@ import html
 import logging
 import re
 
-from django.http import HttpRequest
+from django.core.exceptions import SuspiciousOperation
+from django.http import HttpRequest, QueryDict
 from django.urls import NoReverseMatch, get_script_prefix, reverse
 from django.utils.regex_helper import _lazy_re_compile
 from django.views.debug import ExceptionReporter, SafeExceptionReporterFilter
@@ -113,9 +114,16 @@ def scrubbed_request(request):
     if hasattr(request, "environ"):  # WSGIRequest keeps META under this name too.
         clone.environ = clone.META
     clone.COOKIES = dict.fromkeys(request.COOKIES, SUBSTITUTE)
-    clone.GET = scrub(request.GET)
+    clone.GET = _scrubbed_query(request)
     clone.resolver_match = None  # Its kwargs hold the link token.
     return clone
+
+
+def _scrubbed_query(request):
+    try:
+        return scrub(request.GET)
+    except SuspiciousOperation:  # Too many fields, the very thing being reported.
+        return QueryDict()
 
 
 class RedactRequestSecrets(logging.Filter):
@@ -167,11 +175,16 @@ class SecretScrubbingFilter(SafeExceptionReporterFilter):
 
 
 class SecretScrubbingReporter(ExceptionReporter):
+    def __init__(self, request, *args, **kwargs):
+        # Report from a scrubbed copy: Django's report reads the request in many places
+        # (and its query string again, which raises when it has too many fields).
+        request = scrubbed_request(request) if request is not None else None
+        super().__init__(request, *args, **kwargs)
+
     def get_traceback_data(self):
         data = super().get_traceback_data()
         if self.request is not None:
-            data["request"] = scrubbed_request(self.request)
-            data["request_GET_items"] = scrub(self.request.GET).items()
+            data["request_GET_items"] = self.request.GET.items()
             uri = data["request_insecure_uri"].split("?", 1)[0]
             data["request_insecure_uri"] = redact_text(uri)
         return data

@@ -242,3 +242,14 @@ def test_error_report_html_shows_no_link_token_and_no_cookie(settings, make_auth
     assert "/authentications/authorize/" in text
     assert token_of(path) not in text
     assert "binding-VALUE-123" not in text
+
+
+def test_too_many_query_fields_are_a_400_even_when_admins_are_mailed(client, settings):
+    settings.ADMINS = [("Ops", "ops@example.com")]
+    flood = "&".join(f"field{number}=x" for number in range(1100))
+
+    response = client.get(f"{CALLBACK}?code=c0de&{flood}")
+
+    assert response.status_code == 400
+    (email,) = mail.outbox  # Django reports the suspicious request; the report works.
+    assert "TooManyFieldsSent" in email.subject + email.body
