@@ -436,7 +436,7 @@ def _directory_id(authentication, app):
 
 
 def _check_id_token(authentication, claims, *, directory):
-    """Whether the ID token is for this app, from this directory, about one of its accounts.
+    """Refuse an ID token not issued to this app, by this directory, for one of its accounts.
 
     MSAL no longer validates ID tokens (since 1.38); it only decodes them. The token came
     straight from the token endpoint over TLS, so its signature needs no check (OIDC 3.1.3.7).

@@ -175,10 +175,11 @@ def _check_expected_user(authentication, claims):
         return
     if not is_expected_user(authentication.expected_user, claims):
         signed_in = str(claims.get("preferred_username") or claims.get("upn") or "").lower()
+        sign_in_as = login_hint(authentication.expected_user) or authentication.expected_user
         raise ConsentError(
             f"Access must be granted by {authentication.expected_user}, but "
             f"{signed_in or 'another account'} signed in. Sign in as "
-            f"{authentication.expected_user}, or ask the sender to change the expected user.",
+            f"{sign_in_as}, or ask the sender to change the expected user.",
             code="wrong_user",
         )
 
