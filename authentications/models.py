@@ -76,8 +76,11 @@ class Authentication(models.Model):
     expected_user = models.CharField(
         max_length=254,
         blank=True,
-        help_text="Optional UPN (e.g. jane@contoso.com). Sent to Microsoft as a login hint; "
-        "a grant by any other account is refused.",
+        help_text="Optional: the only account that may grant access, as its UPN "
+        "(jane@contoso.com), e-mail address or Entra object ID. For a guest, their home "
+        "address (jane@fabrikam.com) or their UPN "
+        "(jane_fabrikam.com#EXT#@contoso.onmicrosoft.com) both work. An address is sent to "
+        "Microsoft as a login hint; a grant by any other account is refused.",
     )
 
     access_token = EncryptedTextField(blank=True)

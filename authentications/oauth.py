@@ -133,16 +133,63 @@ class _NoMsalDebug(logging.Filter):
         return record.levelno >= logging.INFO
 
 
-def _guard_msal_loggers():
-    guard = _NoMsalDebug()
-    for name in ["msal", *logging.root.manager.loggerDict]:
-        if name == "msal" or name.startswith("msal."):
-            logger_ = logging.getLogger(name)
-            if not any(isinstance(f, _NoMsalDebug) for f in logger_.filters):
-                logger_.addFilter(guard)
+TOKEN_REQUEST_FIELDS = (
+    "refresh_token",
+    "client_secret",
+    "code",
+    "code_verifier",
+    "client_assertion",
+    "access_token",
+)
+REDACTED = "[redacted]"
+_FIELD_NAMES = "|".join(TOKEN_REQUEST_FIELDS)
+_FORM_FIELD = re.compile(rf"(?<![\w.-])({_FIELD_NAMES})=[^&\s\"'<>]+")
+_QUOTE = r"(?:\"|'|&quot;|&#34;|&#39;|&#x27;)"
+_QUOTED_FIELD = re.compile(
+    rf"(?P<key>(?P<q>{_QUOTE})(?:{_FIELD_NAMES})(?P=q)\s*:\s*)"
+    rf"(?P<v>{_QUOTE})(?:(?!(?P=v)).)*(?P=v)"
+)
 
 
-_guard_msal_loggers()
+def redact_token_fields(text):
+    """`text` without the values of token-request fields: form-encoded, JSON or repr."""
+    text = _FORM_FIELD.sub(rf"\1={REDACTED}", text)
+    return _QUOTED_FIELD.sub(rf"\g<key>\g<v>{REDACTED}\g<v>", text)
+
+
+class _RedactTokenFields(logging.Filter):
+    """MSAL logs a token endpoint's answer that is not JSON at ERROR: a proxy that echoes
+    the request would put the refresh token and client secret in the log. Redact them
+    from every record of MSAL and the HTTP stack, at every level."""
+
+    def filter(self, record):
+        try:
+            message = record.getMessage()
+        except (TypeError, ValueError):  # Arguments that do not fit the message.
+            message = f"{record.msg} {record.args!r}"
+        record.msg, record.args = redact_token_fields(message), ()
+        return True
+
+
+_GUARDED_LOGGERS = ("msal", "urllib3", "requests")
+
+
+def _guard_http_loggers():
+    """Attach the guards to each logger of MSAL, urllib3 and requests that exists yet:
+    a logger's filters apply only to the records it creates, not to its children's."""
+    # list() copies the names at once: another thread may be creating a logger.
+    for name in [*_GUARDED_LOGGERS, *list(logging.root.manager.loggerDict)]:
+        family = name.split(".", 1)[0]
+        if family not in _GUARDED_LOGGERS:
+            continue
+        logger_ = logging.getLogger(name)
+        guards = [_RedactTokenFields, _NoMsalDebug] if family == "msal" else [_RedactTokenFields]
+        for guard in guards:
+            if not any(isinstance(f, guard) for f in logger_.filters):
+                logger_.addFilter(guard())
+
+
+_guard_http_loggers()
 _http_cache = _LockedDict()
 _sessions = PerProcess(_TimeoutSession)
 _discovered = set()  # Authorities whose OpenID discovery is in _http_cache.
@@ -200,7 +247,7 @@ def _application(authentication, error_class):
 
 def _new_application(authentication, error_class):
     try:
-        return msal.ConfidentialClientApplication(
+        app = msal.ConfidentialClientApplication(
             authentication.client_id,
             client_credential=authentication.client_secret,
             authority=authority_url(authentication.tenant_id),
@@ -223,6 +270,8 @@ def _new_application(authentication, error_class):
             "Check the Directory (tenant) ID copied from Entra.",
             code="invalid_tenant",
         ) from err
+    _guard_http_loggers()  # MSAL creates some loggers only now (msal.oauth2cli.oauth2).
+    return app
 
 
 def _call(error_class, operation, *args, **kwargs):
@@ -341,13 +390,15 @@ def finish_auth_code_flow(authentication, flow, auth_response):
     app = _application(authentication, ConsentError)
     try:
         result = _call(ConsentError, app.acquire_token_by_auth_code_flow, flow, auth_response)
-    except ValueError as err:  # MSAL: state or nonce mismatch, a response not for this flow.
+    # MSAL: ValueError for a state or scope mismatch; RuntimeError when the ID token's
+    # nonce is not this flow's (an ID token replayed from another sign-in).
+    except (ValueError, RuntimeError) as err:
         raise ConsentError(
             "The answer from Microsoft did not match this sign-in; start again.",
             code="invalid_response",
         ) from err
     tokens = _token_result(result, ConsentError)
-    _check_tenant(authentication, tokens.claims)
+    _check_id_token(authentication, tokens.claims, directory=_directory_id(authentication, app))
     return tokens
 
 
@@ -365,15 +416,60 @@ def _check_issuer(authentication, issuer):
         )
 
 
-def _check_tenant(authentication, claims):
-    if not is_guid(authentication.tenant_id):
-        return
-    if str(claims.get("tid", "")).lower() != authentication.tenant_id.lower():
+def _directory_id(authentication, app):
+    """The directory (tenant) GUID the sign-in went to.
+
+    A domain tenant (contoso.onmicrosoft.com) is resolved by the OpenID discovery the
+    sign-in used: Entra's endpoints for a domain name the directory's GUID.
+    """
+    if is_guid(authentication.tenant_id):
+        return authentication.tenant_id.lower()
+    resolved = str(app.authority.tenant)
+    if not is_guid(resolved):
+        raise ConsentError(
+            f"Microsoft did not say which directory “{authentication.tenant_id}” is, so the "
+            "account that signed in cannot be checked. Enter the Directory (tenant) ID as a "
+            "GUID (Entra > Overview).",
+            code="invalid_tenant",
+        )
+    return resolved.lower()
+
+
+def _check_id_token(authentication, claims, *, directory):
+    """Refuse an ID token not issued to this app, by this directory, for one of its accounts.
+
+    MSAL no longer validates ID tokens (since 1.38); it only decodes them. The token came
+    straight from the token endpoint over TLS, so its signature needs no check (OIDC 3.1.3.7).
+    """
+    if not claims:
+        raise ConsentError(
+            "Microsoft answered with no ID token, so who signed in is unknown; start again.",
+            code="invalid_id_token",
+        )
+    audience = claims.get("aud")
+    audiences = audience if isinstance(audience, list) else [audience]
+    if authentication.client_id.lower() not in {str(value).lower() for value in audiences}:
+        raise ConsentError(
+            "Microsoft's ID token was issued to another application than this Application "
+            "(client) ID; it was refused. Start the sign-in again.",
+            code="invalid_id_token",
+        )
+    if str(claims.get("tid") or "").lower() != directory:
         raise ConsentError(
             "The account that signed in belongs to another Microsoft Entra directory than "
             "the configured Directory (tenant) ID; sign in with an account of that directory.",
             code="wrong_tenant",
         )
+    if str(claims.get("iss") or "").lower() != _issuer(directory).lower():
+        raise ConsentError(
+            "Microsoft's ID token came from another identity provider than the one this "
+            "sign-in was sent to; it was refused. Start the sign-in again.",
+            code="issuer_mismatch",
+        )
+
+
+def _issuer(directory):
+    return f"{settings.BC_AUTHORITY_HOST}/{directory}/v2.0"
 
 
 def redeem_refresh_token(authentication, refresh_token):

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
 from django.db import transaction
 from django.urls import reverse
 from django.utils import timezone
@@ -46,7 +48,9 @@ def binding_cookie_name(state):
 
 def start_sign_in(authentication, *, via, user=None):
     """Create a pending sign-in bound to this browser; raises ConsentError."""
-    flow = oauth.start_auth_code_flow(authentication, login_hint=authentication.expected_user)
+    flow = oauth.start_auth_code_flow(
+        authentication, login_hint=login_hint(authentication.expected_user)
+    )
     binding = secrets.token_urlsafe(32)
     request = AuthorizationRequest.objects.create(
         authentication=authentication,
@@ -94,8 +98,8 @@ def clear_binding_cookie(response, state):
 def complete_sign_in(params, cookies):
     """Finish the sign-in Microsoft answered; returns the granted AuthorizationRequest.
 
-    Raises ConsentError (with `.auth_request` when the sign-in is known). Nothing stored
-    changes unless every check passes.
+    Raises ConsentError (with `.auth_request` once this browser proved it started the
+    sign-in). Nothing stored changes unless every check passes.
     """
     request = _pending_request(params, cookies)
     try:
@@ -151,9 +155,13 @@ def _pending_request(params, cookies):
 
 
 def _known(request, message, code):
-    err = ConsentError(message, code=code)
-    err.auth_request = request
-    return err
+    """A refusal before this browser proved it started the sign-in.
+
+    Whoever presents a state may have only read it (history, a proxy log): the error
+    carries no `auth_request`, so the page names neither the connection nor its admin URL.
+    """
+    logger.info("Sign-in %s refused before the browser was verified: %s", request.pk, code)
+    return ConsentError(message, code=code)
 
 
 def _check_binding(request, cookie_value):
@@ -173,15 +181,51 @@ def _check_binding(request, cookie_value):
 
 
 def _check_expected_user(authentication, claims):
-    expected = authentication.expected_user.strip().lower()
-    signed_in = str(claims.get("preferred_username") or claims.get("upn") or "").lower()
-    if expected and signed_in != expected:
+    if not authentication.expected_user.strip():
+        return
+    if not is_expected_user(authentication.expected_user, claims):
+        signed_in = str(claims.get("preferred_username") or claims.get("upn") or "").lower()
+        sign_in_as = login_hint(authentication.expected_user) or authentication.expected_user
         raise ConsentError(
             f"Access must be granted by {authentication.expected_user}, but "
             f"{signed_in or 'another account'} signed in. Sign in as "
-            f"{authentication.expected_user}, or ask the sender to change the expected user.",
+            f"{sign_in_as}, or ask the sender to change the expected user.",
             code="wrong_user",
         )
+
+
+def is_expected_user(expected_user, claims):
+    """Whether the ID token's account is `expected_user`: a UPN, an e-mail or an object ID.
+
+    A guest's ID token names their home address (preferred_username, email), not their
+    jane_fabrikam.com#EXT#@contoso.onmicrosoft.com UPN: that UPN matches the address.
+    """
+    expected = expected_user.strip().lower()
+    names = {expected, guest_home_address(expected)} - {""}
+    claimed = (claims.get(name) for name in ("preferred_username", "upn", "email", "oid"))
+    return bool(names & {str(value).strip().lower() for value in claimed if value})
+
+
+def guest_home_address(upn):
+    """jane@fabrikam.com for the guest UPN jane_fabrikam.com#EXT#@…, else "".
+
+    Entra writes a guest's address with "@" replaced by "_"; domains have no "_".
+    """
+    local, marker, _ = upn.lower().partition("#ext#")
+    user, underscore, domain = local.rpartition("_")
+    return f"{user}@{domain}" if marker and underscore and user and domain else ""
+
+
+def login_hint(expected_user):
+    """The name the expected user signs in with, for Microsoft's sign-in page; "" for an
+    object ID, which is no sign-in name."""
+    expected = expected_user.strip()
+    address = guest_home_address(expected) or expected
+    try:
+        validate_email(address)
+    except ValidationError:
+        return ""
+    return address
 
 
 def _record_failure(request, err):

@@ -91,7 +91,8 @@ def _landing_context(link):
         "site_name": settings.SITE_NAME,
         "authentication_name": authentication.name,
         "environment": authentication.environment_name,
-        "expected_user": authentication.expected_user,
+        # The name to sign in with: a guest's home address; none for an object ID.
+        "expected_user": signin.login_hint(authentication.expected_user),
         "expires_at": link.expires_at,
     }
 

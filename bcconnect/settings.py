@@ -167,6 +167,9 @@ BC_SIGN_IN_TTL_MINUTES = env.int("BC_SIGN_IN_TTL_MINUTES", default=10)
 BC_TOKEN_SKEW_SECONDS = env.int("BC_TOKEN_SKEW_SECONDS", default=300)
 BC_LEASE_SECONDS = env.int("BC_LEASE_SECONDS", default=60)
 BC_LINK_MAX_AGE_DAYS = env.int("BC_LINK_MAX_AGE_DAYS", default=7)
+# Audit events older than this are deleted by refresh_tokens (0 keeps them forever); the
+# current connection's grant and its credential and link events always stay.
+BC_EVENT_RETENTION_DAYS = env.int("BC_EVENT_RETENTION_DAYS", default=180)
 BC_NOTIFY_EMAILS = env.list("BC_NOTIFY_EMAILS", default=[address for _, address in ADMINS])
 BC_CLIENT_MAX_CONCURRENCY = env.int("BC_CLIENT_MAX_CONCURRENCY", default=5)
 
@@ -184,11 +187,35 @@ DEFAULT_EXCEPTION_REPORTER_FILTER = "authentications.reporting.SecretScrubbingFi
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "filters": {
+        # Request logs name the path (an Authorization URL holds its link token there) or
+        # the request line (a callback's code), and carry the request with its cookies.
+        "redact_request": {"()": "authentications.reporting.RedactRequestSecrets"},
+    },
+    "formatters": {
+        "django.server": {
+            "()": "django.utils.log.ServerFormatter",
+            "format": "[{server_time}] {message}",
+            "style": "{",
+        },
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler"},
+        "django.server": {"class": "logging.StreamHandler", "formatter": "django.server"},
+    },
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {
         # MSAL logs authorization codes and PKCE verifiers at DEBUG: never lower this.
         "msal": {"level": "INFO"},
         "django.db.backends": {"level": "INFO"},
+        "django.request": {"filters": ["redact_request"]},
+        "django.security.csrf": {"filters": ["redact_request"]},
+        # Django's own runserver logging, plus the filter.
+        "django.server": {
+            "handlers": ["django.server"],
+            "filters": ["redact_request"],
+            "level": "INFO",
+            "propagate": False,
+        },
     },
 }

@@ -12,6 +12,7 @@ from tests.fakes.entra import TENANT_ID, error_body
 pytestmark = pytest.mark.django_db
 
 CALLBACK = "/authentications/callback/"
+OTHER_TENANT = "00000000-1111-4222-8333-444444444444"
 
 
 @pytest.fixture
@@ -240,7 +241,22 @@ def test_an_id_token_for_another_tenant_is_refused(admin_client, connected, fake
     assert_tokens_unchanged(connected)
 
 
-def test_a_sign_in_for_a_domain_tenant_skips_the_tid_check(
+def test_a_domain_tenant_refuses_an_account_of_another_directory_too(
+    admin_client, make_authentication, fake_microsoft
+):
+    fake_microsoft.entra.add_user("mallory@fabrikam.com", "Mallory", tid=OTHER_TENANT)
+    authentication = make_authentication(tenant_id="contoso.onmicrosoft.com")
+    response = start(admin_client, authentication)
+    _, fields = fake_microsoft.sign_in(response["Location"], username="mallory@fabrikam.com")
+
+    answer = admin_client.post(CALLBACK, fields)
+
+    assert answer.status_code == 400
+    assert "another Microsoft Entra directory" in answer.content.decode()
+    assert Authentication.objects.get(pk=authentication.pk).access_token == ""
+
+
+def test_a_domain_tenant_accepts_its_own_accounts(
     admin_client, make_authentication, fake_microsoft, sign_in
 ):
     authentication = make_authentication(tenant_id="contoso.onmicrosoft.com")
@@ -248,7 +264,50 @@ def test_a_sign_in_for_a_domain_tenant_skips_the_tid_check(
     answer = sign_in(admin_client, start(admin_client, authentication))
 
     assert answer.status_code == 303
-    assert TENANT_ID  # The fake maps the domain to this tenant.
+    assert Authentication.objects.get(pk=authentication.pk).access_token.startswith("fake-at-")
+
+
+@pytest.mark.parametrize(
+    ("changes", "expected"),
+    [
+        ({"aud": "0b6c7a52-3d5e-4c1f-9a8b-7e6d5c4b3a21"}, "issued to another application"),
+        ({"aud": None}, "issued to another application"),
+        ({"iss": "https://evil.example/{tid}/v2.0"}, "another identity provider"),
+        ({"iss": None}, "another identity provider"),
+        ({"tid": OTHER_TENANT}, "another Microsoft Entra directory"),
+        ({"tid": None}, "another Microsoft Entra directory"),
+        ({"nonce": "replayed-from-another-sign-in"}, "did not match this sign-in"),
+        ({"nonce": None}, "did not match this sign-in"),
+    ],
+    ids=["aud", "no-aud", "iss", "no-iss", "tid", "no-tid", "nonce", "no-nonce"],
+)
+def test_an_id_token_not_for_this_sign_in_is_refused(
+    admin_client, connected, fake_microsoft, changes, expected
+):
+    response = start(admin_client, connected)
+    _, fields = fake_microsoft.sign_in(response["Location"])
+    fake_microsoft.entra.id_token_changes = {
+        name: value.format(tid=TENANT_ID) if value else value for name, value in changes.items()
+    }
+
+    answer = admin_client.post(CALLBACK, fields)
+
+    assert answer.status_code == 400
+    assert expected in answer.content.decode()
+    assert_tokens_unchanged(connected)
+    assert connected.events.filter(kind=Event.Kind.SIGN_IN_FAILED).exists()
+
+
+def test_an_answer_without_an_id_token_is_refused(admin_client, connected, fake_microsoft):
+    response = start(admin_client, connected)
+    _, fields = fake_microsoft.sign_in(response["Location"])
+    fake_microsoft.entra.issue_id_tokens = False
+
+    answer = admin_client.post(CALLBACK, fields)
+
+    assert answer.status_code == 400
+    assert "no ID token" in answer.content.decode()
+    assert_tokens_unchanged(connected)
 
 
 def test_get_with_an_error_is_handled_too(client):
@@ -349,3 +408,27 @@ def test_a_code_issued_to_another_client_is_refused(
     assert_tokens_unchanged(connected)
     assert Authentication.objects.get(pk=other.pk).access_token == ""
     assert "AADSTS" in answer.content.decode()  # Entra refused the code for this client.
+
+
+@pytest.mark.parametrize("stale", ["expired", "already_used", "unbound"])
+def test_a_stale_admin_state_says_nothing_about_the_connection(
+    admin_client, client, connected, fake_microsoft, stale
+):
+    response = start(admin_client, connected)
+    _, fields = fake_microsoft.sign_in(response["Location"])
+    if stale == "expired":
+        AuthorizationRequest.objects.filter(state=fields["state"]).update(
+            expires_at="2000-01-01T00:00:00Z"
+        )
+    elif stale == "already_used":
+        assert admin_client.post(CALLBACK, fields).status_code == 303
+        connected.refresh_from_db()
+
+    # Anyone who saw the state (history, a proxy log) presents it without the binding cookie.
+    answer = client.post(CALLBACK, fields)
+
+    content = answer.content.decode()
+    assert answer.status_code == 400
+    assert connected.name not in content
+    assert "/admin/" not in content
+    assert_tokens_unchanged(connected)

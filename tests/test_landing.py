@@ -383,3 +383,76 @@ def test_microsoft_unreachable_on_the_button_is_a_page_not_a_500(
     assert "Microsoft is not answering" in page.content.decode()
     assert_public(page)
     assert not AuthorizationRequest.objects.exists()
+
+
+# --- who may grant: UPN, e-mail or object ID; guests ---------------------------------------
+
+GUEST_UPN = "ann_fabrikam.com#EXT#@contoso.onmicrosoft.com"
+
+
+@pytest.fixture
+def guest(fake_microsoft):
+    """A guest of the directory: their UPN there is #EXT#, their ID token their home address."""
+    return fake_microsoft.entra.add_guest("ann@fabrikam.com", "Ann Guest")
+
+
+@pytest.mark.parametrize("expected_user", [GUEST_UPN, "Ann@Fabrikam.com", "object_id"])
+def test_a_guest_may_grant_when_expected_by_upn_address_or_object_id(
+    person, make_authentication, sign_in, guest, expected_user
+):
+    if expected_user == "object_id":
+        expected_user = guest.oid
+    authentication = make_authentication(expected_user=expected_user)
+
+    answer = sign_in(person, start(person, authentication), username="ann@fabrikam.com")
+
+    assert answer.status_code == 303
+    authentication.refresh_from_db()
+    assert authentication.status == Authentication.Status.CONNECTED
+
+
+@pytest.mark.parametrize("expected_user", [GUEST_UPN, "object_id"])
+def test_another_account_is_refused_whichever_way_the_expected_user_is_given(
+    person, make_authentication, sign_in, guest, expected_user
+):
+    if expected_user == "object_id":
+        expected_user = guest.oid
+    authentication = make_authentication(expected_user=expected_user)
+
+    answer = sign_in(person, start(person, authentication), username="jane@contoso.com")
+
+    content = answer.content.decode()
+    assert answer.status_code == 400
+    assert "Signed in with another account" in content
+    if expected_user == GUEST_UPN:  # The address the guest types, not the #EXT# UPN.
+        assert "Sign in as ann@fabrikam.com" in content
+    authentication.refresh_from_db()
+    assert authentication.access_token == ""
+
+
+@pytest.mark.parametrize(
+    ("expected_user", "hint"),
+    [
+        ("john@contoso.com", "john@contoso.com"),
+        (GUEST_UPN, "ann@fabrikam.com"),  # A guest signs in with their home address.
+        ("3fa85f64-5717-4562-b3fc-2c963f66afa6", None),  # An object ID is no login name.
+    ],
+)
+def test_the_login_hint_is_an_address_the_person_can_sign_in_with(
+    person, make_authentication, expected_user, hint
+):
+    authentication = make_authentication(expected_user=expected_user)
+
+    response = start(person, authentication)
+
+    query = parse_qs(urlsplit(response["Location"]).query)
+    assert query.get("login_hint") == ([hint] if hint else None)
+    page = person.get(landing_path(authentication)).content.decode()
+    assert ("Sign in as" in page) == bool(hint)
+    assert hint is None or hint in page
+
+
+def test_the_expected_user_help_says_how_to_name_a_guest(admin_client, fake_microsoft):
+    page = admin_client.get("/admin/authentications/authentication/add/").content.decode()
+
+    assert "object ID" in page and "#EXT#" in page

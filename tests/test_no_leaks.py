@@ -1,8 +1,10 @@
 """No secret anywhere: every page, email, command output, event and log line is searched.
 
 Logging is at DEBUG for our code, msal, requests and urllib3 while the whole product is
-exercised; then every client secret, access token, refresh token, authorization code and
-PKCE verifier that ever existed is looked for in everything that was produced.
+exercised; then every client secret, access token, refresh token, authorization code,
+PKCE verifier and cookie value that ever existed is looked for in everything that was
+produced. Authorization URL tokens are shown to staff and emailed on purpose: they are
+looked for in the logs, the audit trail and the error emails sent to ADMINS.
 """
 
 import io
@@ -23,6 +25,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 LIST_URL = "/admin/authentications/authentication/"
 LOGGERS = ("authentications", "bcconnect", "msal", "requests", "urllib3", "django", "")
+ADMIN_ADDRESS = "admins@example.com"
 
 
 class Produced:
@@ -30,9 +33,11 @@ class Produced:
 
     def __init__(self):
         self.parts = []
+        self.cookie_values = set()
 
-    def page(self, response):
-        assert response.status_code < 500, response
+    def page(self, response, *, status=None):
+        """Keep a page; it is no 5xx unless `status` says which one to expect."""
+        assert response.status_code == status if status else response.status_code < 500, response
         self.parts.append(response.content.decode(errors="replace"))
         return response
 
@@ -46,17 +51,31 @@ class Produced:
             self.parts.append(str(error))
         self.parts += [out.getvalue(), err.getvalue()]
 
+    def cookies(self, *clients):
+        """Remember the values of the cookies the browsers hold now (binding cookies go)."""
+        for client in clients:
+            self.cookie_values |= {m.value for m in client.cookies.values() if m.value}
+
     def text(self, caplog):
-        emails = [
-            "\n".join([m.subject, m.body, *(body for body, _ in m.alternatives)])
-            for m in mail.outbox
-        ]
+        return "\n".join([*self.parts, *map(email_text, mail.outbox), self.logs(caplog)])
+
+    def logs(self, caplog):
+        """What operators read: log lines, the audit trail and the ADMINS' error emails."""
         records = [
             *Event.objects.values_list("detail", flat=True),
             *LogEntry.objects.values_list("change_message", flat=True),
             *AuthorizationRequest.objects.values_list("error_message", flat=True),
         ]
-        return "\n".join([*self.parts, *emails, *records, caplog.text])
+        errors = [email_text(m) for m in mail.outbox if m.to == [ADMIN_ADDRESS]]
+        return "\n".join([*records, *errors, caplog.text])
+
+
+def email_text(message):
+    return "\n".join([message.subject, message.body, *(b for b, _ in message.alternatives)])
+
+
+def link_token(url):
+    return url.rstrip("/").rsplit("/", 1)[1]
 
 
 def every_secret(fake):
@@ -76,6 +95,7 @@ def test_no_secret_leaks_anywhere(
     for name in LOGGERS:
         caplog.set_level(logging.DEBUG, logger=name or None)
     settings.BC_NOTIFY_EMAILS = ["ops@example.com"]
+    settings.ADMINS = [("Admins", ADMIN_ADDRESS)]  # Django mails them 5xx reports.
     out = Produced()
     authentication = make_authentication(name="Leak test")
     change = admin_change_url(authentication)
@@ -115,7 +135,9 @@ def test_no_secret_leaks_anywhere(
     url = links.authorization_url(authentication).url
     landing = url.split("://", 1)[1].split("/", 1)[1]
     out.page(client.get("/" + landing))
-    out.page(sign_in(client, out.page(client.post("/" + landing))))
+    pressed = out.page(client.post("/" + landing))
+    out.cookies(client, admin_client)  # Session, CSRF and sign-in binding cookies.
+    out.page(sign_in(client, pressed))
     out.page(client.get("/authentications/granted/"))
     out.page(client.get("/" + landing))  # Spent now.
     out.page(client.get("/authentications/authorize/tampered/"))
@@ -125,6 +147,13 @@ def test_no_secret_leaks_anywhere(
             admin_client, admin_client.post(change.replace("change/", "sign-in/")), accept=False
         )
     )
+    # A new link pressed while Microsoft is unreachable: a 503, reported to ADMINS.
+    authentication.refresh_from_db()  # The grant spent the first link.
+    second_url = links.authorization_url(authentication).url
+    settings.BC_AUTHORITY_HOST = "https://127.0.0.1:9"
+    second_landing = "/" + second_url.split("://", 1)[1].split("/", 1)[1]
+    out.page(client.post(second_landing), status=503)
+    settings.BC_AUTHORITY_HOST = fake_microsoft.url
 
     # Commands, plain and --json.
     out.command("refresh_tokens", "--all")
@@ -134,6 +163,11 @@ def test_no_secret_leaks_anywhere(
     out.command("bc", "Leak test", "GET", "companies", "--all")
     out.command("bc", "No such", "GET", "companies")
     out.command("rotate_encryption_keys")
+    out.command("purge_history")
+    out.command("purge_history", "--dry-run")
+    # A proxy in front of Entra that answers with an HTML page quoting the request body.
+    fake_microsoft.entra.fail_next_token_request(("echo",))
+    out.command("refresh_tokens", "--all")
 
     # Error paths: a transient failure, then a definitive one (emails the ops list).
     fake_microsoft.entra.fail_next_token_request(("status", 503))
@@ -150,8 +184,9 @@ def test_no_secret_leaks_anywhere(
     )
 
     produced = out.text(caplog)
-    secrets = every_secret(fake_microsoft)
+    secrets = every_secret(fake_microsoft) | out.cookie_values
     assert len(secrets) > 8  # Codes, verifiers and several rotated tokens were issued.
+    assert any(name.startswith("bc_signin_") for name in client.cookies)
     assert mail.outbox, "emails were sent and searched"
     for proof_it_ran in (
         "Access token received",
@@ -160,7 +195,12 @@ def test_no_secret_leaks_anywhere(
         "CRONUS USA",
         "Disconnected",
         "Sign-in did not complete",
+        "Service Unavailable: /authentications/authorize/",  # The ADMINS' error email.
+        "Token response is not in json format",  # MSAL logged the echoing proxy's page.
+        "finished sign-in",
     ):
         assert proof_it_ran in produced
     leaked = [secret for secret in secrets if secret in produced]
     assert leaked == []
+    link_tokens = {link_token(url), link_token(second_url)}
+    assert [token for token in link_tokens if token in out.logs(caplog)] == []

@@ -136,3 +136,56 @@ def test_explain_survives_a_blank_description(description):
 
     assert err.code == "0"
     assert err.message == "Microsoft refused the request."
+
+
+def test_a_token_endpoint_echoing_the_refresh_request_puts_no_secret_in_the_log(
+    make_authentication, fake_microsoft, connect, caplog
+):
+    for name in ("msal", "urllib3", "requests", None):
+        caplog.set_level(logging.DEBUG, logger=name)
+    authentication = connect(make_authentication())
+    fake_microsoft.entra.fail_next_token_request(("echo",))
+
+    with pytest.raises(TokenRefreshError) as caught:
+        oauth.redeem_refresh_token(authentication, authentication.refresh_token)
+
+    assert caught.value.code == "bad_response"
+    assert "Token response is not in json format" in caplog.text  # MSAL logged the page ...
+    assert "grant_type=refresh_token" in caplog.text  # ... with the request body in it.
+    for secret in (authentication.client_secret, authentication.refresh_token):
+        assert secret not in caplog.text
+
+
+def test_a_token_endpoint_echoing_the_code_request_puts_no_secret_in_the_log(
+    make_authentication, fake_microsoft, caplog
+):
+    for name in ("msal", "urllib3", "requests", None):
+        caplog.set_level(logging.DEBUG, logger=name)
+    authentication = make_authentication()
+    flow = oauth.start_auth_code_flow(authentication)
+    _, answer = fake_microsoft.sign_in(flow["auth_uri"])
+    fake_microsoft.entra.fail_next_token_request(("echo",))
+
+    with pytest.raises(ConsentError):
+        oauth.finish_auth_code_flow(authentication, flow, answer)
+
+    assert "grant_type=authorization_code" in caplog.text
+    for secret in (authentication.client_secret, answer["code"], flow["code_verifier"]):
+        assert secret not in caplog.text
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "grant_type=refresh_token&refresh_token=SECRET&client_secret=SECRET&scope=x",
+        "code=SECRET&code_verifier=SECRET&client_assertion=SECRET",
+        '{"access_token": "SECRET", "refresh_token":"SECRET", "token_type": "Bearer"}',
+        "{'access_token': 'SECRET', 'code': 'SECRET'}",
+        "&quot;refresh_token&quot;: &quot;SECRET&quot;, code=SECRET&amp;state=kept",
+    ],
+)
+def test_token_fields_are_redacted_in_every_shape_a_log_may_show(text):
+    redacted = oauth.redact_token_fields(text)
+
+    assert "SECRET" not in redacted
+    assert "refresh_token" in redacted or "access_token" in redacted or "code" in redacted

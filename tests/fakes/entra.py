@@ -33,6 +33,7 @@ class User:
     oid: str = field(default_factory=lambda: str(uuid.uuid4()))
     tid: str = TENANT_ID
     revoked: bool = False  # A password change revokes every grant (AADSTS50173).
+    home_address: str = ""  # A guest's address in their own organisation.
 
 
 @dataclass
@@ -77,7 +78,11 @@ class FakeEntra:
         self.access_token_lifetime = 3600
         # Faults, switchable by tests: seconds of latency, forced answers, dropped sockets.
         self.token_latency = 0.0
-        self.token_faults = []  # Queue of ("status", code) / ("error", body) / ("drop",).
+        # Queue of ("status", code) / ("error", body) / ("drop",) / ("echo",) / ("sleep", s).
+        self.token_faults = []
+        # ID token variations: claims to change (None removes one), or none issued at all.
+        self.id_token_changes = {}
+        self.issue_id_tokens = True
         self.add_user("jane@contoso.com", "Jane Doe")
         self.add_user("john@contoso.com", "John Smith")
 
@@ -86,6 +91,15 @@ class FakeEntra:
     def add_user(self, upn, name, **kwargs):
         self.users[upn.lower()] = User(upn=upn, name=name, **kwargs)
         return self.users[upn.lower()]
+
+    def add_guest(self, home_address, name):
+        """A B2B guest: UPN jane_fabrikam.com#EXT#@<tenant domain>, signs in with their home
+        address, which their ID token names (preferred_username, email), like Entra's."""
+        local, _, domain = home_address.partition("@")
+        user = self.add_user(f"{local}_{domain}#EXT#@{TENANT_DOMAIN}", name)
+        user.home_address = home_address
+        self.users[home_address.lower()] = user
+        return user
 
     def register_app(self, client_id=CLIENT_ID, secret=CLIENT_SECRET, redirect_uri=None):
         app = self.apps.get(client_id) or App(client_id, secret, set())
@@ -160,7 +174,7 @@ class FakeEntra:
                 ),
                 status=400,
             )
-        base = f"{self.base_url}/{tenant}"
+        base = f"{self.base_url}/{tid}"  # Like Entra: a domain's endpoints name its GUID.
         return json_response(
             {
                 "issuer": self.issuer(tid),
@@ -289,7 +303,7 @@ class FakeEntra:
             self.token_requests.append((form.get("grant_type", ""), form.get("client_id", "")))
             fault = self.token_faults.pop(0) if self.token_faults else None
         if fault:
-            return self._fault(fault)
+            return self._fault(fault, request)
         tid = self._tenant_id(tenant)
         if tid is None:
             return self._error(400, "invalid_request", 90002, f"Tenant '{tenant}' not found.")
@@ -326,10 +340,15 @@ class FakeEntra:
             return self._client_credentials_grant(app, tid, form)
         return self._error(400, "unsupported_grant_type", 70003, "Unsupported grant type.")
 
-    def _fault(self, fault):
+    def _fault(self, fault, request):
         kind = fault[0]
         if kind == "drop":
             raise DropConnection()
+        if kind == "echo":  # A misbehaving proxy: an HTML page quoting the request body.
+            page = (
+                b"<html><body><p>Request rejected</p><pre>" + request.body + b"</pre></body></html>"
+            )
+            return Response(403, page, {"Content-Type": "text/html"})
         if kind == "sleep":
             time.sleep(fault[1])
             return self._error(504, "temporarily_unavailable", 50196, "Timed out.")
@@ -452,9 +471,10 @@ class FakeEntra:
                 }
             body.update(
                 refresh_token=refresh_token,
-                id_token=self._id_token(app, tid, user, nonce),
                 client_info=_b64(json.dumps({"uid": user.oid, "utid": user.tid}).encode()),
             )
+            if self.issue_id_tokens:
+                body["id_token"] = self._id_token(app, tid, user, nonce)
         return json_response(body, headers={"Cache-Control": "no-store"})
 
     def _id_token(self, app, tid, user, nonce):
@@ -467,13 +487,20 @@ class FakeEntra:
             "exp": now + 3600,
             "name": user.name,
             "oid": user.oid,
-            "preferred_username": user.upn,
+            "preferred_username": user.home_address or user.upn,
             "sub": _b64(hashlib.sha256(user.oid.encode()).digest()),
             "tid": user.tid,
             "ver": "2.0",
         }
         if nonce:
             claims["nonce"] = nonce
+        if user.home_address:
+            claims["email"] = user.home_address
+        for name, value in self.id_token_changes.items():
+            if value is None:
+                claims.pop(name, None)
+            else:
+                claims[name] = value
         header = {"typ": "JWT", "alg": "RS256", "kid": "fake-key"}
         parts = [_b64(json.dumps(part).encode()) for part in (header, claims)]
         return ".".join([*parts, _b64(b"fake-signature")])

@@ -10,7 +10,7 @@ import json
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
-from authentications import cron
+from authentications import cron, retention
 from authentications.fields import KEY_MISSING
 from authentications.models import Authentication
 
@@ -84,6 +84,7 @@ class Command(BaseCommand):
         else:
             outcomes = cron.refresh_many(selected, needed=needed, workers=options["workers"])
             reminders = cron.send_secret_reminders()
+            retention.purge()  # Finished sign-ins and old events; see purge_history.
         self._report(outcomes, reminders, options)
         failed = sum(1 for outcome in outcomes if outcome.outcome == "failed")
         if failed:
