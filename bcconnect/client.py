@@ -20,6 +20,8 @@ import requests
 from urllib3.exceptions import LocationParseError
 from urllib3.util import parse_url
 
+from bcconnect.errors import BcconnectError
+
 logger = logging.getLogger(__name__)
 
 MAX_PAGE_SIZE = 20_000  # BC answers at most this many entities per page.
@@ -44,41 +46,44 @@ _AUTHORITY = re.compile(
 _ENVIRONMENT_ROOT = re.compile(r"/v2\.0/[^/]+/[^/]+(?=/|$)")
 
 
-class BusinessCentralError(Exception):
+class BusinessCentralError(BcconnectError):
     """A request BC refused or could not answer. Never holds a token.
 
-    `retry_later` is True when the same request may succeed later unchanged (throttling,
-    outages, network); False when a person has to act (permissions, data, configuration).
-    `may_have_applied` is True when a change was repeated after its first attempt's fate
-    was lost (network error, 502, 504) and the repeat was refused in a way that attempt
-    explains (409, 412, 404): check the entity before doing it again.
+    `transient` is True when the same request may succeed later unchanged (throttling,
+    outages, network): the class says so (`BusinessCentralRetryLaterError`), so that
+    catching that class and reading the flag always agree. False when a person has to act
+    (permissions, data, configuration). `may_have_applied` is True when a change was
+    repeated after its first attempt's fate was lost (network error, 502, 504) and the
+    repeat was refused in a way that attempt explains (409, 412, 404): check the entity
+    before doing it again.
     """
-
-    retry_later = False
 
     def __init__(
         self,
-        message,
+        message: str,
         *,
-        status=None,
-        code="",
-        request_id="",
-        method="",
-        url="",
-        retry_after=None,
-        may_have_applied=False,
-    ):
-        super().__init__(message)
-        self.message = message
+        status: int | None = None,
+        code: str = "",
+        request_id: str = "",
+        method: str = "",
+        url: str = "",
+        retry_after: float | None = None,
+        may_have_applied: bool = False,
+    ) -> None:
+        super().__init__(message, code=code)
         self.status = status
-        self.code = code
         self.request_id = request_id
         self.method = method
         self.url = url
         self.retry_after = retry_after
         self.may_have_applied = may_have_applied
 
-    def __str__(self):
+    @property
+    def retry_later(self) -> bool:
+        """`transient` under the name the README documents; `transient` is canonical."""
+        return self.transient
+
+    def __str__(self) -> str:
         parts = [self.message]
         if self.code and self.code not in self.message:
             parts.append(f"({self.code})")
@@ -92,7 +97,7 @@ class BusinessCentralError(Exception):
 class BusinessCentralRetryLaterError(BusinessCentralError):
     """BC is throttling, unavailable or unreachable: try the same request again later."""
 
-    retry_later = True
+    transient = True
 
 
 class BusinessCentralRequestRefused(BusinessCentralError, ValueError):

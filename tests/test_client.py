@@ -15,6 +15,7 @@ from bcconnect.client import (
     BusinessCentralRetryLaterError,
     odata_quote,
 )
+from bcconnect.errors import BcconnectError
 from tests.bc_helpers import FakeClock, Tokens, issue_token, make_client
 
 
@@ -617,6 +618,28 @@ def test_error_without_a_bc_body_still_reads_plainly():
     with pytest.raises(BusinessCentralRetryLaterError) as caught:
         offline_client().get("companies")
     assert caught.value.message == "Business Central answered 500 Internal Server Error"
+
+
+def test_client_errors_have_the_app_error_shape():
+    refused = BusinessCentralError("BC said no.", code="Permission_Denied", status=403)
+    busy = BusinessCentralRetryLaterError("BC is busy.", code="TooMany", status=429)
+    unsafe = BusinessCentralRequestRefused("Not sent.", code="Url_Unsafe")
+
+    assert all(isinstance(err, BcconnectError) for err in (refused, busy, unsafe))
+    assert isinstance(unsafe, ValueError)
+    assert (refused.transient, busy.transient, unsafe.transient) == (False, True, False)
+    assert (busy.message, busy.code) == ("BC is busy.", "TooMany")
+    assert str(refused) == "BC said no. (Permission_Denied) [HTTP 403]"
+
+
+def test_retry_later_is_kept_as_a_read_only_alias_of_transient():
+    """`retry_later` is documented in the README; `transient` is the canonical name."""
+    busy = BusinessCentralRetryLaterError("BC is busy.")
+    refused = BusinessCentralError("BC said no.")
+
+    assert (busy.retry_later, refused.retry_later) == (True, False)
+    with pytest.raises(AttributeError):
+        busy.retry_later = False
 
 
 def test_no_token_in_logs_or_errors(fake, caplog):
