@@ -196,11 +196,18 @@ def _refuse_dot_segments(path):
             raise UnsafeUrlError("its path has a '.' or '..' segment (raw or percent-encoded)")
 
 
-def _refusal(url, reason):
+def _refusal(url, reason, *, code="Url_Unsafe"):
     return BusinessCentralRequestRefused(
         f"Refusing to send the bearer token to {_loggable(url)}: {reason}.",
-        code="Url_Unsafe",
+        code=code,
         url=_loggable(url),
+    )
+
+
+def _network_error(message, *, method, url, retry_after=None):
+    """BC could not be reached, or its answer was lost: worth the same request later."""
+    return BusinessCentralRetryLaterError(
+        message, code="Network_Error", method=method, url=_loggable(url), retry_after=retry_after
     )
 
 
@@ -505,12 +512,11 @@ class BusinessCentralClient:
         """Send one request; the parsed JSON answer, or None when BC sends no body."""
         method = method.upper()
         headers = dict(headers or {})
-        if method in CONDITIONAL_METHODS and not headers.get("If-Match"):
-            raise BusinessCentralRequestRefused(
-                f"{method} needs an ETag (If-Match); pass etag='*' to overwrite blindly.",
-                code="ETag_Required",
-                method=method,
-            )
+        self._require_if_match(
+            method,
+            headers,
+            f"{method} needs an ETag (If-Match); pass etag='*' to overwrite blindly.",
+        )
         response = self._send(method, self._url(path, params), json=json, headers=headers)
         if response.status_code == 204 or not response.content:
             return None
@@ -543,12 +549,7 @@ class BusinessCentralClient:
     def _check_url(self, url):
         """`url` if the token may go there: a certain destination under the environment root."""
         if not self._boundary.contains(self._target(url)):
-            raise BusinessCentralRequestRefused(
-                f"Refusing to send the bearer token to {_loggable(url)}: it is outside "
-                f"{self.environment_url}.",
-                code="Url_OutsideBaseUrl",
-                url=_loggable(url),
-            )
+            raise _refusal(url, f"it is outside {self.environment_url}", code="Url_OutsideBaseUrl")
         return url
 
     @staticmethod
@@ -582,6 +583,12 @@ class BusinessCentralClient:
             )
         return etag
 
+    @staticmethod
+    def _require_if_match(method, headers, refusal):
+        """Refuse a PATCH, PUT or DELETE without If-Match: BC would apply it blindly."""
+        if method in CONDITIONAL_METHODS and not headers.get("If-Match"):
+            raise BusinessCentralRequestRefused(refusal, code="ETag_Required", method=method)
+
     def _company_id(self, id_or_name):
         try:
             return str(uuid.UUID(str(id_or_name)))
@@ -603,11 +610,11 @@ class BusinessCentralClient:
         headers = dict(op.get("headers") or {})
         if "etag" in op:
             headers["If-Match"] = self._etag(op["etag"])
-        if method in CONDITIONAL_METHODS and not headers.get("If-Match"):
-            raise BusinessCentralRequestRefused(
-                f"Operation {index}: {method} needs an ETag; pass etag='*' to overwrite blindly.",
-                code="ETag_Required",
-            )
+        self._require_if_match(
+            method,
+            headers,
+            f"Operation {index}: {method} needs an ETag; pass etag='*' to overwrite blindly.",
+        )
         url = self._url(op["path"], op.get("params"))
         request = {"method": method, "id": str(index), "url": url, "headers": headers}
         if op.get("json") is not None:
@@ -688,12 +695,11 @@ class BusinessCentralClient:
             except (requests.ConnectionError, requests.Timeout) as err:
                 state.fate_unknown = True
                 if not idempotent:
-                    raise BusinessCentralRetryLaterError(
+                    raise _network_error(
                         f"Network error during {method}; not repeated because it may have "
                         f"reached BC: {type(err).__name__}",
-                        code="Network_Error",
                         method=method,
-                        url=_loggable(url),
+                        url=url,
                     ) from None
                 self._wait_or_raise(state, None, method, url, network_error=err)
                 continue
@@ -768,12 +774,11 @@ class BusinessCentralClient:
                 error = error_from_response(response, method=method)
                 error.retry_after = delay
                 raise error
-            raise BusinessCentralRetryLaterError(
+            raise _network_error(
                 f"Business Central could not be reached after {state.retries + 1} attempts: "
                 f"{type(network_error).__name__}",
-                code="Network_Error",
                 method=method,
-                url=_loggable(url),
+                url=url,
                 retry_after=delay,
             ) from None
         if response is not None:
