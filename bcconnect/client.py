@@ -5,6 +5,7 @@ It knows HTTP, OData and BC's limits, and nothing about Django or where tokens c
 `requests.Session` per client keeps connections pooled; `company()` clients share it.
 """
 
+import copy
 import email.utils
 import json as jsonlib
 import logging
@@ -226,6 +227,26 @@ def environment_root(url):
     return f"{parts.scheme}://{parts.netloc}{match.group()}"
 
 
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How long the client retries what BC may answer later (429, 503, network errors).
+
+    At most `max_retries` retries, and none whose wait would end more than `retry_budget`
+    seconds after the first attempt. When BC names no Retry-After, the wait doubles from
+    `backoff_base` up to `backoff_cap` seconds, with jitter.
+    """
+
+    max_retries: int = 5
+    retry_budget: float = 120.0
+    backoff_base: float = 0.5
+    backoff_cap: float = 30.0
+
+    def backoff(self, retries: int, jitter: float) -> float:
+        """Seconds to wait after `retries` retries; `jitter` is a random number in [0, 1)."""
+        delay = min(self.backoff_cap, self.backoff_base * 2**retries)
+        return delay * (0.5 + jitter / 2)  # Clients throttled together spread out.
+
+
 @dataclass
 class BatchResult:
     """One operation's answer inside a `$batch`, in the order the operations were given."""
@@ -352,7 +373,8 @@ class BusinessCentralClient:
 
     `token_provider(force_refresh=False) -> str` is asked for every request, so a token
     refreshed elsewhere is picked up at once; on a 401 it is asked once with
-    `force_refresh=True`. `sleep`, `clock` and `random` are injectable for tests.
+    `force_refresh=True`. `retry` says how long to retry what BC may answer later; `sleep`,
+    `clock` and `random` are injectable for tests.
 
     Paths are relative to `base_url`. The token goes only under `environment_url`, the
     environment root (`.../v2.0/<tenant>/<environment>`; for a base URL not of that form,
@@ -368,10 +390,7 @@ class BusinessCentralClient:
         *,
         session=None,
         timeout=(5, 60),
-        max_retries=5,
-        retry_budget=120.0,
-        backoff_base=0.5,
-        backoff_cap=30.0,
+        retry=RetryPolicy(),
         max_concurrency=DEFAULT_MAX_CONCURRENCY,
         concurrency_key=None,
         allowed_hosts=None,
@@ -379,31 +398,24 @@ class BusinessCentralClient:
         sleep=time.sleep,
         clock=time.time,
         random=random.random,
-        _root_url=None,
-        _environment_url=None,
     ):
-        self.base_url = base_url.rstrip("/")
-        self.root_url = (_root_url or base_url).rstrip("/")
-        self.environment_url = _environment_url or environment_root(self.root_url)
+        root_url = base_url.rstrip("/")
+        self.environment_url = environment_root(root_url)
         self.token_provider = token_provider
         self.session = session or requests.Session()
         self.timeout = timeout
-        self.max_retries = max_retries
-        self.retry_budget = retry_budget
-        self.backoff_base = backoff_base
-        self.backoff_cap = backoff_cap
+        self.retry = retry
         self.max_concurrency = max_concurrency
-        self.concurrency_key = concurrency_key or self.root_url
+        self.concurrency_key = concurrency_key or root_url
         self.allowed_hosts = {h.lower() for h in allowed_hosts} if allowed_hosts else None
-        parts = urlsplit(self.root_url)
+        parts = urlsplit(root_url)
         self.api_host = (api_host or f"{parts.scheme}://{parts.netloc}").rstrip("/")
         self._sleep, self._clock, self._random = sleep, clock, random
         self._limiter = concurrency_limiter(self.concurrency_key, max_concurrency)
         self._boundary = self._target(self.environment_url)
         self._check_host(self._boundary)
         self._check_host(self._target(self.api_host))
-        self._check_url(self.root_url)
-        self._check_url(self.base_url)
+        self._aim(base_url, root_url=root_url)
 
     def __repr__(self):
         return f"<BusinessCentralClient {self.base_url}>"
@@ -448,7 +460,7 @@ class BusinessCentralClient:
     def company(self, id_or_name):
         """A client scoped to `/companies({id})`, found by id, name or display name."""
         company_id = self._company_id(id_or_name)
-        return self._sibling(f"{self.root_url}/companies({company_id})", root_url=self.root_url)
+        return self._derive(f"{self.root_url}/companies({company_id})", root_url=self.root_url)
 
     def environment_client(self, path=""):
         """A client for `path` under the environment root, sharing this one's token and limit.
@@ -461,28 +473,25 @@ class BusinessCentralClient:
         """
         path = str(path).strip("/")
         url = f"{self.environment_url}/{path}" if path else self.environment_url
-        return self._sibling(url, root_url=url)
+        return self._derive(url, root_url=url)
 
-    def _sibling(self, base_url, *, root_url):
-        return BusinessCentralClient(
-            base_url,
-            self.token_provider,
-            session=self.session,
-            timeout=self.timeout,
-            max_retries=self.max_retries,
-            retry_budget=self.retry_budget,
-            backoff_base=self.backoff_base,
-            backoff_cap=self.backoff_cap,
-            max_concurrency=self.max_concurrency,
-            concurrency_key=self.concurrency_key,
-            allowed_hosts=self.allowed_hosts,
-            api_host=self.api_host,
-            sleep=self._sleep,
-            clock=self._clock,
-            random=self._random,
-            _root_url=root_url,
-            _environment_url=self.environment_url,
-        )
+    def _derive(self, base_url, *, root_url):
+        """This client aimed elsewhere under its environment root, sharing everything else.
+
+        Token provider, session, timeout, retry policy, concurrency limit, allowed hosts
+        and the environment root all stay the parent's, so derived clients of one
+        authentication pool connections and count against one limit.
+        """
+        derived = copy.copy(self)
+        derived._aim(base_url, root_url=root_url)
+        return derived
+
+    def _aim(self, base_url, *, root_url):
+        """Make `base_url` what paths are relative to, and `root_url` where `$batch` goes."""
+        self.base_url = base_url.rstrip("/")
+        self.root_url = root_url.rstrip("/")
+        self._check_url(self.root_url)
+        self._check_url(self.base_url)
 
     def environments(self):
         """The BC environments the token's user can reach (the admin center API)."""
@@ -685,7 +694,7 @@ class BusinessCentralClient:
 
     def _send(self, method, url, *, json=None, headers=None):
         """Send with auth, the concurrency limit, retries and redirects kept on the API host."""
-        state = _Attempts(deadline=self._clock() + self.retry_budget)
+        state = _Attempts(deadline=self._clock() + self.retry.retry_budget)
         idempotent = method in IDEMPOTENT_METHODS or (
             method == "PATCH" and (headers or {}).get("If-Match", "*") != "*"
         )
@@ -766,10 +775,9 @@ class BusinessCentralClient:
         if response is not None:
             delay = parse_retry_after(response.headers.get("Retry-After"), now=self._clock())
         if delay is None:
-            delay = min(self.backoff_cap, self.backoff_base * 2**state.retries)
-            delay *= 0.5 + self._random() / 2  # Jitter: clients throttled together spread out.
+            delay = self.retry.backoff(state.retries, self._random())
         out_of_budget = self._clock() + delay > state.deadline
-        if state.retries >= self.max_retries or out_of_budget:
+        if state.retries >= self.retry.max_retries or out_of_budget:
             if response is not None:
                 error = error_from_response(response, method=method)
                 error.retry_after = delay

@@ -1,5 +1,6 @@
 """Code calls Business Central through the client: paging, ETags, batches, errors."""
 
+import dataclasses
 import email.utils
 import logging
 import threading
@@ -13,6 +14,7 @@ from bcconnect.client import (
     BusinessCentralError,
     BusinessCentralRequestRefused,
     BusinessCentralRetryLaterError,
+    RetryPolicy,
     odata_quote,
 )
 from bcconnect.errors import BcconnectError
@@ -520,7 +522,7 @@ def test_without_retry_after_the_backoff_grows_with_jitter(fake):
     fake.bc.fail_next(("status", 503), ("status", 502), ("status", 504))
     clock = FakeClock()
 
-    assert make_client(fake, clock=clock, backoff_base=1.0).companies()
+    assert make_client(fake, clock=clock, retry=RetryPolicy(backoff_base=1.0)).companies()
 
     assert clock.sleeps == [0.75, 1.5, 3.0]  # base * 2**n * (0.5 + random/2), random = 0.5
 
@@ -530,7 +532,7 @@ def test_retries_stop_after_max_retries(fake):
     clock = FakeClock()
 
     with pytest.raises(BusinessCentralRetryLaterError) as caught:
-        make_client(fake, clock=clock, max_retries=2).companies()
+        make_client(fake, clock=clock, retry=RetryPolicy(max_retries=2)).companies()
 
     assert caught.value.status == 503
     assert len(clock.sleeps) == 2
@@ -542,11 +544,52 @@ def test_retry_after_beyond_the_time_budget_raises_at_once(fake):
     clock = FakeClock()
 
     with pytest.raises(BusinessCentralRetryLaterError) as caught:
-        make_client(fake, clock=clock, retry_budget=60).companies()
+        make_client(fake, clock=clock, retry=RetryPolicy(retry_budget=60)).companies()
 
     assert clock.sleeps == []
     assert caught.value.retry_after == 600
     assert caught.value.code == "Application_TooManyRequests"
+
+
+def test_the_backoff_stops_growing_at_its_cap(fake):
+    fake.bc.fail_next(("status", 503), ("status", 503), ("status", 503))
+    clock = FakeClock()
+
+    client = make_client(fake, clock=clock, retry=RetryPolicy(backoff_base=1.0, backoff_cap=2.0))
+    assert client.companies()
+
+    assert clock.sleeps == [0.75, 1.5, 1.5]  # min(cap, base * 2**n) * 0.75
+
+
+def test_the_retry_policy_has_the_documented_defaults_and_cannot_change():
+    policy = RetryPolicy()
+
+    assert (policy.max_retries, policy.retry_budget) == (5, 120.0)  # README: 5 within 2 min.
+    assert (policy.backoff_base, policy.backoff_cap) == (0.5, 30.0)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        policy.max_retries = 0
+
+
+@pytest.mark.parametrize(
+    "derive",
+    [
+        lambda client, fake: client.company(fake.bc.company.id),
+        lambda client, fake: client.environment_client("api/v2.0"),
+    ],
+    ids=["company", "environment_client"],
+)
+def test_derived_clients_keep_the_retry_policy_clock_and_connection(fake, derive):
+    clock = FakeClock()
+    client = make_client(fake, clock=clock, retry=RetryPolicy(max_retries=1, backoff_base=4.0))
+    client.companies()
+    before = fake.connections_opened
+    fake.bc.fail_next(("status", 503), ("status", 503))
+
+    with pytest.raises(BusinessCentralRetryLaterError):
+        derive(client, fake).get("")
+
+    assert clock.sleeps == [3.0]  # One retry, after 4.0 * 0.75, on the parent's clock.
+    assert fake.connections_opened == before  # The parent's pooled session.
 
 
 def test_dropped_connection_is_retried_for_a_get(fake):
@@ -573,7 +616,9 @@ def test_read_timeout_is_retried_then_reported(fake):
     clock = FakeClock()
 
     with pytest.raises(BusinessCentralRetryLaterError, match="ReadTimeout"):
-        make_client(fake, clock=clock, timeout=(5, 0.1), max_retries=1).companies()
+        make_client(
+            fake, clock=clock, timeout=(5, 0.1), retry=RetryPolicy(max_retries=1)
+        ).companies()
 
 
 def test_429_on_post_is_retried_because_bc_did_not_run_it(fake):
