@@ -14,7 +14,9 @@ import re
 import threading
 import time
 import uuid
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from typing import Any, Protocol, Self
 from urllib.parse import quote, unquote, urljoin, urlsplit
 
 import requests
@@ -45,6 +47,9 @@ _AUTHORITY = re.compile(
     r"(?P<host>[a-z0-9.-]+|\[[0-9a-f:.]+\])(?::(?P<port>[0-9]{1,5}))?", re.IGNORECASE
 )
 _ENVIRONMENT_ROOT = re.compile(r"/v2\.0/[^/]+/[^/]+(?=/|$)")
+
+# Query options: a dict, or (name, value) pairs when a name repeats.
+Params = dict[str, Any] | Iterable[tuple[str, Any]] | None
 
 
 class BusinessCentralError(BcconnectError):
@@ -118,7 +123,7 @@ class UrlTarget:
     port: int
     path: str
 
-    def contains(self, other):
+    def contains(self, other: "UrlTarget") -> bool:
         """Whether `other` is on this origin, at this path or under it."""
         if (other.scheme, other.host, other.port) != (self.scheme, self.host, self.port):
             return False
@@ -126,7 +131,7 @@ class UrlTarget:
         return other.path == root or other.path.startswith(root + "/")
 
 
-def url_target(url):
+def url_target(url: str) -> UrlTarget:
     """Where requests will send `url`; `UnsafeUrlError` when that is not certain.
 
     The origin is read from the URL requests prepares, the way its adapter reads it to pick
@@ -212,7 +217,7 @@ def _network_error(message, *, method, url, retry_after=None):
     )
 
 
-def environment_root(url):
+def environment_root(url: str) -> str:
     """`scheme://host/v2.0/<tenant>/<environment>` for a BC URL under it, else the URL.
 
     The bearer token may go anywhere under it: `api/v2.0`, Microsoft's other APIs
@@ -247,6 +252,12 @@ class RetryPolicy:
         return delay * (0.5 + jitter / 2)  # Clients throttled together spread out.
 
 
+class TokenProvider(Protocol):
+    """Returns a valid access token; a fresh one, not a cached one, when `force_refresh`."""
+
+    def __call__(self, force_refresh: bool = False) -> str: ...
+
+
 @dataclass
 class BatchResult:
     """One operation's answer inside a `$batch`, in the order the operations were given."""
@@ -258,7 +269,7 @@ class BatchResult:
     rolled_back: bool = False  # An atomic chunk failed: this operation's change was undone.
 
     @property
-    def ok(self):
+    def ok(self) -> bool:
         return self.error is None and self.status is not None and self.status < 400
 
 
@@ -268,7 +279,7 @@ _limiters = {}
 _limiters_lock = threading.Lock()
 
 
-def concurrency_limiter(key, limit):
+def concurrency_limiter(key: str, limit: int) -> threading.BoundedSemaphore:
     """The process-wide semaphore for `key`: every client of one authentication shares it."""
     with _limiters_lock:
         limiter = _limiters.get((key, limit))
@@ -280,7 +291,7 @@ def concurrency_limiter(key, limit):
 # --- helpers ---------------------------------------------------------------------------
 
 
-def odata_quote(value):
+def odata_quote(value: object) -> str:
     """A string literal for `$filter`: single quotes doubled, as OData requires."""
     return "'" + str(value).replace("'", "''") + "'"
 
@@ -297,7 +308,7 @@ def _encode_params(params):
     )
 
 
-def parse_retry_after(value, *, now):
+def parse_retry_after(value: str | None, *, now: float) -> float | None:
     """Seconds to wait from a Retry-After header: delta-seconds or an HTTP date."""
     if not value:
         return None
@@ -313,7 +324,9 @@ def parse_retry_after(value, *, now):
     return max(0.0, when.timestamp() - now)
 
 
-def error_from_response(response, *, method, may_have_applied=False):
+def error_from_response(
+    response: requests.Response, *, method: str, may_have_applied: bool = False
+) -> BusinessCentralError:
     """Turn a BC error answer into the right exception, with BC's own code and message.
 
     With `may_have_applied`, the message says that an earlier attempt of this change may
@@ -385,20 +398,20 @@ class BusinessCentralClient:
 
     def __init__(
         self,
-        base_url,
-        token_provider,
+        base_url: str,
+        token_provider: TokenProvider,
         *,
-        session=None,
-        timeout=(5, 60),
-        retry=RetryPolicy(),
-        max_concurrency=DEFAULT_MAX_CONCURRENCY,
-        concurrency_key=None,
-        allowed_hosts=None,
-        api_host=None,
-        sleep=time.sleep,
-        clock=time.time,
-        random=random.random,
-    ):
+        session: requests.Session | None = None,
+        timeout: float | tuple[float, float] = (5, 60),
+        retry: RetryPolicy = RetryPolicy(),
+        max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
+        concurrency_key: str | None = None,
+        allowed_hosts: Iterable[str] | None = None,
+        api_host: str | None = None,
+        sleep: Callable[[float], object] = time.sleep,
+        clock: Callable[[], float] = time.time,
+        random: Callable[[], float] = random.random,
+    ) -> None:
         root_url = base_url.rstrip("/")
         self.environment_url = environment_root(root_url)
         self.token_provider = token_provider
@@ -417,24 +430,26 @@ class BusinessCentralClient:
         self._check_host(self._target(self.api_host))
         self._aim(base_url, root_url=root_url)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"<BusinessCentralClient {self.base_url}>"
 
     # --- public API ----------------------------------------------------------------------
 
-    def get(self, path, params=None):
+    def get(self, path: str, params: Params = None) -> Any:
         return self.request("GET", path, params=params)
 
-    def post(self, path, json):
+    def post(self, path: str, json: Any) -> Any:
         return self.request("POST", path, json=json)
 
-    def patch(self, path, json, etag):
+    def patch(self, path: str, json: Any, etag: str | None) -> Any:
         return self.request("PATCH", path, json=json, headers={"If-Match": self._etag(etag)})
 
-    def delete(self, path, etag):
+    def delete(self, path: str, etag: str | None) -> Any:
         return self.request("DELETE", path, headers={"If-Match": self._etag(etag)})
 
-    def iter(self, path, params=None, page_size=None):
+    def iter(
+        self, path: str, params: Params = None, page_size: int | None = None
+    ) -> Iterator[dict[str, Any]]:
         """Yield every entity of a collection, one page in memory at a time."""
         headers = {}
         if page_size is not None:
@@ -454,15 +469,15 @@ class BusinessCentralClient:
             yield from values
             values = None
 
-    def companies(self):
+    def companies(self) -> list[dict[str, Any]]:
         return list(self.iter("companies"))
 
-    def company(self, id_or_name):
+    def company(self, id_or_name: str | uuid.UUID) -> Self:
         """A client scoped to `/companies({id})`, found by id, name or display name."""
         company_id = self._company_id(id_or_name)
         return self._derive(f"{self.root_url}/companies({company_id})", root_url=self.root_url)
 
-    def environment_client(self, path=""):
+    def environment_client(self, path: str = "") -> Self:
         """A client for `path` under the environment root, sharing this one's token and limit.
 
         `environment_client("ODataV4")` reaches the web services (then
@@ -493,12 +508,14 @@ class BusinessCentralClient:
         self._check_url(self.root_url)
         self._check_url(self.base_url)
 
-    def environments(self):
+    def environments(self) -> list[dict[str, Any]]:
         """The BC environments the token's user can reach (the admin center API)."""
         response = self._send("GET", f"{self.api_host}/environments/v1.2")
         return response.json().get("value", [])
 
-    def batch(self, operations, atomic=False):
+    def batch(
+        self, operations: Iterable[Mapping[str, Any]], atomic: bool = False
+    ) -> list[BatchResult]:
         """Run operations through `$batch`, 100 at a time; results in the given order.
 
         An operation is a dict: `method`, `path` (relative to this client), optional
@@ -517,7 +534,15 @@ class BusinessCentralClient:
             results.extend(self._run_batch(chunk, atomic=atomic))
         return results
 
-    def request(self, method, path, *, params=None, json=None, headers=None):
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Params = None,
+        json: Any = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> Any:
         """Send one request; the parsed JSON answer, or None when BC sends no body."""
         method = method.upper()
         headers = dict(headers or {})

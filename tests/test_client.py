@@ -2,8 +2,10 @@
 
 import dataclasses
 import email.utils
+import inspect
 import logging
 import threading
+import typing
 
 import pytest
 import requests
@@ -702,3 +704,21 @@ def test_no_token_in_logs_or_errors(fake, caplog):
     for token in tokens.issued:
         assert all(token not in text for text in texts)
     assert "Authorization" not in caplog.text
+
+
+# --- the public surface ----------------------------------------------------------------
+
+
+def public_methods():
+    names = [name for name in vars(BusinessCentralClient) if not name.startswith("_")]
+    return ["__init__", *names]
+
+
+@pytest.mark.parametrize("name", public_methods())
+def test_every_public_method_of_the_client_is_typed(name):
+    method = getattr(BusinessCentralClient, name)
+    hints = typing.get_type_hints(method)
+    parameters = set(inspect.signature(method).parameters) - {"self"}
+
+    assert parameters <= set(hints), parameters - set(hints)
+    assert "return" in hints
