@@ -416,14 +416,16 @@ def _bc_session():
 _bc_sessions = PerProcess(_bc_session)
 
 
-def bc_client(authentication, *, base_url=None):
+def bc_client(
+    authentication: Authentication, *, base_url: str | None = None
+) -> BusinessCentralClient:
     """A `BusinessCentralClient` for `authentication`: what code, admin and `bc` use.
 
     Tokens come from `get_access_token` on every request (a 401 forces one refresh);
     requests per authentication are limited by `BC_CLIENT_MAX_CONCURRENCY` in this process.
     """
 
-    def token_provider(force_refresh=False):
+    def token_provider(force_refresh: bool = False) -> str:
         return get_access_token(authentication, force_refresh=force_refresh)
 
     return BusinessCentralClient(

@@ -5,6 +5,7 @@ It knows HTTP, OData and BC's limits, and nothing about Django or where tokens c
 `requests.Session` per client keeps connections pooled; `company()` clients share it.
 """
 
+import copy
 import email.utils
 import json as jsonlib
 import logging
@@ -13,12 +14,16 @@ import re
 import threading
 import time
 import uuid
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from typing import Any, Protocol, Self
 from urllib.parse import quote, unquote, urljoin, urlsplit
 
 import requests
 from urllib3.exceptions import LocationParseError
 from urllib3.util import parse_url
+
+from bcconnect.errors import BcconnectError
 
 logger = logging.getLogger(__name__)
 
@@ -43,42 +48,48 @@ _AUTHORITY = re.compile(
 )
 _ENVIRONMENT_ROOT = re.compile(r"/v2\.0/[^/]+/[^/]+(?=/|$)")
 
+# Query options: a dict, or (name, value) pairs when a name repeats.
+Params = dict[str, Any] | Iterable[tuple[str, Any]] | None
 
-class BusinessCentralError(Exception):
+
+class BusinessCentralError(BcconnectError):
     """A request BC refused or could not answer. Never holds a token.
 
-    `retry_later` is True when the same request may succeed later unchanged (throttling,
-    outages, network); False when a person has to act (permissions, data, configuration).
-    `may_have_applied` is True when a change was repeated after its first attempt's fate
-    was lost (network error, 502, 504) and the repeat was refused in a way that attempt
-    explains (409, 412, 404): check the entity before doing it again.
+    `transient` is True when the same request may succeed later unchanged (throttling,
+    outages, network): the class says so (`BusinessCentralRetryLaterError`), so that
+    catching that class and reading the flag always agree. False when a person has to act
+    (permissions, data, configuration). `may_have_applied` is True when a change was
+    repeated after its first attempt's fate was lost (network error, 502, 504) and the
+    repeat was refused in a way that attempt explains (409, 412, 404): check the entity
+    before doing it again.
     """
-
-    retry_later = False
 
     def __init__(
         self,
-        message,
+        message: str,
         *,
-        status=None,
-        code="",
-        request_id="",
-        method="",
-        url="",
-        retry_after=None,
-        may_have_applied=False,
-    ):
-        super().__init__(message)
-        self.message = message
+        status: int | None = None,
+        code: str = "",
+        request_id: str = "",
+        method: str = "",
+        url: str = "",
+        retry_after: float | None = None,
+        may_have_applied: bool = False,
+    ) -> None:
+        super().__init__(message, code=code)
         self.status = status
-        self.code = code
         self.request_id = request_id
         self.method = method
         self.url = url
         self.retry_after = retry_after
         self.may_have_applied = may_have_applied
 
-    def __str__(self):
+    @property
+    def retry_later(self) -> bool:
+        """`transient` under the name the README documents; `transient` is canonical."""
+        return self.transient
+
+    def __str__(self) -> str:
         parts = [self.message]
         if self.code and self.code not in self.message:
             parts.append(f"({self.code})")
@@ -92,7 +103,7 @@ class BusinessCentralError(Exception):
 class BusinessCentralRetryLaterError(BusinessCentralError):
     """BC is throttling, unavailable or unreachable: try the same request again later."""
 
-    retry_later = True
+    transient = True
 
 
 class BusinessCentralRequestRefused(BusinessCentralError, ValueError):
@@ -112,7 +123,7 @@ class UrlTarget:
     port: int
     path: str
 
-    def contains(self, other):
+    def contains(self, other: "UrlTarget") -> bool:
         """Whether `other` is on this origin, at this path or under it."""
         if (other.scheme, other.host, other.port) != (self.scheme, self.host, self.port):
             return False
@@ -120,7 +131,7 @@ class UrlTarget:
         return other.path == root or other.path.startswith(root + "/")
 
 
-def url_target(url):
+def url_target(url: str) -> UrlTarget:
     """Where requests will send `url`; `UnsafeUrlError` when that is not certain.
 
     The origin is read from the URL requests prepares, the way its adapter reads it to pick
@@ -191,15 +202,22 @@ def _refuse_dot_segments(path):
             raise UnsafeUrlError("its path has a '.' or '..' segment (raw or percent-encoded)")
 
 
-def _refusal(url, reason):
+def _refusal(url, reason, *, code="Url_Unsafe"):
     return BusinessCentralRequestRefused(
         f"Refusing to send the bearer token to {_loggable(url)}: {reason}.",
-        code="Url_Unsafe",
+        code=code,
         url=_loggable(url),
     )
 
 
-def environment_root(url):
+def _network_error(message, *, method, url, retry_after=None):
+    """BC could not be reached, or its answer was lost: worth the same request later."""
+    return BusinessCentralRetryLaterError(
+        message, code="Network_Error", method=method, url=_loggable(url), retry_after=retry_after
+    )
+
+
+def environment_root(url: str) -> str:
     """`scheme://host/v2.0/<tenant>/<environment>` for a BC URL under it, else the URL.
 
     The bearer token may go anywhere under it: `api/v2.0`, Microsoft's other APIs
@@ -214,6 +232,32 @@ def environment_root(url):
     return f"{parts.scheme}://{parts.netloc}{match.group()}"
 
 
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How long the client retries what BC may answer later (429, 503, network errors).
+
+    At most `max_retries` retries, and none whose wait would end more than `retry_budget`
+    seconds after the first attempt. When BC names no Retry-After, the wait doubles from
+    `backoff_base` up to `backoff_cap` seconds, with jitter.
+    """
+
+    max_retries: int = 5
+    retry_budget: float = 120.0
+    backoff_base: float = 0.5
+    backoff_cap: float = 30.0
+
+    def backoff(self, retries: int, jitter: float) -> float:
+        """Seconds to wait after `retries` retries; `jitter` is a random number in [0, 1)."""
+        delay = min(self.backoff_cap, self.backoff_base * 2**retries)
+        return delay * (0.5 + jitter / 2)  # Clients throttled together spread out.
+
+
+class TokenProvider(Protocol):
+    """Returns a valid access token; a fresh one, not a cached one, when `force_refresh`."""
+
+    def __call__(self, force_refresh: bool = False) -> str: ...
+
+
 @dataclass
 class BatchResult:
     """One operation's answer inside a `$batch`, in the order the operations were given."""
@@ -225,7 +269,7 @@ class BatchResult:
     rolled_back: bool = False  # An atomic chunk failed: this operation's change was undone.
 
     @property
-    def ok(self):
+    def ok(self) -> bool:
         return self.error is None and self.status is not None and self.status < 400
 
 
@@ -235,7 +279,7 @@ _limiters = {}
 _limiters_lock = threading.Lock()
 
 
-def concurrency_limiter(key, limit):
+def concurrency_limiter(key: str, limit: int) -> threading.BoundedSemaphore:
     """The process-wide semaphore for `key`: every client of one authentication shares it."""
     with _limiters_lock:
         limiter = _limiters.get((key, limit))
@@ -247,7 +291,7 @@ def concurrency_limiter(key, limit):
 # --- helpers ---------------------------------------------------------------------------
 
 
-def odata_quote(value):
+def odata_quote(value: object) -> str:
     """A string literal for `$filter`: single quotes doubled, as OData requires."""
     return "'" + str(value).replace("'", "''") + "'"
 
@@ -264,7 +308,7 @@ def _encode_params(params):
     )
 
 
-def parse_retry_after(value, *, now):
+def parse_retry_after(value: str | None, *, now: float) -> float | None:
     """Seconds to wait from a Retry-After header: delta-seconds or an HTTP date."""
     if not value:
         return None
@@ -280,7 +324,9 @@ def parse_retry_after(value, *, now):
     return max(0.0, when.timestamp() - now)
 
 
-def error_from_response(response, *, method, may_have_applied=False):
+def error_from_response(
+    response: requests.Response, *, method: str, may_have_applied: bool = False
+) -> BusinessCentralError:
     """Turn a BC error answer into the right exception, with BC's own code and message.
 
     With `may_have_applied`, the message says that an earlier attempt of this change may
@@ -340,7 +386,8 @@ class BusinessCentralClient:
 
     `token_provider(force_refresh=False) -> str` is asked for every request, so a token
     refreshed elsewhere is picked up at once; on a 401 it is asked once with
-    `force_refresh=True`. `sleep`, `clock` and `random` are injectable for tests.
+    `force_refresh=True`. `retry` says how long to retry what BC may answer later; `sleep`,
+    `clock` and `random` are injectable for tests.
 
     Paths are relative to `base_url`. The token goes only under `environment_url`, the
     environment root (`.../v2.0/<tenant>/<environment>`; for a base URL not of that form,
@@ -351,66 +398,58 @@ class BusinessCentralClient:
 
     def __init__(
         self,
-        base_url,
-        token_provider,
+        base_url: str,
+        token_provider: TokenProvider,
         *,
-        session=None,
-        timeout=(5, 60),
-        max_retries=5,
-        retry_budget=120.0,
-        backoff_base=0.5,
-        backoff_cap=30.0,
-        max_concurrency=DEFAULT_MAX_CONCURRENCY,
-        concurrency_key=None,
-        allowed_hosts=None,
-        api_host=None,
-        sleep=time.sleep,
-        clock=time.time,
-        random=random.random,
-        _root_url=None,
-        _environment_url=None,
-    ):
-        self.base_url = base_url.rstrip("/")
-        self.root_url = (_root_url or base_url).rstrip("/")
-        self.environment_url = _environment_url or environment_root(self.root_url)
+        session: requests.Session | None = None,
+        timeout: float | tuple[float, float] = (5, 60),
+        retry: RetryPolicy = RetryPolicy(),
+        max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
+        concurrency_key: str | None = None,
+        allowed_hosts: Iterable[str] | None = None,
+        api_host: str | None = None,
+        sleep: Callable[[float], object] = time.sleep,
+        clock: Callable[[], float] = time.time,
+        random: Callable[[], float] = random.random,
+    ) -> None:
+        root_url = base_url.rstrip("/")
+        self.environment_url = environment_root(root_url)
         self.token_provider = token_provider
         self.session = session or requests.Session()
         self.timeout = timeout
-        self.max_retries = max_retries
-        self.retry_budget = retry_budget
-        self.backoff_base = backoff_base
-        self.backoff_cap = backoff_cap
+        self.retry = retry
         self.max_concurrency = max_concurrency
-        self.concurrency_key = concurrency_key or self.root_url
+        self.concurrency_key = concurrency_key or root_url
         self.allowed_hosts = {h.lower() for h in allowed_hosts} if allowed_hosts else None
-        parts = urlsplit(self.root_url)
+        parts = urlsplit(root_url)
         self.api_host = (api_host or f"{parts.scheme}://{parts.netloc}").rstrip("/")
         self._sleep, self._clock, self._random = sleep, clock, random
         self._limiter = concurrency_limiter(self.concurrency_key, max_concurrency)
         self._boundary = self._target(self.environment_url)
         self._check_host(self._boundary)
         self._check_host(self._target(self.api_host))
-        self._check_url(self.root_url)
-        self._check_url(self.base_url)
+        self._aim(base_url, root_url=root_url)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"<BusinessCentralClient {self.base_url}>"
 
     # --- public API ----------------------------------------------------------------------
 
-    def get(self, path, params=None):
+    def get(self, path: str, params: Params = None) -> Any:
         return self.request("GET", path, params=params)
 
-    def post(self, path, json):
+    def post(self, path: str, json: Any) -> Any:
         return self.request("POST", path, json=json)
 
-    def patch(self, path, json, etag):
+    def patch(self, path: str, json: Any, etag: str | None) -> Any:
         return self.request("PATCH", path, json=json, headers={"If-Match": self._etag(etag)})
 
-    def delete(self, path, etag):
+    def delete(self, path: str, etag: str | None) -> Any:
         return self.request("DELETE", path, headers={"If-Match": self._etag(etag)})
 
-    def iter(self, path, params=None, page_size=None):
+    def iter(
+        self, path: str, params: Params = None, page_size: int | None = None
+    ) -> Iterator[dict[str, Any]]:
         """Yield every entity of a collection, one page in memory at a time."""
         headers = {}
         if page_size is not None:
@@ -430,15 +469,15 @@ class BusinessCentralClient:
             yield from values
             values = None
 
-    def companies(self):
+    def companies(self) -> list[dict[str, Any]]:
         return list(self.iter("companies"))
 
-    def company(self, id_or_name):
+    def company(self, id_or_name: str | uuid.UUID) -> Self:
         """A client scoped to `/companies({id})`, found by id, name or display name."""
         company_id = self._company_id(id_or_name)
-        return self._sibling(f"{self.root_url}/companies({company_id})", root_url=self.root_url)
+        return self._derive(f"{self.root_url}/companies({company_id})", root_url=self.root_url)
 
-    def environment_client(self, path=""):
+    def environment_client(self, path: str = "") -> Self:
         """A client for `path` under the environment root, sharing this one's token and limit.
 
         `environment_client("ODataV4")` reaches the web services (then
@@ -449,35 +488,34 @@ class BusinessCentralClient:
         """
         path = str(path).strip("/")
         url = f"{self.environment_url}/{path}" if path else self.environment_url
-        return self._sibling(url, root_url=url)
+        return self._derive(url, root_url=url)
 
-    def _sibling(self, base_url, *, root_url):
-        return BusinessCentralClient(
-            base_url,
-            self.token_provider,
-            session=self.session,
-            timeout=self.timeout,
-            max_retries=self.max_retries,
-            retry_budget=self.retry_budget,
-            backoff_base=self.backoff_base,
-            backoff_cap=self.backoff_cap,
-            max_concurrency=self.max_concurrency,
-            concurrency_key=self.concurrency_key,
-            allowed_hosts=self.allowed_hosts,
-            api_host=self.api_host,
-            sleep=self._sleep,
-            clock=self._clock,
-            random=self._random,
-            _root_url=root_url,
-            _environment_url=self.environment_url,
-        )
+    def _derive(self, base_url, *, root_url):
+        """This client aimed elsewhere under its environment root, sharing everything else.
 
-    def environments(self):
+        Token provider, session, timeout, retry policy, concurrency limit, allowed hosts
+        and the environment root all stay the parent's, so derived clients of one
+        authentication pool connections and count against one limit.
+        """
+        derived = copy.copy(self)
+        derived._aim(base_url, root_url=root_url)
+        return derived
+
+    def _aim(self, base_url, *, root_url):
+        """Make `base_url` what paths are relative to, and `root_url` where `$batch` goes."""
+        self.base_url = base_url.rstrip("/")
+        self.root_url = root_url.rstrip("/")
+        self._check_url(self.root_url)
+        self._check_url(self.base_url)
+
+    def environments(self) -> list[dict[str, Any]]:
         """The BC environments the token's user can reach (the admin center API)."""
         response = self._send("GET", f"{self.api_host}/environments/v1.2")
         return response.json().get("value", [])
 
-    def batch(self, operations, atomic=False):
+    def batch(
+        self, operations: Iterable[Mapping[str, Any]], atomic: bool = False
+    ) -> list[BatchResult]:
         """Run operations through `$batch`, 100 at a time; results in the given order.
 
         An operation is a dict: `method`, `path` (relative to this client), optional
@@ -496,16 +534,23 @@ class BusinessCentralClient:
             results.extend(self._run_batch(chunk, atomic=atomic))
         return results
 
-    def request(self, method, path, *, params=None, json=None, headers=None):
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Params = None,
+        json: Any = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> Any:
         """Send one request; the parsed JSON answer, or None when BC sends no body."""
         method = method.upper()
         headers = dict(headers or {})
-        if method in CONDITIONAL_METHODS and not headers.get("If-Match"):
-            raise BusinessCentralRequestRefused(
-                f"{method} needs an ETag (If-Match); pass etag='*' to overwrite blindly.",
-                code="ETag_Required",
-                method=method,
-            )
+        self._require_if_match(
+            method,
+            headers,
+            f"{method} needs an ETag (If-Match); pass etag='*' to overwrite blindly.",
+        )
         response = self._send(method, self._url(path, params), json=json, headers=headers)
         if response.status_code == 204 or not response.content:
             return None
@@ -538,12 +583,7 @@ class BusinessCentralClient:
     def _check_url(self, url):
         """`url` if the token may go there: a certain destination under the environment root."""
         if not self._boundary.contains(self._target(url)):
-            raise BusinessCentralRequestRefused(
-                f"Refusing to send the bearer token to {_loggable(url)}: it is outside "
-                f"{self.environment_url}.",
-                code="Url_OutsideBaseUrl",
-                url=_loggable(url),
-            )
+            raise _refusal(url, f"it is outside {self.environment_url}", code="Url_OutsideBaseUrl")
         return url
 
     @staticmethod
@@ -577,6 +617,12 @@ class BusinessCentralClient:
             )
         return etag
 
+    @staticmethod
+    def _require_if_match(method, headers, refusal):
+        """Refuse a PATCH, PUT or DELETE without If-Match: BC would apply it blindly."""
+        if method in CONDITIONAL_METHODS and not headers.get("If-Match"):
+            raise BusinessCentralRequestRefused(refusal, code="ETag_Required", method=method)
+
     def _company_id(self, id_or_name):
         try:
             return str(uuid.UUID(str(id_or_name)))
@@ -598,11 +644,11 @@ class BusinessCentralClient:
         headers = dict(op.get("headers") or {})
         if "etag" in op:
             headers["If-Match"] = self._etag(op["etag"])
-        if method in CONDITIONAL_METHODS and not headers.get("If-Match"):
-            raise BusinessCentralRequestRefused(
-                f"Operation {index}: {method} needs an ETag; pass etag='*' to overwrite blindly.",
-                code="ETag_Required",
-            )
+        self._require_if_match(
+            method,
+            headers,
+            f"Operation {index}: {method} needs an ETag; pass etag='*' to overwrite blindly.",
+        )
         url = self._url(op["path"], op.get("params"))
         request = {"method": method, "id": str(index), "url": url, "headers": headers}
         if op.get("json") is not None:
@@ -673,7 +719,7 @@ class BusinessCentralClient:
 
     def _send(self, method, url, *, json=None, headers=None):
         """Send with auth, the concurrency limit, retries and redirects kept on the API host."""
-        state = _Attempts(deadline=self._clock() + self.retry_budget)
+        state = _Attempts(deadline=self._clock() + self.retry.retry_budget)
         idempotent = method in IDEMPOTENT_METHODS or (
             method == "PATCH" and (headers or {}).get("If-Match", "*") != "*"
         )
@@ -683,12 +729,11 @@ class BusinessCentralClient:
             except (requests.ConnectionError, requests.Timeout) as err:
                 state.fate_unknown = True
                 if not idempotent:
-                    raise BusinessCentralRetryLaterError(
+                    raise _network_error(
                         f"Network error during {method}; not repeated because it may have "
                         f"reached BC: {type(err).__name__}",
-                        code="Network_Error",
                         method=method,
-                        url=_loggable(url),
+                        url=url,
                     ) from None
                 self._wait_or_raise(state, None, method, url, network_error=err)
                 continue
@@ -755,20 +800,18 @@ class BusinessCentralClient:
         if response is not None:
             delay = parse_retry_after(response.headers.get("Retry-After"), now=self._clock())
         if delay is None:
-            delay = min(self.backoff_cap, self.backoff_base * 2**state.retries)
-            delay *= 0.5 + self._random() / 2  # Jitter: clients throttled together spread out.
+            delay = self.retry.backoff(state.retries, self._random())
         out_of_budget = self._clock() + delay > state.deadline
-        if state.retries >= self.max_retries or out_of_budget:
+        if state.retries >= self.retry.max_retries or out_of_budget:
             if response is not None:
                 error = error_from_response(response, method=method)
                 error.retry_after = delay
                 raise error
-            raise BusinessCentralRetryLaterError(
+            raise _network_error(
                 f"Business Central could not be reached after {state.retries + 1} attempts: "
                 f"{type(network_error).__name__}",
-                code="Network_Error",
                 method=method,
-                url=_loggable(url),
+                url=url,
                 retry_after=delay,
             ) from None
         if response is not None:

@@ -1,8 +1,11 @@
 """Code calls Business Central through the client: paging, ETags, batches, errors."""
 
+import dataclasses
 import email.utils
+import inspect
 import logging
 import threading
+import typing
 
 import pytest
 import requests
@@ -13,8 +16,10 @@ from bcconnect.client import (
     BusinessCentralError,
     BusinessCentralRequestRefused,
     BusinessCentralRetryLaterError,
+    RetryPolicy,
     odata_quote,
 )
+from bcconnect.errors import BcconnectError
 from tests.bc_helpers import FakeClock, Tokens, issue_token, make_client
 
 
@@ -519,7 +524,7 @@ def test_without_retry_after_the_backoff_grows_with_jitter(fake):
     fake.bc.fail_next(("status", 503), ("status", 502), ("status", 504))
     clock = FakeClock()
 
-    assert make_client(fake, clock=clock, backoff_base=1.0).companies()
+    assert make_client(fake, clock=clock, retry=RetryPolicy(backoff_base=1.0)).companies()
 
     assert clock.sleeps == [0.75, 1.5, 3.0]  # base * 2**n * (0.5 + random/2), random = 0.5
 
@@ -529,7 +534,7 @@ def test_retries_stop_after_max_retries(fake):
     clock = FakeClock()
 
     with pytest.raises(BusinessCentralRetryLaterError) as caught:
-        make_client(fake, clock=clock, max_retries=2).companies()
+        make_client(fake, clock=clock, retry=RetryPolicy(max_retries=2)).companies()
 
     assert caught.value.status == 503
     assert len(clock.sleeps) == 2
@@ -541,11 +546,52 @@ def test_retry_after_beyond_the_time_budget_raises_at_once(fake):
     clock = FakeClock()
 
     with pytest.raises(BusinessCentralRetryLaterError) as caught:
-        make_client(fake, clock=clock, retry_budget=60).companies()
+        make_client(fake, clock=clock, retry=RetryPolicy(retry_budget=60)).companies()
 
     assert clock.sleeps == []
     assert caught.value.retry_after == 600
     assert caught.value.code == "Application_TooManyRequests"
+
+
+def test_the_backoff_stops_growing_at_its_cap(fake):
+    fake.bc.fail_next(("status", 503), ("status", 503), ("status", 503))
+    clock = FakeClock()
+
+    client = make_client(fake, clock=clock, retry=RetryPolicy(backoff_base=1.0, backoff_cap=2.0))
+    assert client.companies()
+
+    assert clock.sleeps == [0.75, 1.5, 1.5]  # min(cap, base * 2**n) * 0.75
+
+
+def test_the_retry_policy_has_the_documented_defaults_and_cannot_change():
+    policy = RetryPolicy()
+
+    assert (policy.max_retries, policy.retry_budget) == (5, 120.0)  # README: 5 within 2 min.
+    assert (policy.backoff_base, policy.backoff_cap) == (0.5, 30.0)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        policy.max_retries = 0
+
+
+@pytest.mark.parametrize(
+    "derive",
+    [
+        lambda client, fake: client.company(fake.bc.company.id),
+        lambda client, fake: client.environment_client("api/v2.0"),
+    ],
+    ids=["company", "environment_client"],
+)
+def test_derived_clients_keep_the_retry_policy_clock_and_connection(fake, derive):
+    clock = FakeClock()
+    client = make_client(fake, clock=clock, retry=RetryPolicy(max_retries=1, backoff_base=4.0))
+    client.companies()
+    before = fake.connections_opened
+    fake.bc.fail_next(("status", 503), ("status", 503))
+
+    with pytest.raises(BusinessCentralRetryLaterError):
+        derive(client, fake).get("")
+
+    assert clock.sleeps == [3.0]  # One retry, after 4.0 * 0.75, on the parent's clock.
+    assert fake.connections_opened == before  # The parent's pooled session.
 
 
 def test_dropped_connection_is_retried_for_a_get(fake):
@@ -572,7 +618,9 @@ def test_read_timeout_is_retried_then_reported(fake):
     clock = FakeClock()
 
     with pytest.raises(BusinessCentralRetryLaterError, match="ReadTimeout"):
-        make_client(fake, clock=clock, timeout=(5, 0.1), max_retries=1).companies()
+        make_client(
+            fake, clock=clock, timeout=(5, 0.1), retry=RetryPolicy(max_retries=1)
+        ).companies()
 
 
 def test_429_on_post_is_retried_because_bc_did_not_run_it(fake):
@@ -619,6 +667,28 @@ def test_error_without_a_bc_body_still_reads_plainly():
     assert caught.value.message == "Business Central answered 500 Internal Server Error"
 
 
+def test_client_errors_have_the_app_error_shape():
+    refused = BusinessCentralError("BC said no.", code="Permission_Denied", status=403)
+    busy = BusinessCentralRetryLaterError("BC is busy.", code="TooMany", status=429)
+    unsafe = BusinessCentralRequestRefused("Not sent.", code="Url_Unsafe")
+
+    assert all(isinstance(err, BcconnectError) for err in (refused, busy, unsafe))
+    assert isinstance(unsafe, ValueError)
+    assert (refused.transient, busy.transient, unsafe.transient) == (False, True, False)
+    assert (busy.message, busy.code) == ("BC is busy.", "TooMany")
+    assert str(refused) == "BC said no. (Permission_Denied) [HTTP 403]"
+
+
+def test_retry_later_is_kept_as_a_read_only_alias_of_transient():
+    """`retry_later` is documented in the README; `transient` is the canonical name."""
+    busy = BusinessCentralRetryLaterError("BC is busy.")
+    refused = BusinessCentralError("BC said no.")
+
+    assert (busy.retry_later, refused.retry_later) == (True, False)
+    with pytest.raises(AttributeError):
+        busy.retry_later = False
+
+
 def test_no_token_in_logs_or_errors(fake, caplog):
     tokens = Tokens(fake, first=issue_token(fake, lifetime=-1))
     client = make_client(fake, tokens)
@@ -634,3 +704,21 @@ def test_no_token_in_logs_or_errors(fake, caplog):
     for token in tokens.issued:
         assert all(token not in text for text in texts)
     assert "Authorization" not in caplog.text
+
+
+# --- the public surface ----------------------------------------------------------------
+
+
+def public_methods():
+    names = [name for name in vars(BusinessCentralClient) if not name.startswith("_")]
+    return ["__init__", *names]
+
+
+@pytest.mark.parametrize("name", public_methods())
+def test_every_public_method_of_the_client_is_typed(name):
+    method = getattr(BusinessCentralClient, name)
+    hints = typing.get_type_hints(method)
+    parameters = set(inspect.signature(method).parameters) - {"self"}
+
+    assert parameters <= set(hints), parameters - set(hints)
+    assert "return" in hints
