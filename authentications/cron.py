@@ -6,9 +6,11 @@ web workers refreshing on demand) share one token request per expiry.
 
 import logging
 import queue
+import smtplib
 import threading
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import NamedTuple
 
 from django.db import connection
 from django.db.models import Q
@@ -146,39 +148,75 @@ def secret_reminders_due(*, today=None):
     return reminders
 
 
+class Reminders(NamedTuple):
+    """(authentication, days left) pairs: delivered, and given back for the next run."""
+
+    sent: list
+    unsent: list
+
+
 def send_secret_reminders(*, today=None):
-    """Email each reminder (30, 7, 1 days) once, even when two cron runs overlap."""
-    sent = []
+    """Email each reminder (30, 7, 1 days) once, even when two cron runs overlap.
+
+    A run claims a reminder before sending it, so an overlapping run skips it; a reminder
+    the mail server did not take is given back, so the next run tries again.
+    """
+    reminders = Reminders([], [])
     for authentication, days_left, threshold in secret_reminders_due(today=today):
-        claimed = (
-            Authentication.objects.filter(pk=authentication.pk)
-            .filter(
-                Q(secret_expiry_notified_days__isnull=True)
-                | Q(secret_expiry_notified_days__gt=threshold)
-            )
-            .update(secret_expiry_notified_days=threshold)
-        )
-        if not claimed:
+        previous = authentication.secret_expiry_notified_days
+        if not _claim_reminder(authentication.pk, threshold):
             continue
-        _notify_secret_expiry(authentication, days_left=days_left)
-        sent.append((authentication, days_left))
-    return sent
+        if _notify_secret_expiry(authentication, days_left=days_left):
+            reminders.sent.append((authentication, days_left))
+        else:
+            _give_back_reminder(authentication.pk, threshold, previous=previous)
+            reminders.unsent.append((authentication, days_left))
+    return reminders
+
+
+def _claim_reminder(pk, threshold):
+    return (
+        Authentication.objects.filter(pk=pk)
+        .filter(
+            Q(secret_expiry_notified_days__isnull=True)
+            | Q(secret_expiry_notified_days__gt=threshold)
+        )
+        .update(secret_expiry_notified_days=threshold)
+    )
+
+
+def _give_back_reminder(pk, threshold, *, previous):
+    """Undo our claim, unless a new secret date has reset the reminders meanwhile."""
+    Authentication.objects.filter(pk=pk, secret_expiry_notified_days=threshold).update(
+        secret_expiry_notified_days=previous
+    )
 
 
 def _notify_secret_expiry(authentication, *, days_left):
+    """Send the reminder; False when no mail server took it (the log says why)."""
     when = f"in {days_left} day{'s' if days_left != 1 else ''}" if days_left > 0 else "expired"
+    subject = f"“{authentication.name}”: client secret " + (
+        f"expires {when}" if days_left > 0 else "expired"
+    )
+    context = {
+        "authentication": authentication,
+        "days_left": days_left,
+        "expires_on": authentication.client_secret_expires_on,
+        "admin_url": notifications.admin_url(authentication),
+    }
+    try:
+        notifications.notify("secret_expiry", context, subject=subject)
+    except Exception as err:  # Whatever stopped it, the reminder is still owed.
+        mail_trouble = isinstance(err, (smtplib.SMTPException, OSError))
+        logger.warning(
+            "Could not send the secret-expiry email (%s): %r",
+            subject,
+            err,
+            exc_info=not mail_trouble,
+        )
+        return False
     authentication.record(
         Event.Kind.SECRET_EXPIRY,
         detail=f"Client secret expires on {authentication.client_secret_expires_on} ({when}).",
     )
-    notifications.notify_quietly(
-        "secret_expiry",
-        {
-            "authentication": authentication,
-            "days_left": days_left,
-            "expires_on": authentication.client_secret_expires_on,
-            "admin_url": notifications.admin_url(authentication),
-        },
-        subject=f"“{authentication.name}”: client secret "
-        + (f"expires {when}" if days_left > 0 else "expired"),
-    )
+    return True

@@ -1,7 +1,8 @@
 """cron: refresh access tokens before they expire and keep idle connections alive.
 
-Exit status 0 when every refresh succeeded (or nothing was due), 1 when any failed, 2 on
-bad arguments, so cron mail and monitoring notice a broken connection.
+Exit status 0 when every refresh succeeded (or nothing was due), 1 when any failed or a
+secret-expiry reminder could not be sent, 2 on bad arguments, so cron mail and monitoring
+notice a broken connection.
 """
 
 import argparse
@@ -74,14 +75,23 @@ class Command(BaseCommand):
             outcomes = [
                 cron.Outcome(row.name, "due", row.access_token_expires_at) for row in selected
             ]
-            reminders = [(row, days) for row, days, _ in cron.secret_reminders_due()]
+            due = [(row, days) for row, days, _ in cron.secret_reminders_due()]
+            reminders = cron.Reminders(sent=due, unsent=[])
         else:
             outcomes = cron.refresh_many(selected, needed=needed, workers=options["workers"])
             reminders = cron.send_secret_reminders()
         self._report(outcomes, reminders, options)
+        self._exit_status(outcomes, reminders)
+
+    @staticmethod
+    def _exit_status(outcomes, reminders):
         failed = sum(1 for outcome in outcomes if outcome.outcome == "failed")
-        if failed:
-            raise CommandError(f"{failed} of {len(outcomes)} refreshes failed.", returncode=1)
+        problems = [f"{failed} of {len(outcomes)} refreshes failed."] if failed else []
+        if reminders.unsent:
+            count = len(reminders.unsent)
+            problems.append(f"{count} secret-expiry reminder{'s' if count != 1 else ''} not sent.")
+        if problems:
+            raise CommandError(" ".join(problems), returncode=1)
 
     def _select(self, options, *, started):
         if options["name"]:
@@ -114,11 +124,17 @@ class Command(BaseCommand):
             return
         for outcome in outcomes:
             self.stdout.write(self._line(outcome))
-        for row, days_left in reminders:
+        for row, days_left in reminders.sent:
             verb = "would warn" if options["dry_run"] else "warned"
             self.stdout.write(
                 f"Client secret of {row.name}: {verb} ({days_left} days left, "
                 f"expires {row.client_secret_expires_on})."
+            )
+        for row, days_left in reminders.unsent:
+            self.stdout.write(
+                f"Client secret of {row.name}: could not warn ({days_left} days left, "
+                f"expires {row.client_secret_expires_on}): the email was not sent; "
+                "the next run tries again."
             )
         self.stdout.write(self._summary(outcomes, dry_run=options["dry_run"]))
 
