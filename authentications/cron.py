@@ -23,10 +23,13 @@ from .tokens import TokenError, refresh
 logger = logging.getLogger(__name__)
 
 SECRET_REMINDER_DAYS = (30, 7, 1)
+# Connections waiting for a new secret or app registration stay due, so each run reports
+# them; `tokens.refresh` answers with the stored error and does not ask Entra.
 REFRESHABLE = (
     Authentication.Status.CONNECTED,
     Authentication.Status.FAILING,
     Authentication.Status.SECRET_INVALID,
+    Authentication.Status.APP_MISSING,
 )
 
 
@@ -87,8 +90,12 @@ def refreshed_before(moment):
     return lambda row: row.last_refreshed_at is None or row.last_refreshed_at < moment
 
 
-def refresh_many(authentications, *, needed, workers, actor="refresh_tokens"):
-    """Refresh each authentication on a bounded pool of threads; Outcomes sorted by name."""
+def refresh_many(authentications, *, needed, workers, actor="refresh_tokens", by_person=False):
+    """Refresh each authentication on a bounded pool of threads; Outcomes sorted by name.
+
+    `by_person`: someone named these connections (`refresh_tokens --name`): ask Entra even
+    for one whose credentials it refused before.
+    """
     jobs = queue.SimpleQueue()
     for authentication in authentications:
         jobs.put(authentication)
@@ -101,7 +108,9 @@ def refresh_many(authentications, *, needed, workers, actor="refresh_tokens"):
                     authentication = jobs.get_nowait()
                 except queue.Empty:
                     return
-                results.append(_refresh_one(authentication, needed=needed, actor=actor))
+                results.append(
+                    _refresh_one(authentication, needed=needed, actor=actor, by_person=by_person)
+                )
         finally:
             connection.close()  # Each thread has its own connection: do not leak it.
 
@@ -113,9 +122,9 @@ def refresh_many(authentications, *, needed, workers, actor="refresh_tokens"):
     return sorted(results, key=lambda outcome: outcome.name)
 
 
-def _refresh_one(authentication, *, needed, actor):
+def _refresh_one(authentication, *, needed, actor, by_person):
     try:
-        result = refresh(authentication.pk, needed=needed, actor=actor)
+        result = refresh(authentication.pk, needed=needed, actor=actor, by_person=by_person)
     except TokenError as err:
         return Outcome(authentication.name, "failed", error_code=err.code, error=err.message)
     except Exception:  # One broken row must not stop the run; the log has the traceback.

@@ -34,6 +34,11 @@ NEEDS_SIGN_IN_ERRORS = {"invalid_grant", "interaction_required", "consent_requir
 NEEDS_SIGN_IN_AADSTS = {70008, 700082, 50173, 65001, 50076, 50079, 700084, 50078}
 # Answers that mean the app registration's secret no longer works.
 SECRET_AADSTS = {7000222, 7000215}
+# Answers that mean Entra has no usable app registration: not found in the directory
+# (deleted, or a wrong client or tenant ID), or disabled.
+APP_MISSING_AADSTS = {700016, 7000112}
+# Codes of failures where Microsoft never answered: the network or the host is down.
+UNREACHABLE_CODES = {"network", "timeout"}
 MAX_DESCRIPTION = 400
 _GUID_PATTERN = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 _AADSTS = re.compile(r"\s*AADSTS(\d{1,9})\b")
@@ -57,6 +62,20 @@ class EntraError(Exception):
     @property
     def secret_invalid(self):
         return self.code == "invalid_client" or self.aadsts in SECRET_AADSTS
+
+    @property
+    def app_missing(self):
+        return self.aadsts in APP_MISSING_AADSTS
+
+    @property
+    def needs_person(self):
+        """Only a person can fix it: a new sign-in, a new secret, or the app registration."""
+        return self.needs_sign_in or self.secret_invalid or self.app_missing
+
+    @property
+    def unreachable(self):
+        """Microsoft never answered (connection refused, DNS, timeout), as in an outage."""
+        return self.transient and self.code in UNREACHABLE_CODES
 
     @property
     def display_code(self):
@@ -292,7 +311,16 @@ def _advice(code, aadsts, *, authentication_hint):
             f"add the Web redirect URI {redirect_uri()}." + said
         )
     if aadsts == 700016:
-        return "The Application (client) ID is not registered in this directory." + said
+        return (
+            "Entra does not know this app registration in the directory: it was deleted, or the "
+            "Application (client) ID or Directory (tenant) ID is wrong. In Entra > App "
+            "registrations, restore it from Deleted applications, or correct the IDs here." + said
+        )
+    if aadsts == 7000112:
+        return (
+            "The app is disabled in Entra. Enable it again in Entra > Enterprise applications > "
+            "the app > Properties > Enabled for users to sign-in." + said
+        )
     if code == "access_denied":
         return "The sign-in was cancelled or access was refused at Microsoft." + said
     if code == "consent_required" or aadsts == 65001:

@@ -21,6 +21,7 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
+from django.utils.crypto import salted_hmac
 
 from bcconnect.client import BusinessCentralClient
 
@@ -46,7 +47,16 @@ WAIT_FIELDS = (
     "lease_until",
     "updated_at",
 )
-BROKEN = (Authentication.Status.NEEDS_SIGN_IN, Authentication.Status.SECRET_INVALID)
+# Only a person can fix these: a new sign-in, a new client secret, the app registration.
+BROKEN = (
+    Authentication.Status.NEEDS_SIGN_IN,
+    Authentication.Status.SECRET_INVALID,
+    Authentication.Status.APP_MISSING,
+)
+# Of those, the ones where Entra refused the app itself: asking again with the same
+# credentials only earns the same answer (and hammers Entra), so nobody asks until they
+# change or a person asks.
+BACK_OFF = (Authentication.Status.SECRET_INVALID, Authentication.Status.APP_MISSING)
 
 
 class TokenError(Exception):
@@ -112,11 +122,13 @@ def refreshed_long_ago(recent=RECENT_REFRESH):
     )
 
 
-def refresh(authentication, *, needed: Callable[[Authentication], bool], actor=""):
+def refresh(authentication, *, needed: Callable[[Authentication], bool], actor="", by_person=False):
     """Refresh the token when `needed(row)` still holds once this caller has the lease.
 
     Raises TokenError. The predicate is checked again after the lease is taken (and by
     waiting callers after each re-read), so whoever asks, one token request is made.
+    `by_person`: a person asked (Refresh now, the admin Save, `refresh_tokens --name`), so
+    Entra is asked even when it refused these credentials before; code and cron are not.
     """
     pk = getattr(authentication, "pk", authentication)
     started = timezone.now()
@@ -125,7 +137,9 @@ def refresh(authentication, *, needed: Callable[[Authentication], bool], actor="
     while True:
         lease_id = _take_lease(pk)
         if lease_id:
-            return _refresh_holding_lease(pk, lease_id, needed=needed, actor=actor)
+            return _refresh_holding_lease(
+                pk, lease_id, needed=needed, actor=actor, by_person=by_person
+            )
         time.sleep(pause * random.uniform(0.5, 1.5))
         pause = min(pause * 2, POLL_MAX)
         row = _read(pk, WAIT_FIELDS)
@@ -184,6 +198,17 @@ def _peer_failed_since(row, started):
     return failed and _lease_free(row) and row.updated_at >= started
 
 
+def _backing_off(row):
+    """Whether Entra refused these very credentials for a reason only a person can fix."""
+    return row.status in BACK_OFF and row.refused_credentials == _credentials_fingerprint(row)
+
+
+def _credentials_fingerprint(row):
+    """A keyed hash of what Entra refused: it tells when someone changed it, and no more."""
+    credentials = "\n".join((row.client_id, row.tenant_id, row.client_secret))
+    return salted_hmac("bcconnect.tokens.refused-credentials", credentials).hexdigest()
+
+
 def _stored_error(row):
     return TokenError(
         row.last_error or "The last token refresh failed.",
@@ -193,12 +218,14 @@ def _stored_error(row):
     )
 
 
-def _refresh_holding_lease(pk, lease_id, *, needed, actor):
+def _refresh_holding_lease(pk, lease_id, *, needed, actor, by_person):
     stored = False
     try:
         row = _read(pk)
         if not needed(row):  # A peer refreshed between our read and our lease.
             return Refresh(row, refreshed=False)
+        if _backing_off(row) and not by_person:
+            raise _stored_error(row)
         tokens = _request_tokens(row, lease_id, actor=actor)
         row = _store(row, lease_id, tokens, actor=actor)  # Releases the lease as it stores.
         stored = True
@@ -308,7 +335,7 @@ def _record_failure(row, lease_id, err, *, actor):
     """Record a failed token request; returns the TokenError to raise."""
     if err.transient:
         return _record_transient(row, lease_id, err, actor=actor)
-    if err.needs_sign_in or err.secret_invalid:
+    if err.needs_person:
         return _record_broken(row, lease_id, err, actor=actor)
     # Refused for another reason (unknown tenant or app): keep the tokens, report it.
     return _record_transient(row, lease_id, err, actor=actor, transient=False)
@@ -326,8 +353,17 @@ def _failure_changes(err):
 
 
 def _record_transient(row, lease_id, err, *, actor, transient=True):
-    """Keep every stored token: the next attempt may well succeed."""
-    changes = {**_failure_changes(err), "status": Authentication.Status.FAILING}
+    """Keep every stored token: the next attempt may well succeed.
+
+    A connection that waits for a person keeps that status and reason: a blip while someone
+    retries changes nothing that needs fixing, and must not make the next refusal look like
+    a new breakage (which would email again).
+    """
+    changes = _failure_changes(err)
+    if row.status in BROKEN:
+        del changes["last_error"], changes["last_error_code"]
+    else:
+        changes["status"] = Authentication.Status.FAILING
     with transaction.atomic():
         if _fenced(row, lease_id).update(**changes):
             row.record(Event.Kind.REFRESH_FAILED, actor=actor, detail=_detail(err))
@@ -337,14 +373,12 @@ def _record_transient(row, lease_id, err, *, actor, transient=True):
 
 def _record_broken(row, lease_id, err, *, actor):
     """Only a person can fix this: flag it, and tell people once per transition."""
-    status = (
-        Authentication.Status.SECRET_INVALID
-        if err.secret_invalid
-        else Authentication.Status.NEEDS_SIGN_IN
-    )
+    status = _broken_status(err)
     changes = {**_failure_changes(err), "status": status}
     if status == Authentication.Status.NEEDS_SIGN_IN:
         changes["refresh_token"] = ""  # Dead: Entra will never accept it again.
+    else:  # The refresh token still works once the app registration does: keep it.
+        changes["refused_credentials"] = _credentials_fingerprint(row)
     with transaction.atomic():
         stored = _fenced(row, lease_id).update(**changes)
         if stored:
@@ -354,6 +388,14 @@ def _record_broken(row, lease_id, err, *, actor):
     logger.warning("Token refresh for %s needs a person: %s", row, err.display_code)
     row.status = status
     return TokenError(err.message, code=err.display_code, needs_sign_in=True)
+
+
+def _broken_status(err):
+    if err.secret_invalid:
+        return Authentication.Status.SECRET_INVALID
+    if err.app_missing:
+        return Authentication.Status.APP_MISSING
+    return Authentication.Status.NEEDS_SIGN_IN
 
 
 def _detail(err):
@@ -378,6 +420,7 @@ def _notify_broken(row, *, status, err):
             "reason": err.message,
             "code": err.display_code,
             "secret_invalid": status == Authentication.Status.SECRET_INVALID,
+            "app_missing": status == Authentication.Status.APP_MISSING,
             "admin_url": notifications.admin_url(row),
             "authorization_url": _fix_link(row.pk, status=status),
         },

@@ -71,6 +71,7 @@ class Command(BaseCommand):
     def handle(self, *args, **options):
         started = timezone.now()
         selected, needed = self._select(options, started=started)
+        by_person = bool(options["name"])  # Named one by one: a person asks.
         if options["dry_run"]:
             outcomes = [
                 cron.Outcome(row.name, "due", row.access_token_expires_at) for row in selected
@@ -78,7 +79,9 @@ class Command(BaseCommand):
             due = [(row, days) for row, days, _ in cron.secret_reminders_due()]
             reminders = cron.Reminders(sent=due, unsent=[])
         else:
-            outcomes = cron.refresh_many(selected, needed=needed, workers=options["workers"])
+            outcomes = cron.refresh_many(
+                selected, needed=needed, workers=options["workers"], by_person=by_person
+            )
             reminders = cron.send_secret_reminders()
         self._report(outcomes, reminders, options)
         self._exit_status(outcomes, reminders)
