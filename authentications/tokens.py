@@ -9,6 +9,7 @@ re-reads what it stored.
 """
 
 import logging
+import math
 import random
 import secrets
 import time
@@ -36,6 +37,11 @@ logger = logging.getLogger(__name__)
 # A refresh this recent answers a forced refresh too: a burst of 401s costs one refresh.
 RECENT_REFRESH = timedelta(seconds=10)
 POLL_FIRST, POLL_MAX = 0.02, 0.25  # Seconds a waiting caller sleeps between re-reads.
+# One refresh waits for at most one other thread's OpenID discovery of the same authority,
+# then makes at most two calls of its own (the discovery, once per process and authority,
+# and the token request): three calls, each bounded by BC_HTTP_TIMEOUT (connect, read).
+ENTRA_CALLS_PER_REFRESH = 3
+LEASE_MARGIN_SECONDS = 10  # Name resolution and the database work around the calls.
 FAST_FIELDS = ("id", "access_token", "access_token_expires_at")
 WAIT_FIELDS = (
     *FAST_FIELDS,
@@ -132,7 +138,7 @@ def refresh(authentication, *, needed: Callable[[Authentication], bool], actor="
     """
     pk = getattr(authentication, "pk", authentication)
     started = timezone.now()
-    deadline = time.monotonic() + settings.BC_LEASE_SECONDS + 5
+    deadline = time.monotonic() + lease_seconds() + 5  # A holder's lease ends before it.
     pause = POLL_FIRST
     while True:
         lease_id = _take_lease(pk)
@@ -155,6 +161,26 @@ def refresh(authentication, *, needed: Callable[[Authentication], bool], actor="
             )
 
 
+def lease_seconds():
+    """How long a refresh holds its lease: longer than a slow Entra can keep it waiting.
+
+    A lease that ended while its holder still waits for Microsoft would let a second caller
+    send a second token request. BC_LEASE_SECONDS may lengthen the lease, never shorten it
+    (`manage.py check` warns about a shorter one).
+    """
+    return max(settings.BC_LEASE_SECONDS, minimum_lease_seconds())
+
+
+def minimum_lease_seconds():
+    """The worst case of one refresh's HTTP calls, from BC_HTTP_TIMEOUT, plus a margin.
+
+    The read timeout bounds each wait for a byte, so a server that trickles its answer can
+    still outlast the lease: the fenced store then refuses the late answer (`lease_lost`).
+    """
+    connect, read = settings.BC_HTTP_TIMEOUT
+    return math.ceil(ENTRA_CALLS_PER_REFRESH * (connect + read) + LEASE_MARGIN_SECONDS)
+
+
 def _read(pk, fields=None):
     queryset = Authentication.objects.filter(pk=pk)
     row = (queryset.only(*fields) if fields else queryset).first()
@@ -170,7 +196,7 @@ def _take_lease(pk):
     taken = (
         Authentication.objects.filter(pk=pk)
         .filter(Q(lease_until__isnull=True) | Q(lease_until__lt=now))
-        .update(lease_until=now + timedelta(seconds=settings.BC_LEASE_SECONDS), lease_id=lease_id)
+        .update(lease_until=now + timedelta(seconds=lease_seconds()), lease_id=lease_id)
     )
     return lease_id if taken else None
 
