@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from . import notifications
 from .models import Authentication, Event
-from .tokens import TokenError, refresh
+from .tokens import SKIPPED_UNREACHABLE, TokenError, UnreachableHosts, refresh
 
 logger = logging.getLogger(__name__)
 
@@ -38,7 +38,9 @@ class Outcome:
     """One authentication's result in a cron run (no secret in it: it is printed)."""
 
     name: str
-    outcome: str  # refreshed, fresh (a peer already did it), failed, due (dry run)
+    # refreshed, fresh (a peer already did it), failed, skipped (Microsoft unreachable in
+    # this run: not tried), due (dry run)
+    outcome: str
     expires_at: object = None
     error_code: str = ""
     error: str = ""
@@ -94,8 +96,10 @@ def refresh_many(authentications, *, needed, workers, actor="refresh_tokens", by
     """Refresh each authentication on a bounded pool of threads; Outcomes sorted by name.
 
     `by_person`: someone named these connections (`refresh_tokens --name`): ask Entra even
-    for one whose credentials it refused before.
+    for one whose credentials it refused before. After a few network failures in a row
+    against Entra, the rest are skipped (see `tokens.UnreachableHosts`).
     """
+    unreachable = UnreachableHosts()
     jobs = queue.SimpleQueue()
     for authentication in authentications:
         jobs.put(authentication)
@@ -109,7 +113,13 @@ def refresh_many(authentications, *, needed, workers, actor="refresh_tokens", by
                 except queue.Empty:
                     return
                 results.append(
-                    _refresh_one(authentication, needed=needed, actor=actor, by_person=by_person)
+                    _refresh_one(
+                        authentication,
+                        needed=needed,
+                        actor=actor,
+                        by_person=by_person,
+                        unreachable=unreachable,
+                    )
                 )
         finally:
             connection.close()  # Each thread has its own connection: do not leak it.
@@ -122,11 +132,18 @@ def refresh_many(authentications, *, needed, workers, actor="refresh_tokens", by
     return sorted(results, key=lambda outcome: outcome.name)
 
 
-def _refresh_one(authentication, *, needed, actor, by_person):
+def _refresh_one(authentication, *, needed, actor, by_person, unreachable):
     try:
-        result = refresh(authentication.pk, needed=needed, actor=actor, by_person=by_person)
+        result = refresh(
+            authentication.pk,
+            needed=needed,
+            actor=actor,
+            by_person=by_person,
+            unreachable=unreachable,
+        )
     except TokenError as err:
-        return Outcome(authentication.name, "failed", error_code=err.code, error=err.message)
+        outcome = "skipped" if err.code == SKIPPED_UNREACHABLE else "failed"
+        return Outcome(authentication.name, outcome, error_code=err.code, error=err.message)
     except Exception:  # One broken row must not stop the run; the log has the traceback.
         logger.exception("Refreshing %s failed unexpectedly", authentication)
         return Outcome(authentication.name, "failed", error_code="internal_error")

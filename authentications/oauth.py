@@ -11,6 +11,7 @@ import logging
 import re
 import secrets
 import threading
+from collections import Counter
 from collections.abc import MutableMapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -167,6 +168,7 @@ _sessions = PerProcess(_TimeoutSession)
 _discovered = set()  # Authorities whose OpenID discovery is in _http_cache.
 _discovery_locks = {}
 _discovery_locks_lock = threading.Lock()
+_discovery_failures = Counter()  # Discoveries that failed per authority: waiters compare.
 
 
 def http_session():
@@ -204,17 +206,32 @@ def _application(authentication, error_class):
     """A fresh MSAL app; the first one per authority fetches the discovery, alone.
 
     Without the lock, every thread that starts at once (refresh_tokens' workers) misses
-    the shared http_cache and fetches the same OpenID configuration.
+    the shared http_cache and fetches the same OpenID configuration. When that discovery
+    fails for want of an answer, the threads that waited for it fail with it: repeating it
+    one after the other would make each wait for a timeout of its own, in turn.
     """
     authority = authority_url(authentication.tenant_id)
     if authority in _discovered:
         return _new_application(authentication, error_class)
     with _discovery_locks_lock:
         lock = _discovery_locks.setdefault(authority, threading.Lock())
+        failures_before = _discovery_failures[authority]
     with lock:
-        app = _new_application(authentication, error_class)
+        if _discovery_failures[authority] != failures_before:
+            raise error_class(_DISCOVERY_UNREACHABLE, code="network", transient=True)
+        try:
+            app = _new_application(authentication, error_class)
+        except EntraError as err:
+            if err.transient:
+                _discovery_failures[authority] += 1
+            raise
         _discovered.add(authority)
     return app
+
+
+_DISCOVERY_UNREACHABLE = (
+    "Microsoft could not be reached to look up the directory; try again shortly."
+)
 
 
 def _new_application(authentication, error_class):
@@ -231,11 +248,7 @@ def _new_application(authentication, error_class):
             instance_discovery=_is_microsoft_authority(),
         )
     except (requests.RequestException, MsalServiceError) as err:
-        raise error_class(
-            "Microsoft could not be reached to look up the directory; try again shortly.",
-            code="network",
-            transient=True,
-        ) from err
+        raise error_class(_DISCOVERY_UNREACHABLE, code="network", transient=True) from err
     except ValueError as err:
         raise error_class(
             f"Microsoft does not know the directory (tenant) “{authentication.tenant_id}”. "

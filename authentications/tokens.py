@@ -12,10 +12,13 @@ import logging
 import math
 import random
 import secrets
+import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
+from urllib.parse import urlsplit
 
 import requests
 from django.conf import settings
@@ -42,6 +45,8 @@ POLL_FIRST, POLL_MAX = 0.02, 0.25  # Seconds a waiting caller sleeps between re-
 # and the token request): three calls, each bounded by BC_HTTP_TIMEOUT (connect, read).
 ENTRA_CALLS_PER_REFRESH = 3
 LEASE_MARGIN_SECONDS = 10  # Name resolution and the database work around the calls.
+UNREACHABLE_LIMIT = 3  # Network failures in a row after which a run stops asking a host.
+SKIPPED_UNREACHABLE = "entra_unreachable"
 FAST_FIELDS = ("id", "access_token", "access_token_expires_at")
 WAIT_FIELDS = (
     *FAST_FIELDS,
@@ -78,6 +83,37 @@ class TokenError(Exception):
         self.code = code
         self.needs_sign_in = needs_sign_in
         self.transient = transient
+
+
+class UnreachableHosts:
+    """One run's count of network failures in a row, per Entra host.
+
+    During an outage every token request costs a timeout; once a host has failed `limit`
+    times in a row, the run asks it nothing more: the remaining refreshes are recorded as
+    transient failures (tokens kept, status Failing) at once. Any answer from the host,
+    even a refusal, starts the count again.
+    """
+
+    def __init__(self, limit=UNREACHABLE_LIMIT):
+        self.limit = limit
+        self._failures = Counter()
+        self._lock = threading.Lock()
+
+    def check(self, host):
+        """Raise a transient EntraError when `host` has stopped answering in this run."""
+        with self._lock:
+            given_up = self._failures[host] >= self.limit
+        if given_up:
+            raise EntraError(
+                f"Microsoft ({host}) did not answer {self.limit} token requests in a row, so "
+                "this run stopped asking; the tokens are kept and the next run tries again.",
+                code=SKIPPED_UNREACHABLE,
+                transient=True,
+            )
+
+    def note(self, host, *, answered):
+        with self._lock:
+            self._failures[host] = 0 if answered else self._failures[host] + 1
 
 
 @dataclass(frozen=True)
@@ -128,13 +164,21 @@ def refreshed_long_ago(recent=RECENT_REFRESH):
     )
 
 
-def refresh(authentication, *, needed: Callable[[Authentication], bool], actor="", by_person=False):
+def refresh(
+    authentication,
+    *,
+    needed: Callable[[Authentication], bool],
+    actor="",
+    by_person=False,
+    unreachable: UnreachableHosts | None = None,
+):
     """Refresh the token when `needed(row)` still holds once this caller has the lease.
 
     Raises TokenError. The predicate is checked again after the lease is taken (and by
     waiting callers after each re-read), so whoever asks, one token request is made.
     `by_person`: a person asked (Refresh now, the admin Save, `refresh_tokens --name`), so
     Entra is asked even when it refused these credentials before; code and cron are not.
+    `unreachable`: a run's UnreachableHosts, to skip a host that has stopped answering.
     """
     pk = getattr(authentication, "pk", authentication)
     started = timezone.now()
@@ -144,7 +188,12 @@ def refresh(authentication, *, needed: Callable[[Authentication], bool], actor="
         lease_id = _take_lease(pk)
         if lease_id:
             return _refresh_holding_lease(
-                pk, lease_id, needed=needed, actor=actor, by_person=by_person
+                pk,
+                lease_id,
+                needed=needed,
+                actor=actor,
+                by_person=by_person,
+                unreachable=unreachable,
             )
         time.sleep(pause * random.uniform(0.5, 1.5))
         pause = min(pause * 2, POLL_MAX)
@@ -244,7 +293,7 @@ def _stored_error(row):
     )
 
 
-def _refresh_holding_lease(pk, lease_id, *, needed, actor, by_person):
+def _refresh_holding_lease(pk, lease_id, *, needed, actor, by_person, unreachable):
     stored = False
     try:
         row = _read(pk)
@@ -252,7 +301,7 @@ def _refresh_holding_lease(pk, lease_id, *, needed, actor, by_person):
             return Refresh(row, refreshed=False)
         if _backing_off(row) and not by_person:
             raise _stored_error(row)
-        tokens = _request_tokens(row, lease_id, actor=actor)
+        tokens = _request_tokens(row, lease_id, actor=actor, unreachable=unreachable)
         row = _store(row, lease_id, tokens, actor=actor)  # Releases the lease as it stores.
         stored = True
         return Refresh(row, refreshed=True)
@@ -261,7 +310,7 @@ def _refresh_holding_lease(pk, lease_id, *, needed, actor, by_person):
             _release(pk, lease_id)  # Fenced: a no-op once someone else holds it.
 
 
-def _request_tokens(row, lease_id, *, actor):
+def _request_tokens(row, lease_id, *, actor, unreachable):
     """Ask Entra for new tokens; never with a transaction or lock open."""
     if not row.has_credentials():
         raise TokenError(
@@ -270,14 +319,14 @@ def _request_tokens(row, lease_id, *, actor):
         )
     if not row.is_user_impersonation:
         try:
-            return oauth.acquire_for_client(row)
+            return _ask_entra(unreachable, oauth.acquire_for_client, row)
         except EntraError as err:
             raise _record_failure(row, lease_id, err, actor=actor) from err
     used = row.refresh_token
     if not used:
         raise _no_refresh_token(row, lease_id)
     try:
-        return oauth.redeem_refresh_token(row, used)
+        return _ask_entra(unreachable, oauth.redeem_refresh_token, row, used)
     except EntraError as err:
         if err.needs_sign_in and not _still_stored(row.pk, used):
             # A sibling rotated the refresh token under us: its answer is the one that counts.
@@ -287,6 +336,21 @@ def _request_tokens(row, lease_id, *, actor):
                 transient=True,
             ) from err
         raise _record_failure(row, lease_id, err, actor=actor) from err
+
+
+def _ask_entra(unreachable, request, row, *args):
+    """One token request, unless this run has found the authority host unreachable."""
+    if unreachable is None:
+        return request(row, *args)
+    host = urlsplit(settings.BC_AUTHORITY_HOST).netloc
+    unreachable.check(host)
+    try:
+        tokens = request(row, *args)
+    except EntraError as err:
+        unreachable.note(host, answered=not err.unreachable)
+        raise
+    unreachable.note(host, answered=True)
+    return tokens
 
 
 def _still_stored(pk, refresh_token):

@@ -7,6 +7,7 @@ notice a broken connection.
 
 import argparse
 import json
+from collections import Counter
 
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
@@ -88,7 +89,7 @@ class Command(BaseCommand):
 
     @staticmethod
     def _exit_status(outcomes, reminders):
-        failed = sum(1 for outcome in outcomes if outcome.outcome == "failed")
+        failed = sum(1 for outcome in outcomes if outcome.outcome in ("failed", "skipped"))
         problems = [f"{failed} of {len(outcomes)} refreshes failed."] if failed else []
         if reminders.unsent:
             count = len(reminders.unsent)
@@ -125,8 +126,13 @@ class Command(BaseCommand):
             for outcome in outcomes:
                 self.stdout.write(json.dumps(outcome.as_dict()))
             return
+        skipped = [outcome for outcome in outcomes if outcome.outcome == "skipped"]
         for outcome in outcomes:
-            self.stdout.write(self._line(outcome))
+            if outcome.outcome != "skipped":
+                self.stdout.write(self._line(outcome))
+        for error, count in Counter(outcome.error for outcome in skipped).items():
+            # One line for a whole outage, not one per connection.
+            self.stdout.write(f"Skipped {count} connection{'s' if count != 1 else ''}: {error}")
         for row, days_left in reminders.sent:
             verb = "would warn" if options["dry_run"] else "warned"
             self.stdout.write(
@@ -162,10 +168,9 @@ class Command(BaseCommand):
             return "Nothing due."
         if dry_run:
             return f"{len(outcomes)} due (dry run, nothing changed)."
-        counts = {kind: 0 for kind in ("refreshed", "fresh", "failed")}
-        for outcome in outcomes:
-            counts[outcome.outcome] += 1
-        return (
+        counts = Counter(outcome.outcome for outcome in outcomes)
+        summary = (
             f"{counts['refreshed']} refreshed, {counts['fresh']} already fresh, "
-            f"{counts['failed']} failed."
+            f"{counts['failed']} failed"
         )
+        return summary + (f", {counts['skipped']} skipped." if counts["skipped"] else ".")
