@@ -166,9 +166,9 @@ _guard_msal_loggers()
 _http_cache = _LockedDict()
 _sessions = PerProcess(_TimeoutSession)
 _discovered = set()  # Authorities whose OpenID discovery is in _http_cache.
-_discovery_locks = {}
-_discovery_locks_lock = threading.Lock()
-_discovery_failures = Counter()  # Discoveries that failed per authority: waiters compare.
+_discovering = set()  # Authorities whose discovery a thread is fetching right now.
+_discovery_failures = Counter()  # Discoveries that got no answer, per authority.
+_discovery_changed = threading.Condition()
 
 
 def http_session():
@@ -205,28 +205,48 @@ def _is_microsoft_authority():
 def _application(authentication, error_class):
     """A fresh MSAL app; the first one per authority fetches the discovery, alone.
 
-    Without the lock, every thread that starts at once (refresh_tokens' workers) misses
-    the shared http_cache and fetches the same OpenID configuration. When that discovery
-    fails for want of an answer, the threads that waited for it fail with it: repeating it
-    one after the other would make each wait for a timeout of its own, in turn.
+    Otherwise every thread that starts at once (refresh_tokens' workers) misses the shared
+    http_cache and fetches the same OpenID configuration. When that discovery gets no
+    answer, the threads that waited for it fail with it: repeating it one after the other
+    would make each wait for a timeout of its own, in turn.
     """
     authority = authority_url(authentication.tenant_id)
-    if authority in _discovered:
+    if authority in _discovered or not _take_discovery(authority, error_class):
         return _new_application(authentication, error_class)
-    with _discovery_locks_lock:
-        lock = _discovery_locks.setdefault(authority, threading.Lock())
+    outcome = "refused"
+    try:
+        app = _new_application(authentication, error_class)
+        outcome = "found"
+        return app
+    except EntraError as err:
+        outcome = "unreachable" if err.transient else outcome
+        raise
+    finally:
+        _end_discovery(authority, outcome)
+
+
+def _take_discovery(authority, error_class):
+    """Wait while another thread fetches the discovery; True when this one must fetch it."""
+    with _discovery_changed:
         failures_before = _discovery_failures[authority]
-    with lock:
+        while authority in _discovering and _discovery_failures[authority] == failures_before:
+            _discovery_changed.wait()
         if _discovery_failures[authority] != failures_before:
             raise error_class(_DISCOVERY_UNREACHABLE, code="network", transient=True)
-        try:
-            app = _new_application(authentication, error_class)
-        except EntraError as err:
-            if err.transient:
-                _discovery_failures[authority] += 1
-            raise
-        _discovered.add(authority)
-    return app
+        if authority in _discovered:
+            return False
+        _discovering.add(authority)
+        return True
+
+
+def _end_discovery(authority, outcome):
+    with _discovery_changed:
+        _discovering.discard(authority)
+        if outcome == "found":
+            _discovered.add(authority)
+        elif outcome == "unreachable":
+            _discovery_failures[authority] += 1
+        _discovery_changed.notify_all()
 
 
 _DISCOVERY_UNREACHABLE = (
