@@ -105,8 +105,8 @@ class UnreachableHosts:
             given_up = self._failures[host] >= self.limit
         if given_up:
             raise EntraError(
-                f"Microsoft ({host}) did not answer {self.limit} token requests in a row, so "
-                "this run stopped asking; the tokens are kept and the next run tries again.",
+                f"Microsoft ({host}) did not answer {self.limit} requests in a row, so this run "
+                "stopped asking; the tokens are kept and the next run tries again.",
                 code=SKIPPED_UNREACHABLE,
                 transient=True,
             )
@@ -224,7 +224,8 @@ def minimum_lease_seconds():
     """The worst case of one refresh's HTTP calls, from BC_HTTP_TIMEOUT, plus a margin.
 
     The read timeout bounds each wait for a byte, so a server that trickles its answer can
-    still outlast the lease: the fenced store then refuses the late answer (`lease_lost`).
+    still outlast the lease; if another caller took the lease meanwhile, the fenced store
+    refuses the late answer (`lease_lost`).
     """
     connect, read = settings.BC_HTTP_TIMEOUT
     return math.ceil(ENTRA_CALLS_PER_REFRESH * (connect + read) + LEASE_MARGIN_SECONDS)

@@ -93,7 +93,7 @@ def test_after_a_few_dropped_token_requests_the_rest_are_skipped(due, fake_micro
     skipped = [line for line in lines if line.startswith("Skipped")]
     assert len(skipped) == 1  # One summary line, not one per connection.
     assert skipped[0].startswith(f"Skipped {6 - LIMIT} connections: Microsoft (")
-    assert f"did not answer {LIMIT} token requests in a row" in skipped[0]
+    assert f"did not answer {LIMIT} requests in a row" in skipped[0]
     assert "tokens are kept" in skipped[0]
     assert lines[-1] == f"0 refreshed, 0 already fresh, {LIMIT} failed, {6 - LIMIT} skipped."
     last = Authentication.objects.get(pk=rows[-1].pk)
