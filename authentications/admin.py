@@ -493,6 +493,7 @@ class AuthenticationAdmin(BusinessCentralAdminMixin, admin.ModelAdmin):
                 obj,
                 needed=needed or tokens.refreshed_long_ago(),
                 actor=request.user.get_username(),
+                by_person=True,
             )
         except tokens.TokenError as err:
             self.message_user(request, f"“{obj}”: {err.message}", messages.ERROR)

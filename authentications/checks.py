@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 from django.conf import settings
 from django.core.checks import Error, Tags, Warning, register
 
+from .tokens import minimum_lease_seconds
 from .validators import LOOPBACK_HOSTS
 
 
@@ -86,3 +87,20 @@ def check_email_for_notifications(app_configs, **kwargs):
             )
         ]
     return []
+
+
+@register()
+def check_lease_seconds(app_configs, **kwargs):
+    configured, minimum = settings.BC_LEASE_SECONDS, minimum_lease_seconds()
+    if configured >= minimum or configured <= 0:
+        return []
+    return [
+        Warning(
+            f"BC_LEASE_SECONDS ({configured}) is shorter than the worst case of one token "
+            f"refresh with BC_HTTP_TIMEOUT {tuple(settings.BC_HTTP_TIMEOUT)}: {minimum} s are "
+            "used instead.",
+            hint="Remove BC_LEASE_SECONDS (the lease is derived from BC_HTTP_TIMEOUT), or set "
+            f"it to at least {minimum}.",
+            id="bcconnect.W002",
+        )
+    ]

@@ -6,9 +6,11 @@ web workers refreshing on demand) share one token request per expiry.
 
 import logging
 import queue
+import smtplib
 import threading
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import NamedTuple
 
 from django.db import connection
 from django.db.models import Q
@@ -16,15 +18,18 @@ from django.utils import timezone
 
 from . import notifications
 from .models import Authentication, Event
-from .tokens import TokenError, refresh
+from .tokens import SKIPPED_UNREACHABLE, TokenError, UnreachableHosts, refresh
 
 logger = logging.getLogger(__name__)
 
 SECRET_REMINDER_DAYS = (30, 7, 1)
+# Connections waiting for a new secret or app registration stay due, so each run reports
+# them; `tokens.refresh` answers with the stored error and does not ask Entra.
 REFRESHABLE = (
     Authentication.Status.CONNECTED,
     Authentication.Status.FAILING,
     Authentication.Status.SECRET_INVALID,
+    Authentication.Status.APP_MISSING,
 )
 
 
@@ -33,7 +38,9 @@ class Outcome:
     """One authentication's result in a cron run (no secret in it: it is printed)."""
 
     name: str
-    outcome: str  # refreshed, fresh (a peer already did it), failed, due (dry run)
+    # refreshed, fresh (a peer already did it), failed, skipped (Microsoft unreachable in
+    # this run: not tried), due (dry run)
+    outcome: str
     expires_at: object = None
     error_code: str = ""
     error: str = ""
@@ -85,8 +92,14 @@ def refreshed_before(moment):
     return lambda row: row.last_refreshed_at is None or row.last_refreshed_at < moment
 
 
-def refresh_many(authentications, *, needed, workers, actor="refresh_tokens"):
-    """Refresh each authentication on a bounded pool of threads; Outcomes sorted by name."""
+def refresh_many(authentications, *, needed, workers, actor="refresh_tokens", by_person=False):
+    """Refresh each authentication on a bounded pool of threads; Outcomes sorted by name.
+
+    `by_person`: someone named these connections (`refresh_tokens --name`): ask Entra even
+    for one whose credentials it refused before. After a few network failures in a row
+    against Entra, the rest are skipped (see `tokens.UnreachableHosts`).
+    """
+    unreachable = UnreachableHosts()
     jobs = queue.SimpleQueue()
     for authentication in authentications:
         jobs.put(authentication)
@@ -99,7 +112,15 @@ def refresh_many(authentications, *, needed, workers, actor="refresh_tokens"):
                     authentication = jobs.get_nowait()
                 except queue.Empty:
                     return
-                results.append(_refresh_one(authentication, needed=needed, actor=actor))
+                results.append(
+                    _refresh_one(
+                        authentication,
+                        needed=needed,
+                        actor=actor,
+                        by_person=by_person,
+                        unreachable=unreachable,
+                    )
+                )
         finally:
             connection.close()  # Each thread has its own connection: do not leak it.
 
@@ -111,11 +132,18 @@ def refresh_many(authentications, *, needed, workers, actor="refresh_tokens"):
     return sorted(results, key=lambda outcome: outcome.name)
 
 
-def _refresh_one(authentication, *, needed, actor):
+def _refresh_one(authentication, *, needed, actor, by_person, unreachable):
     try:
-        result = refresh(authentication.pk, needed=needed, actor=actor)
+        result = refresh(
+            authentication.pk,
+            needed=needed,
+            actor=actor,
+            by_person=by_person,
+            unreachable=unreachable,
+        )
     except TokenError as err:
-        return Outcome(authentication.name, "failed", error_code=err.code, error=err.message)
+        outcome = "skipped" if err.code == SKIPPED_UNREACHABLE else "failed"
+        return Outcome(authentication.name, outcome, error_code=err.code, error=err.message)
     except Exception:  # One broken row must not stop the run; the log has the traceback.
         logger.exception("Refreshing %s failed unexpectedly", authentication)
         return Outcome(authentication.name, "failed", error_code="internal_error")
@@ -146,39 +174,75 @@ def secret_reminders_due(*, today=None):
     return reminders
 
 
+class Reminders(NamedTuple):
+    """(authentication, days left) pairs: delivered, and given back for the next run."""
+
+    sent: list
+    unsent: list
+
+
 def send_secret_reminders(*, today=None):
-    """Email each reminder (30, 7, 1 days) once, even when two cron runs overlap."""
-    sent = []
+    """Email each reminder (30, 7, 1 days) once, even when two cron runs overlap.
+
+    A run claims a reminder before sending it, so an overlapping run skips it; a reminder
+    the mail server did not take is given back, so the next run tries again.
+    """
+    reminders = Reminders([], [])
     for authentication, days_left, threshold in secret_reminders_due(today=today):
-        claimed = (
-            Authentication.objects.filter(pk=authentication.pk)
-            .filter(
-                Q(secret_expiry_notified_days__isnull=True)
-                | Q(secret_expiry_notified_days__gt=threshold)
-            )
-            .update(secret_expiry_notified_days=threshold)
-        )
-        if not claimed:
+        previous = authentication.secret_expiry_notified_days
+        if not _claim_reminder(authentication.pk, threshold):
             continue
-        _notify_secret_expiry(authentication, days_left=days_left)
-        sent.append((authentication, days_left))
-    return sent
+        if _notify_secret_expiry(authentication, days_left=days_left):
+            reminders.sent.append((authentication, days_left))
+        else:
+            _give_back_reminder(authentication.pk, threshold, previous=previous)
+            reminders.unsent.append((authentication, days_left))
+    return reminders
+
+
+def _claim_reminder(pk, threshold):
+    return (
+        Authentication.objects.filter(pk=pk)
+        .filter(
+            Q(secret_expiry_notified_days__isnull=True)
+            | Q(secret_expiry_notified_days__gt=threshold)
+        )
+        .update(secret_expiry_notified_days=threshold)
+    )
+
+
+def _give_back_reminder(pk, threshold, *, previous):
+    """Undo our claim, unless a new secret date has reset the reminders meanwhile."""
+    Authentication.objects.filter(pk=pk, secret_expiry_notified_days=threshold).update(
+        secret_expiry_notified_days=previous
+    )
 
 
 def _notify_secret_expiry(authentication, *, days_left):
+    """Send the reminder; False when no mail server took it (the log says why)."""
     when = f"in {days_left} day{'s' if days_left != 1 else ''}" if days_left > 0 else "expired"
+    subject = f"“{authentication.name}”: client secret " + (
+        f"expires {when}" if days_left > 0 else "expired"
+    )
+    context = {
+        "authentication": authentication,
+        "days_left": days_left,
+        "expires_on": authentication.client_secret_expires_on,
+        "admin_url": notifications.admin_url(authentication),
+    }
+    try:
+        notifications.notify("secret_expiry", context, subject=subject)
+    except Exception as err:  # Whatever stopped it, the reminder is still owed.
+        mail_trouble = isinstance(err, (smtplib.SMTPException, OSError))
+        logger.warning(
+            "Could not send the secret-expiry email (%s): %r",
+            subject,
+            err,
+            exc_info=not mail_trouble,
+        )
+        return False
     authentication.record(
         Event.Kind.SECRET_EXPIRY,
         detail=f"Client secret expires on {authentication.client_secret_expires_on} ({when}).",
     )
-    notifications.notify_quietly(
-        "secret_expiry",
-        {
-            "authentication": authentication,
-            "days_left": days_left,
-            "expires_on": authentication.client_secret_expires_on,
-            "admin_url": notifications.admin_url(authentication),
-        },
-        subject=f"“{authentication.name}”: client secret "
-        + (f"expires {when}" if days_left > 0 else "expired"),
-    )
+    return True

@@ -43,6 +43,7 @@ class Authentication(models.Model):
         NEEDS_SIGN_IN = "needs_sign_in", "Needs sign-in"
         FAILING = "failing", "Failing"
         SECRET_INVALID = "secret_invalid", "Client secret expired or wrong"
+        APP_MISSING = "app_missing", "App registration missing or disabled"
 
     class GrantedVia(models.TextChoices):
         ADMIN = "admin", "Admin"
@@ -100,6 +101,9 @@ class Authentication(models.Model):
     last_error = models.TextField(blank=True)
     last_error_code = models.CharField(max_length=64, blank=True)
     consecutive_failures = models.PositiveIntegerField(default=0)
+    # A keyed hash of the client ID, tenant and secret that Entra refused (secret invalid, app
+    # missing): code and cron do not ask Entra again until they change or a person asks.
+    refused_credentials = models.CharField(max_length=64, blank=True, editable=False)
     secret_expiry_notified_days = models.PositiveIntegerField(null=True, blank=True)
 
     # The refresh lease: whoever sets lease_id while lease_until is past may refresh.

@@ -11,6 +11,7 @@ import logging
 import re
 import secrets
 import threading
+from collections import Counter
 from collections.abc import MutableMapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -34,6 +35,11 @@ NEEDS_SIGN_IN_ERRORS = {"invalid_grant", "interaction_required", "consent_requir
 NEEDS_SIGN_IN_AADSTS = {70008, 700082, 50173, 65001, 50076, 50079, 700084, 50078}
 # Answers that mean the app registration's secret no longer works.
 SECRET_AADSTS = {7000222, 7000215}
+# Answers that mean Entra has no usable app registration: not found in the directory
+# (deleted, or a wrong client or tenant ID), or disabled.
+APP_MISSING_AADSTS = {700016, 7000112}
+# Codes of failures where Microsoft never answered: the network or the host is down.
+UNREACHABLE_CODES = {"network", "timeout"}
 MAX_DESCRIPTION = 400
 _GUID_PATTERN = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 _AADSTS = re.compile(r"\s*AADSTS(\d{1,9})\b")
@@ -57,6 +63,20 @@ class EntraError(Exception):
     @property
     def secret_invalid(self):
         return self.code == "invalid_client" or self.aadsts in SECRET_AADSTS
+
+    @property
+    def app_missing(self):
+        return self.aadsts in APP_MISSING_AADSTS
+
+    @property
+    def needs_person(self):
+        """Only a person can fix it: a new sign-in, a new secret, or the app registration."""
+        return self.needs_sign_in or self.secret_invalid or self.app_missing
+
+    @property
+    def unreachable(self):
+        """Microsoft never answered (connection refused, DNS, timeout), as in an outage."""
+        return self.transient and self.code in UNREACHABLE_CODES
 
     @property
     def display_code(self):
@@ -193,8 +213,9 @@ _guard_http_loggers()
 _http_cache = _LockedDict()
 _sessions = PerProcess(_TimeoutSession)
 _discovered = set()  # Authorities whose OpenID discovery is in _http_cache.
-_discovery_locks = {}
-_discovery_locks_lock = threading.Lock()
+_discovering = set()  # Authorities whose discovery a thread is fetching right now.
+_discovery_failures = Counter()  # Discoveries that got no answer, per authority.
+_discovery_changed = threading.Condition()
 
 
 def http_session():
@@ -231,18 +252,53 @@ def _is_microsoft_authority():
 def _application(authentication, error_class):
     """A fresh MSAL app; the first one per authority fetches the discovery, alone.
 
-    Without the lock, every thread that starts at once (refresh_tokens' workers) misses
-    the shared http_cache and fetches the same OpenID configuration.
+    Otherwise every thread that starts at once (refresh_tokens' workers) misses the shared
+    http_cache and fetches the same OpenID configuration. When that discovery gets no
+    answer, the threads that waited for it fail with it: repeating it one after the other
+    would make each wait for a timeout of its own, in turn.
     """
     authority = authority_url(authentication.tenant_id)
-    if authority in _discovered:
+    if authority in _discovered or not _take_discovery(authority, error_class):
         return _new_application(authentication, error_class)
-    with _discovery_locks_lock:
-        lock = _discovery_locks.setdefault(authority, threading.Lock())
-    with lock:
+    outcome = "refused"
+    try:
         app = _new_application(authentication, error_class)
-        _discovered.add(authority)
-    return app
+        outcome = "found"
+        return app
+    except EntraError as err:
+        outcome = "unreachable" if err.transient else outcome
+        raise
+    finally:
+        _end_discovery(authority, outcome)
+
+
+def _take_discovery(authority, error_class):
+    """Wait while another thread fetches the discovery; True when this one must fetch it."""
+    with _discovery_changed:
+        failures_before = _discovery_failures[authority]
+        while authority in _discovering and _discovery_failures[authority] == failures_before:
+            _discovery_changed.wait()
+        if _discovery_failures[authority] != failures_before:
+            raise error_class(_DISCOVERY_UNREACHABLE, code="network", transient=True)
+        if authority in _discovered:
+            return False
+        _discovering.add(authority)
+        return True
+
+
+def _end_discovery(authority, outcome):
+    with _discovery_changed:
+        _discovering.discard(authority)
+        if outcome == "found":
+            _discovered.add(authority)
+        elif outcome == "unreachable":
+            _discovery_failures[authority] += 1
+        _discovery_changed.notify_all()
+
+
+_DISCOVERY_UNREACHABLE = (
+    "Microsoft could not be reached to look up the directory; try again shortly."
+)
 
 
 def _new_application(authentication, error_class):
@@ -259,11 +315,7 @@ def _new_application(authentication, error_class):
             instance_discovery=_is_microsoft_authority(),
         )
     except (requests.RequestException, MsalServiceError) as err:
-        raise error_class(
-            "Microsoft could not be reached to look up the directory; try again shortly.",
-            code="network",
-            transient=True,
-        ) from err
+        raise error_class(_DISCOVERY_UNREACHABLE, code="network", transient=True) from err
     except ValueError as err:
         raise error_class(
             f"Microsoft does not know the directory (tenant) “{authentication.tenant_id}”. "
@@ -341,7 +393,16 @@ def _advice(code, aadsts, *, authentication_hint):
             f"add the Web redirect URI {redirect_uri()}." + said
         )
     if aadsts == 700016:
-        return "The Application (client) ID is not registered in this directory." + said
+        return (
+            "Entra does not know this app registration in the directory: it was deleted, or the "
+            "Application (client) ID or Directory (tenant) ID is wrong. In Entra > App "
+            "registrations, restore it from Deleted applications, or correct the IDs here." + said
+        )
+    if aadsts == 7000112:
+        return (
+            "The app is disabled in Entra. Enable it again in Entra > Enterprise applications > "
+            "the app > Properties > Enabled for users to sign-in." + said
+        )
     if code == "access_denied":
         return "The sign-in was cancelled or access was refused at Microsoft." + said
     if code == "consent_required" or aadsts == 65001:

@@ -9,18 +9,23 @@ re-reads what it stored.
 """
 
 import logging
+import math
 import random
 import secrets
+import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
+from urllib.parse import urlsplit
 
 import requests
 from django.conf import settings
 from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
+from django.utils.crypto import salted_hmac
 
 from bcconnect.client import BusinessCentralClient
 
@@ -36,6 +41,13 @@ logger = logging.getLogger(__name__)
 # A refresh this recent answers a forced refresh too: a burst of 401s costs one refresh.
 RECENT_REFRESH = timedelta(seconds=10)
 POLL_FIRST, POLL_MAX = 0.02, 0.25  # Seconds a waiting caller sleeps between re-reads.
+# One refresh waits for at most one other thread's OpenID discovery of the same authority,
+# then makes at most two calls of its own (the discovery, once per process and authority,
+# and the token request): three calls, each bounded by BC_HTTP_TIMEOUT (connect, read).
+ENTRA_CALLS_PER_REFRESH = 3
+LEASE_MARGIN_SECONDS = 10  # Name resolution and the database work around the calls.
+UNREACHABLE_LIMIT = 3  # Network failures in a row after which a run stops asking a host.
+SKIPPED_UNREACHABLE = "entra_unreachable"
 FAST_FIELDS = ("id", "access_token", "access_token_expires_at")
 WAIT_FIELDS = (
     *FAST_FIELDS,
@@ -47,7 +59,16 @@ WAIT_FIELDS = (
     "lease_until",
     "updated_at",
 )
-BROKEN = (Authentication.Status.NEEDS_SIGN_IN, Authentication.Status.SECRET_INVALID)
+# Only a person can fix these: a new sign-in, a new client secret, the app registration.
+BROKEN = (
+    Authentication.Status.NEEDS_SIGN_IN,
+    Authentication.Status.SECRET_INVALID,
+    Authentication.Status.APP_MISSING,
+)
+# Of those, the ones where Entra refused the app itself: asking again with the same
+# credentials only earns the same answer (and hammers Entra), so nobody asks until they
+# change or a person asks.
+BACK_OFF = (Authentication.Status.SECRET_INVALID, Authentication.Status.APP_MISSING)
 
 
 class TokenError(Exception):
@@ -63,6 +84,37 @@ class TokenError(Exception):
         self.code = code
         self.needs_sign_in = needs_sign_in
         self.transient = transient
+
+
+class UnreachableHosts:
+    """One run's count of network failures in a row, per Entra host.
+
+    During an outage every token request costs a timeout; once a host has failed `limit`
+    times in a row, the run asks it nothing more: the remaining refreshes are recorded as
+    transient failures (tokens kept, status Failing) at once. Any answer from the host,
+    even a refusal, starts the count again.
+    """
+
+    def __init__(self, limit=UNREACHABLE_LIMIT):
+        self.limit = limit
+        self._failures = Counter()
+        self._lock = threading.Lock()
+
+    def check(self, host):
+        """Raise a transient EntraError when `host` has stopped answering in this run."""
+        with self._lock:
+            given_up = self._failures[host] >= self.limit
+        if given_up:
+            raise EntraError(
+                f"Microsoft ({host}) did not answer {self.limit} requests in a row, so this run "
+                "stopped asking; the tokens are kept and the next run tries again.",
+                code=SKIPPED_UNREACHABLE,
+                transient=True,
+            )
+
+    def note(self, host, *, answered):
+        with self._lock:
+            self._failures[host] = 0 if answered else self._failures[host] + 1
 
 
 @dataclass(frozen=True)
@@ -113,20 +165,37 @@ def refreshed_long_ago(recent=RECENT_REFRESH):
     )
 
 
-def refresh(authentication, *, needed: Callable[[Authentication], bool], actor=""):
+def refresh(
+    authentication,
+    *,
+    needed: Callable[[Authentication], bool],
+    actor="",
+    by_person=False,
+    unreachable: UnreachableHosts | None = None,
+):
     """Refresh the token when `needed(row)` still holds once this caller has the lease.
 
     Raises TokenError. The predicate is checked again after the lease is taken (and by
     waiting callers after each re-read), so whoever asks, one token request is made.
+    `by_person`: a person asked (Refresh now, the admin Save, `refresh_tokens --name`), so
+    Entra is asked even when it refused these credentials before; code and cron are not.
+    `unreachable`: a run's UnreachableHosts, to skip a host that has stopped answering.
     """
     pk = getattr(authentication, "pk", authentication)
     started = timezone.now()
-    deadline = time.monotonic() + settings.BC_LEASE_SECONDS + 5
+    deadline = time.monotonic() + lease_seconds() + 5  # A holder's lease ends before it.
     pause = POLL_FIRST
     while True:
         lease_id = _take_lease(pk)
         if lease_id:
-            return _refresh_holding_lease(pk, lease_id, needed=needed, actor=actor)
+            return _refresh_holding_lease(
+                pk,
+                lease_id,
+                needed=needed,
+                actor=actor,
+                by_person=by_person,
+                unreachable=unreachable,
+            )
         time.sleep(pause * random.uniform(0.5, 1.5))
         pause = min(pause * 2, POLL_MAX)
         row = _read(pk, WAIT_FIELDS)
@@ -140,6 +209,27 @@ def refresh(authentication, *, needed: Callable[[Authentication], bool], actor="
                 code="refresh_in_progress",
                 transient=True,
             )
+
+
+def lease_seconds():
+    """How long a refresh holds its lease: longer than a slow Entra can keep it waiting.
+
+    A lease that ended while its holder still waits for Microsoft would let a second caller
+    send a second token request. BC_LEASE_SECONDS may lengthen the lease, never shorten it
+    (`manage.py check` warns about a shorter one).
+    """
+    return max(settings.BC_LEASE_SECONDS, minimum_lease_seconds())
+
+
+def minimum_lease_seconds():
+    """The worst case of one refresh's HTTP calls, from BC_HTTP_TIMEOUT, plus a margin.
+
+    The read timeout bounds each wait for a byte, so a server that trickles its answer can
+    still outlast the lease; if another caller took the lease meanwhile, the fenced store
+    refuses the late answer (`lease_lost`).
+    """
+    connect, read = settings.BC_HTTP_TIMEOUT
+    return math.ceil(ENTRA_CALLS_PER_REFRESH * (connect + read) + LEASE_MARGIN_SECONDS)
 
 
 def _read(pk, fields=None):
@@ -157,7 +247,7 @@ def _take_lease(pk):
     taken = (
         Authentication.objects.filter(pk=pk)
         .filter(Q(lease_until__isnull=True) | Q(lease_until__lt=now))
-        .update(lease_until=now + timedelta(seconds=settings.BC_LEASE_SECONDS), lease_id=lease_id)
+        .update(lease_until=now + timedelta(seconds=lease_seconds()), lease_id=lease_id)
     )
     return lease_id if taken else None
 
@@ -205,6 +295,17 @@ def _peer_failed_since(row, started):
     return failed and _lease_free(row) and row.updated_at >= started
 
 
+def _backing_off(row):
+    """Whether Entra refused these very credentials for a reason only a person can fix."""
+    return row.status in BACK_OFF and row.refused_credentials == _credentials_fingerprint(row)
+
+
+def _credentials_fingerprint(row):
+    """A keyed hash of what Entra refused: it tells when someone changed it, and no more."""
+    credentials = "\n".join((row.client_id, row.tenant_id, row.client_secret))
+    return salted_hmac("bcconnect.tokens.refused-credentials", credentials).hexdigest()
+
+
 def _stored_error(row):
     return TokenError(
         row.last_error or "The last token refresh failed.",
@@ -214,13 +315,15 @@ def _stored_error(row):
     )
 
 
-def _refresh_holding_lease(pk, lease_id, *, needed, actor):
+def _refresh_holding_lease(pk, lease_id, *, needed, actor, by_person, unreachable):
     stored = False
     try:
         row = _read(pk)
         if not needed(row):  # A peer refreshed between our read and our lease.
             return Refresh(row, refreshed=False)
-        tokens = _request_tokens(row, lease_id, actor=actor)
+        if _backing_off(row) and not by_person:
+            raise _stored_error(row)
+        tokens = _request_tokens(row, lease_id, actor=actor, unreachable=unreachable)
         row = _store(row, lease_id, tokens, actor=actor)  # Releases the lease as it stores.
         stored = True
         return Refresh(row, refreshed=True)
@@ -229,7 +332,7 @@ def _refresh_holding_lease(pk, lease_id, *, needed, actor):
             _release(pk, lease_id)  # Fenced: a no-op once someone else holds it.
 
 
-def _request_tokens(row, lease_id, *, actor):
+def _request_tokens(row, lease_id, *, actor, unreachable):
     """Ask Entra for new tokens; never with a transaction or lock open."""
     if row.cannot_decrypt:
         raise TokenError(KEY_MISSING, code="key_missing")
@@ -240,14 +343,14 @@ def _request_tokens(row, lease_id, *, actor):
         )
     if not row.is_user_impersonation:
         try:
-            return oauth.acquire_for_client(row)
+            return _ask_entra(unreachable, oauth.acquire_for_client, row)
         except EntraError as err:
             raise _record_failure(row, lease_id, err, actor=actor) from err
     used = row.refresh_token
     if not used:
         raise _no_refresh_token(row, lease_id)
     try:
-        return oauth.redeem_refresh_token(row, used)
+        return _ask_entra(unreachable, oauth.redeem_refresh_token, row, used)
     except EntraError as err:
         if err.needs_sign_in and not _still_stored(row.pk, used):
             # A sibling rotated the refresh token under us: its answer is the one that counts.
@@ -257,6 +360,21 @@ def _request_tokens(row, lease_id, *, actor):
                 transient=True,
             ) from err
         raise _record_failure(row, lease_id, err, actor=actor) from err
+
+
+def _ask_entra(unreachable, request, row, *args):
+    """One token request, unless this run has found the authority host unreachable."""
+    if unreachable is None:
+        return request(row, *args)
+    host = urlsplit(settings.BC_AUTHORITY_HOST).netloc
+    unreachable.check(host)
+    try:
+        tokens = request(row, *args)
+    except EntraError as err:
+        unreachable.note(host, answered=not err.unreachable)
+        raise
+    unreachable.note(host, answered=True)
+    return tokens
 
 
 def _still_stored(pk, refresh_token):
@@ -326,7 +444,7 @@ def _record_failure(row, lease_id, err, *, actor):
     """Record a failed token request; returns the TokenError to raise."""
     if err.transient:
         return _record_transient(row, lease_id, err, actor=actor)
-    if err.needs_sign_in or err.secret_invalid:
+    if err.needs_person:
         return _record_broken(row, lease_id, err, actor=actor)
     # Refused for another reason (unknown tenant or app): keep the tokens, report it.
     return _record_transient(row, lease_id, err, actor=actor, transient=False)
@@ -344,8 +462,17 @@ def _failure_changes(err):
 
 
 def _record_transient(row, lease_id, err, *, actor, transient=True):
-    """Keep every stored token: the next attempt may well succeed."""
-    changes = {**_failure_changes(err), "status": Authentication.Status.FAILING}
+    """Keep every stored token: the next attempt may well succeed.
+
+    A connection that waits for a person keeps that status and reason: a blip while someone
+    retries changes nothing that needs fixing, and must not make the next refusal look like
+    a new breakage (which would email again).
+    """
+    changes = _failure_changes(err)
+    if row.status in BROKEN:
+        del changes["last_error"], changes["last_error_code"]
+    else:
+        changes["status"] = Authentication.Status.FAILING
     with transaction.atomic():
         if _fenced(row, lease_id).update(**changes):
             row.record(Event.Kind.REFRESH_FAILED, actor=actor, detail=_detail(err))
@@ -355,14 +482,12 @@ def _record_transient(row, lease_id, err, *, actor, transient=True):
 
 def _record_broken(row, lease_id, err, *, actor):
     """Only a person can fix this: flag it, and tell people once per transition."""
-    status = (
-        Authentication.Status.SECRET_INVALID
-        if err.secret_invalid
-        else Authentication.Status.NEEDS_SIGN_IN
-    )
+    status = _broken_status(err)
     changes = {**_failure_changes(err), "status": status}
     if status == Authentication.Status.NEEDS_SIGN_IN:
         changes["refresh_token"] = ""  # Dead: Entra will never accept it again.
+    else:  # The refresh token still works once the app registration does: keep it.
+        changes["refused_credentials"] = _credentials_fingerprint(row)
     with transaction.atomic():
         stored = _fenced(row, lease_id).update(**changes)
         if stored:
@@ -372,6 +497,14 @@ def _record_broken(row, lease_id, err, *, actor):
     logger.warning("Token refresh for %s needs a person: %s", row, err.display_code)
     row.status = status
     return TokenError(err.message, code=err.display_code, needs_sign_in=True)
+
+
+def _broken_status(err):
+    if err.secret_invalid:
+        return Authentication.Status.SECRET_INVALID
+    if err.app_missing:
+        return Authentication.Status.APP_MISSING
+    return Authentication.Status.NEEDS_SIGN_IN
 
 
 def _detail(err):
@@ -396,6 +529,7 @@ def _notify_broken(row, *, status, err):
             "reason": err.message,
             "code": err.display_code,
             "secret_invalid": status == Authentication.Status.SECRET_INVALID,
+            "app_missing": status == Authentication.Status.APP_MISSING,
             "admin_url": notifications.admin_url(row),
             "authorization_url": _fix_link(row.pk, status=status),
         },

@@ -165,7 +165,10 @@ BC_API_ALLOWED_HOSTS = env.list("BC_API_ALLOWED_HOSTS", default=[])
 BC_HTTP_TIMEOUT = tuple(env.list("BC_HTTP_TIMEOUT", cast=float, default=[5.0, 30.0]))
 BC_SIGN_IN_TTL_MINUTES = env.int("BC_SIGN_IN_TTL_MINUTES", default=10)
 BC_TOKEN_SKEW_SECONDS = env.int("BC_TOKEN_SKEW_SECONDS", default=300)
-BC_LEASE_SECONDS = env.int("BC_LEASE_SECONDS", default=60)
+# How long one token refresh holds its lease. 0 (the default) derives it from BC_HTTP_TIMEOUT:
+# longer than the worst case of the HTTP calls of one refresh (115 s with the default
+# timeouts). A longer value is used as is; a shorter one is ignored (`manage.py check` warns).
+BC_LEASE_SECONDS = env.int("BC_LEASE_SECONDS", default=0)
 BC_LINK_MAX_AGE_DAYS = env.int("BC_LINK_MAX_AGE_DAYS", default=7)
 # Audit events older than this are deleted by refresh_tokens (0 keeps them forever); the
 # current connection's grant and its credential and link events always stay.

@@ -1,11 +1,13 @@
 """cron: refresh access tokens before they expire and keep idle connections alive.
 
-Exit status 0 when every refresh succeeded (or nothing was due), 1 when any failed, 2 on
-bad arguments, so cron mail and monitoring notice a broken connection.
+Exit status 0 when every refresh succeeded (or nothing was due), 1 when any failed or a
+secret-expiry reminder could not be sent, 2 on bad arguments, so cron mail and monitoring
+notice a broken connection.
 """
 
 import argparse
 import json
+from collections import Counter
 
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
@@ -78,17 +80,29 @@ class Command(BaseCommand):
     def handle(self, *args, **options):
         started = timezone.now()
         selected, needed = self._select(options, started=started)
+        by_person = bool(options["name"])  # Named one by one: a person asks.
         if options["dry_run"]:
             outcomes = [_dry_run_outcome(row) for row in selected]
-            reminders = [(row, days) for row, days, _ in cron.secret_reminders_due()]
+            due = [(row, days) for row, days, _ in cron.secret_reminders_due()]
+            reminders = cron.Reminders(sent=due, unsent=[])
         else:
-            outcomes = cron.refresh_many(selected, needed=needed, workers=options["workers"])
+            outcomes = cron.refresh_many(
+                selected, needed=needed, workers=options["workers"], by_person=by_person
+            )
             reminders = cron.send_secret_reminders()
             retention.purge()  # Finished sign-ins and old events; see purge_history.
         self._report(outcomes, reminders, options)
-        failed = sum(1 for outcome in outcomes if outcome.outcome == "failed")
-        if failed:
-            raise CommandError(f"{failed} of {len(outcomes)} refreshes failed.", returncode=1)
+        self._exit_status(outcomes, reminders)
+
+    @staticmethod
+    def _exit_status(outcomes, reminders):
+        failed = sum(1 for outcome in outcomes if outcome.outcome in ("failed", "skipped"))
+        problems = [f"{failed} of {len(outcomes)} refreshes failed."] if failed else []
+        if reminders.unsent:
+            count = len(reminders.unsent)
+            problems.append(f"{count} secret-expiry reminder{'s' if count != 1 else ''} not sent.")
+        if problems:
+            raise CommandError(" ".join(problems), returncode=1)
 
     def _select(self, options, *, started):
         if options["name"]:
@@ -119,13 +133,24 @@ class Command(BaseCommand):
             for outcome in outcomes:
                 self.stdout.write(json.dumps(outcome.as_dict()))
             return
+        skipped = [outcome for outcome in outcomes if outcome.outcome == "skipped"]
         for outcome in outcomes:
-            self.stdout.write(self._line(outcome))
-        for row, days_left in reminders:
+            if outcome.outcome != "skipped":
+                self.stdout.write(self._line(outcome))
+        for error, count in Counter(outcome.error for outcome in skipped).items():
+            # One line for a whole outage, not one per connection.
+            self.stdout.write(f"Skipped {count} connection{'s' if count != 1 else ''}: {error}")
+        for row, days_left in reminders.sent:
             verb = "would warn" if options["dry_run"] else "warned"
             self.stdout.write(
                 f"Client secret of {row.name}: {verb} ({days_left} days left, "
                 f"expires {row.client_secret_expires_on})."
+            )
+        for row, days_left in reminders.unsent:
+            self.stdout.write(
+                f"Client secret of {row.name}: could not warn ({days_left} days left, "
+                f"expires {row.client_secret_expires_on}): the email was not sent; "
+                "the next run tries again."
             )
         self.stdout.write(self._summary(outcomes, dry_run=options["dry_run"]))
 
@@ -150,10 +175,9 @@ class Command(BaseCommand):
             return "Nothing due."
         if dry_run:
             return f"{len(outcomes)} due (dry run, nothing changed)."
-        counts = {kind: 0 for kind in ("refreshed", "fresh", "failed")}
-        for outcome in outcomes:
-            counts[outcome.outcome] += 1
-        return (
+        counts = Counter(outcome.outcome for outcome in outcomes)
+        summary = (
             f"{counts['refreshed']} refreshed, {counts['fresh']} already fresh, "
-            f"{counts['failed']} failed."
+            f"{counts['failed']} failed"
         )
+        return summary + (f", {counts['skipped']} skipped." if counts["skipped"] else ".")
