@@ -114,5 +114,5 @@ def _start_link_sign_in(request, link):
 
 
 def _link_error(request, err):
-    context = {"message": err.message, "kind": err.kind, "site_name": settings.SITE_NAME}
+    context = {"message": err.message, "code": err.code, "site_name": settings.SITE_NAME}
     return render(request, "authentications/link_error.html", context, status=err.status)
