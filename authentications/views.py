@@ -12,11 +12,10 @@ from django.views.decorators.debug import sensitive_post_parameters, sensitive_v
 from django.views.decorators.http import require_http_methods
 
 from . import links, signin
+from .decorators import public_page, rate_limited
 from .link_failures import explain_failure
 from .models import AuthorizationRequest
 from .oauth import ConsentError
-from .public import public_page
-from .ratelimit import rate_limited
 
 
 @csrf_exempt  # Microsoft's form_post is cross-site; the single-use state protects it.
