@@ -1,107 +1,14 @@
-"""Checking a connection and discovering what it reaches: flows the admin calls.
+"""Renamed `diagnostics` (issue 11): this name shadowed `django.db.connection`.
 
-They answer in plain words for staff: a `TokenError` or `BusinessCentralError` becomes a
-message, never a traceback, and never holds a token.
+Kept only so that the admin, being reorganised in parallel, still imports; remove it once
+the admin imports `diagnostics`.
 """
 
-from dataclasses import dataclass, field
-from urllib.parse import quote
+from .diagnostics import (
+    check_connection,
+    choose_environment,
+    describe_error,
+    discover_environments,
+)
 
-from django.conf import settings
-
-from bcconnect.client import BusinessCentralError
-
-from . import changes
-from .tokens import TokenError, bc_client
-from .validators import validate_base_url
-
-SHOWN_COMPANIES = 3
-
-
-@dataclass
-class ConnectionCheck:
-    ok: bool
-    message: str
-    companies: list = field(default_factory=list)
-
-
-@dataclass
-class Environment:
-    name: str
-    type: str
-    base_url: str
-    companies: list = field(default_factory=list)
-    error: str = ""
-
-
-def describe_error(err):
-    """One line a person can act on, from a token or BC failure."""
-    if isinstance(err, BusinessCentralError):
-        text = err.message
-        if err.code and err.code not in text:
-            text = f"{text} ({err.code})"
-        if err.retry_later:
-            text += " Business Central is busy or unreachable; try again in a minute."
-        return text
-    return getattr(err, "message", None) or str(err)
-
-
-def check_connection(authentication):
-    """Call `companies()` with the stored token: what staff see after "Test connection"."""
-    try:
-        companies = bc_client(authentication).companies()
-    except (TokenError, BusinessCentralError) as err:
-        return ConnectionCheck(False, f"“{authentication}”: {describe_error(err)}")
-    names = [company.get("displayName") or company.get("name", "") for company in companies]
-    shown = ", ".join(names[:SHOWN_COMPANIES]) + (", …" if len(names) > SHOWN_COMPANIES else "")
-    noun = "company" if len(names) == 1 else "companies"
-    message = f"“{authentication}”: Connected: {len(names)} {noun}"
-    return ConnectionCheck(True, f"{message} ({shown})" if names else message, names)
-
-
-def environment_base_url(tenant_id, environment):
-    return f"{settings.BC_API_HOST}/v2.0/{quote(tenant_id)}/{quote(environment)}/api/v2.0"
-
-
-def discover_environments(authentication):
-    """The environments the signed-in user reaches, each with its companies.
-
-    Raises `TokenError` or `BusinessCentralError` when the list itself cannot be read; a
-    company list that fails is reported on its environment.
-    """
-    client = bc_client(authentication)
-    environments = []
-    for item in client.environments():
-        tenant = item.get("aadTenantId") or authentication.tenant_id
-        environment = Environment(
-            name=item.get("name", ""),
-            type=item.get("type", ""),
-            base_url=environment_base_url(tenant, item.get("name", "")),
-        )
-        try:
-            companies = bc_client(authentication, base_url=environment.base_url).companies()
-            environment.companies = [c.get("displayName") or c.get("name") for c in companies]
-        except BusinessCentralError as err:
-            environment.error = describe_error(err)
-        environments.append(environment)
-    return environments
-
-
-def choose_environment(authentication, name, *, actor=""):
-    """Point the authentication at environment `name`, if the user really reaches it.
-
-    A new BC URL is a change to the connection like any other: it revokes the links.
-    """
-    for environment in discover_environments(authentication):
-        if environment.name == name:
-            validate_base_url(environment.base_url)  # BC named it; the host rule still holds.
-            if environment.base_url != authentication.base_url:
-                changes.change_connection(
-                    authentication,
-                    changes={"base_url": environment.base_url},
-                    actor=actor,
-                    reason=f"BC URL set to the {environment.name} environment: earlier "
-                    "Authorization URLs no longer work.",
-                )
-            return environment
-    return None
+__all__ = ["check_connection", "choose_environment", "describe_error", "discover_environments"]

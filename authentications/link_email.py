@@ -10,16 +10,16 @@ import smtplib
 from django.conf import settings
 from django.utils import timezone
 
+from bcconnect.errors import BcconnectError
+
 from . import links, notifications
 from .models import Event
 
 logger = logging.getLogger(__name__)
 
 
-class LinkEmailError(Exception):
-    def __init__(self, message):
-        super().__init__(message)
-        self.message = message
+class LinkEmailError(BcconnectError):
+    """The mail server refused the email or could not be reached: nothing was sent."""
 
 
 def sender_display(user):
@@ -51,7 +51,8 @@ def send_authorization_url(authentication, *, recipients, message, user):
         logger.warning("Emailing the Authorization URL for %s failed: %r", authentication, err)
         raise LinkEmailError(
             "The email could not be sent: the mail server refused it or could not be reached "
-            f"({type(err).__name__}). Nothing was sent; check EMAIL_URL or try again later."
+            f"({type(err).__name__}). Nothing was sent; check EMAIL_URL or try again later.",
+            code="email_not_sent",
         ) from err
     authentication.record(
         Event.Kind.LINK_EMAILED,

@@ -125,7 +125,7 @@ _BY_CODE = {
 
 
 def explain_failure(err):
-    """The LinkFailure for a ConsentError from a sign-in started through a link."""
+    """The LinkFailure for a sign-in started through a link: a ConsentError or SignInError."""
     if err.code == "wrong_user":
         return LinkFailure(
             "Signed in with another account",

@@ -15,6 +15,8 @@ from django.core import signing
 from django.urls import reverse
 from django.utils import timezone
 
+from bcconnect.errors import BcconnectError
+
 from .models import Authentication, AuthorizationRequest, Event, new_link_nonce
 
 logger = logging.getLogger(__name__)
@@ -22,8 +24,11 @@ logger = logging.getLogger(__name__)
 SALT = "authentications.links.authorization-url"
 
 
-class LinkError(Exception):
-    """A link that cannot be used, with a message for the person holding it."""
+class LinkError(BcconnectError):
+    """A link that cannot be used, with a message for the person holding it.
+
+    `code` is one of the constants below; `status` is the HTTP status its page answers with.
+    """
 
     INVALID = "invalid"
     EXPIRED = "expired"
@@ -32,14 +37,9 @@ class LinkError(Exception):
 
     STATUS = {INVALID: 404, EXPIRED: 410, REVOKED: 410, NOT_FOUND: 404}
 
-    def __init__(self, kind, message):
-        super().__init__(message)
-        self.kind = kind
-        self.message = message
-
     @property
     def status(self):
-        return self.STATUS[self.kind]
+        return self.STATUS[self.code]
 
 
 @dataclass(frozen=True)
@@ -93,12 +93,12 @@ def authentication_for_link(token):
     try:
         pk, nonce = int(payload["a"]), str(payload["n"])
     except (TypeError, KeyError, ValueError) as err:
-        raise LinkError(LinkError.INVALID, _INVALID) from err
+        raise LinkError(_INVALID, code=LinkError.INVALID) from err
     authentication = Authentication.objects.filter(pk=pk).first()
     if not link_available(authentication):
-        raise LinkError(LinkError.NOT_FOUND, _NOT_FOUND)
+        raise LinkError(_NOT_FOUND, code=LinkError.NOT_FOUND)
     if nonce != authentication.link_nonce:
-        raise LinkError(LinkError.REVOKED, _SPENT if _was_spent(pk, nonce) else _REVOKED)
+        raise LinkError(_SPENT if _was_spent(pk, nonce) else _REVOKED, code=LinkError.REVOKED)
     return OpenedLink(authentication, issued_at + max_age())
 
 
@@ -107,11 +107,11 @@ def _unsign(token):
     try:
         payload = signer.unsign_object(token, max_age=max_age())
     except signing.SignatureExpired as err:
-        raise LinkError(LinkError.EXPIRED, _EXPIRED) from err
+        raise LinkError(_EXPIRED, code=LinkError.EXPIRED) from err
     except (signing.BadSignature, ValueError, UnicodeError) as err:
-        raise LinkError(LinkError.INVALID, _INVALID) from err
+        raise LinkError(_INVALID, code=LinkError.INVALID) from err
     if not isinstance(payload, dict):
-        raise LinkError(LinkError.INVALID, _INVALID)
+        raise LinkError(_INVALID, code=LinkError.INVALID)
     # A verified token is "<payload>:<timestamp>:<signature>"; the timestamp says when
     # it was issued, hence when it expires.
     stamp = signing.b62_decode(token.rsplit(signer.sep, 2)[-2])

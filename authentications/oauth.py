@@ -25,6 +25,8 @@ from django.utils import timezone
 from msal.authority import WELL_KNOWN_AUTHORITY_HOSTS
 from msal.exceptions import MsalServiceError
 
+from bcconnect.errors import BcconnectError
+
 from .per_process import PerProcess
 from .validators import is_guid
 
@@ -45,19 +47,16 @@ _GUID_PATTERN = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 _AADSTS = re.compile(r"\s*AADSTS(\d{1,9})\b")
 
 
-class EntraError(Exception):
-    """A failure talking to Entra, with a message for people and a code for machines.
+class EntraError(BcconnectError):
+    """A failure talking to Entra, with Entra's AADSTS number when it gave one.
 
     `transient` failures (network, 5xx, 429) are worth retrying and never justify
     forgetting a stored token; the others need someone to act.
     """
 
     def __init__(self, message, *, code, aadsts=None, transient=False, needs_sign_in=False):
-        super().__init__(message)
-        self.message = message
-        self.code = code
+        super().__init__(message, code=code, transient=transient)
         self.aadsts = aadsts
-        self.transient = transient
         self.needs_sign_in = needs_sign_in
 
     @property

@@ -19,6 +19,8 @@ from django.db import transaction
 from django.urls import reverse
 from django.utils import timezone
 
+from bcconnect.errors import BcconnectError
+
 from . import link_email, oauth
 from .fields import Undecryptable
 from .models import Authentication, AuthorizationRequest, Event, new_link_nonce
@@ -27,6 +29,39 @@ from .oauth import ConsentError
 logger = logging.getLogger(__name__)
 
 MAX_STATE_LENGTH = 128
+
+
+class SignInError(BcconnectError):
+    """A sign-in that did not complete: refused by us, or by Entra (a ConsentError, wrapped).
+
+    `auth_request` is the pending sign-in once this browser proved it started it, else
+    None: whoever presents a state may have only read it (history, a proxy log), so the
+    page then names neither the connection nor its admin URL.
+    """
+
+    def __init__(self, message, *, code, auth_request=None, transient=None, entra_error=None):
+        super().__init__(message, code=code, transient=transient)
+        self.auth_request = auth_request
+        self.entra_error = entra_error
+
+    @classmethod
+    def from_entra(cls, err, auth_request):
+        """Entra's refusal of `auth_request`, keeping its code, AADSTS number and retry flag."""
+        return cls(
+            err.message,
+            code=err.code,
+            auth_request=auth_request,
+            transient=err.transient,
+            entra_error=err,
+        )
+
+    @property
+    def aadsts(self):
+        return self.entra_error.aadsts if self.entra_error else None
+
+    @property
+    def display_code(self):
+        return self.entra_error.display_code if self.entra_error else self.code
 
 
 @dataclass(frozen=True)
@@ -98,28 +133,36 @@ def clear_binding_cookie(response, state):
 def complete_sign_in(params, cookies):
     """Finish the sign-in Microsoft answered; returns the granted AuthorizationRequest.
 
-    Raises ConsentError (with `.auth_request` once this browser proved it started the
+    Raises SignInError (with `auth_request` once this browser proved it started the
     sign-in). Nothing stored changes unless every check passes.
     """
     request = _pending_request(params, cookies)
     try:
-        tokens = oauth.finish_auth_code_flow(request.authentication, _stored_flow(request), params)
-        _check_expected_user(request.authentication, tokens.claims)
+        tokens = _finish_with_entra(request, params)
+        _check_expected_user(request, tokens.claims)
         _store_grant(request, tokens)
-    except ConsentError as err:
+    except SignInError as err:
         _record_failure(request, err)
-        err.auth_request = request
         raise
     return request
+
+
+def _finish_with_entra(request, params):
+    """Redeem Microsoft's answer for tokens; Entra's refusal becomes a SignInError."""
+    try:
+        return oauth.finish_auth_code_flow(request.authentication, _stored_flow(request), params)
+    except ConsentError as err:
+        raise SignInError.from_entra(err, request) from err
 
 
 def _stored_flow(request):
     """The MSAL flow kept for this sign-in: unreadable if its key left FERNET_KEYS meanwhile."""
     if isinstance(request.flow, Undecryptable) or request.authentication.cannot_decrypt:
-        raise ConsentError(
+        raise SignInError(
             "This sign-in cannot be completed: this site can no longer read what it stored "
             "for it. Start the sign-in again; if that fails too, tell the site's administrators.",
             code="key_missing",
+            auth_request=request,
         )
     return json.loads(request.flow)
 
@@ -127,7 +170,7 @@ def _stored_flow(request):
 def _pending_request(params, cookies):
     state = params.get("state") or ""
     if not state or len(state) > MAX_STATE_LENGTH:
-        raise ConsentError(
+        raise SignInError(
             "This page expects an answer from Microsoft, and none came. Start the sign-in again.",
             code="missing_state",
         )
@@ -135,7 +178,7 @@ def _pending_request(params, cookies):
         AuthorizationRequest.objects.select_related("authentication").filter(state=state).first()
     )
     if request is None:
-        raise ConsentError(
+        raise SignInError(
             "This sign-in is unknown or was cancelled. Start the sign-in again.",
             code="unknown_state",
         )
@@ -155,13 +198,13 @@ def _pending_request(params, cookies):
 
 
 def _known(request, message, code):
-    """A refusal before this browser proved it started the sign-in.
+    """A refusal before this browser proved it started the sign-in: without `auth_request`.
 
-    Whoever presents a state may have only read it (history, a proxy log): the error
-    carries no `auth_request`, so the page names neither the connection nor its admin URL.
+    Whoever presents a state may have only read it (history, a proxy log): the page must
+    name neither the connection nor its admin URL.
     """
     logger.info("Sign-in %s refused before the browser was verified: %s", request.pk, code)
-    return ConsentError(message, code=code)
+    return SignInError(message, code=code)
 
 
 def _check_binding(request, cookie_value):
@@ -180,18 +223,25 @@ def _check_binding(request, cookie_value):
         )
 
 
-def _check_expected_user(authentication, claims):
+def _check_expected_user(request, claims):
+    authentication = request.authentication
     if not authentication.expected_user.strip():
         return
     if not is_expected_user(authentication.expected_user, claims):
-        signed_in = str(claims.get("preferred_username") or claims.get("upn") or "").lower()
+        signed_in = signed_in_upn(claims).lower()
         sign_in_as = login_hint(authentication.expected_user) or authentication.expected_user
-        raise ConsentError(
+        raise SignInError(
             f"Access must be granted by {authentication.expected_user}, but "
             f"{signed_in or 'another account'} signed in. Sign in as "
             f"{sign_in_as}, or ask the sender to change the expected user.",
             code="wrong_user",
+            auth_request=request,
         )
+
+
+def signed_in_upn(claims):
+    """The sign-in name the ID token gives: preferred_username (v2.0), else upn (v1.0)."""
+    return str(claims.get("preferred_username") or claims.get("upn") or "")
 
 
 def is_expected_user(expected_user, claims):
@@ -241,7 +291,7 @@ def _record_failure(request, err):
 
 
 def _store_grant(request, tokens):
-    """Store the grant and spend the link in one conditional UPDATE; raises ConsentError.
+    """Store the grant and spend the link in one conditional UPDATE; raises SignInError.
 
     Two sign-ins from one link that finish together both reach this point: the UPDATE
     that still finds the link's nonce wins, the other stores nothing.
@@ -280,7 +330,7 @@ def _grant_changes(request, tokens):
         "refresh_token": tokens.refresh_token,
         "access_token_expires_at": tokens.expires_at,
         "status": Authentication.Status.CONNECTED,
-        "granted_by_upn": str(claims.get("preferred_username") or claims.get("upn") or "")[:254],
+        "granted_by_upn": signed_in_upn(claims)[:254],
         "granted_by_name": str(claims.get("name") or "")[:254],
         "granted_by_oid": str(claims.get("oid") or "")[:64],
         "granted_via": Authentication.GrantedVia.LINK
@@ -316,15 +366,17 @@ def _grant_refused(request):
         .first()
     )
     if _via_link(request) and nonce != request.link_nonce:
-        return ConsentError(
+        return SignInError(
             "This Authorization URL was revoked or already used while you were signing in. "
             "Ask the sender for a new link.",
             code="link_revoked",
+            auth_request=request,
         )
-    return ConsentError(
+    return SignInError(
         "The connection was changed while you were signing in (disconnected, or its app "
         "registration or BC URL edited), so this sign-in was not stored. Start a new one.",
         code="connection_changed",
+        auth_request=request,
     )
 
 

@@ -28,6 +28,7 @@ from django.utils import timezone
 from django.utils.crypto import salted_hmac
 
 from bcconnect.client import BusinessCentralClient
+from bcconnect.errors import BcconnectError
 
 from . import links, notifications, oauth
 from .fields import KEY_MISSING
@@ -71,19 +72,16 @@ BROKEN = (
 BACK_OFF = (Authentication.Status.SECRET_INVALID, Authentication.Status.APP_MISSING)
 
 
-class TokenError(Exception):
-    """No valid access token: `message` is for people, `code` for machines.
+class TokenError(BcconnectError):
+    """No valid access token.
 
     `needs_sign_in`: only a person can fix it (sign in again, or a new client secret);
     `transient`: Microsoft was unreachable or busy, try again later.
     """
 
     def __init__(self, message, *, code, needs_sign_in=False, transient=False):
-        super().__init__(message)
-        self.message = message
-        self.code = code
+        super().__init__(message, code=code, transient=transient)
         self.needs_sign_in = needs_sign_in
-        self.transient = transient
 
 
 class UnreachableHosts:

@@ -12,11 +12,10 @@ from django.views.decorators.debug import sensitive_post_parameters, sensitive_v
 from django.views.decorators.http import require_http_methods
 
 from . import links, signin
+from .decorators import public_page, rate_limited
 from .link_failures import explain_failure
 from .models import AuthorizationRequest
 from .oauth import ConsentError
-from .public import public_page
-from .ratelimit import rate_limited
 
 
 @csrf_exempt  # Microsoft's form_post is cross-site; the single-use state protects it.
@@ -29,8 +28,8 @@ def callback(request):
     params = (request.POST if request.method == "POST" else request.GET).dict()
     try:
         auth_request = signin.complete_sign_in(params, request.COOKIES)
-    except ConsentError as err:
-        response = sign_in_error(request, err)
+    except signin.SignInError as err:
+        response = render_sign_in_error(request, err)
     else:
         response = HttpResponseRedirect(_after_grant_url(auth_request), status=303)
     return signin.clear_binding_cookie(response, params.get("state"))
@@ -45,15 +44,22 @@ def _after_grant_url(auth_request):
     return reverse("authentications:granted")
 
 
-def sign_in_error(request, err):
+def render_sign_in_error(request, err, *, via=None):
+    """The page for a sign-in that did not start or complete; 503 when it may work later.
+
+    `via` is where the sign-in started, for an error raised before a pending sign-in
+    existed. Staff who started it in the admin get a link back; a person who followed an
+    Authorization URL gets plain words. Neither is shown without proof that this browser
+    started the sign-in (`err.auth_request`).
+    """
     auth_request = getattr(err, "auth_request", None)
-    started_in_admin = auth_request and auth_request.started_via == AuthorizationRequest.Via.ADMIN
-    started_by_link = auth_request and auth_request.started_via == AuthorizationRequest.Via.LINK
+    via = via or (auth_request.started_via if auth_request else None)
+    started_in_admin = auth_request and via == AuthorizationRequest.Via.ADMIN
     context = {
         "message": err.message,
         "code": err.display_code,
         "authentication": auth_request.authentication if started_in_admin else None,
-        "failure": explain_failure(err) if started_by_link else None,
+        "failure": explain_failure(err) if via == AuthorizationRequest.Via.LINK else None,
         "site_name": settings.SITE_NAME,
     }
     status = 503 if err.transient else 400
@@ -101,18 +107,11 @@ def _start_link_sign_in(request, link):
     try:
         start = signin.start_sign_in(link.authentication, via=AuthorizationRequest.Via.LINK)
     except ConsentError as err:
-        context = {
-            "message": err.message,
-            "code": err.display_code,
-            "failure": explain_failure(err),
-            "site_name": settings.SITE_NAME,
-        }
-        status = 503 if err.transient else 400
-        return render(request, "authentications/sign_in_error.html", context, status=status)
+        return render_sign_in_error(request, err, via=AuthorizationRequest.Via.LINK)
     # public_page gives the redirect no-referrer: Microsoft must not see the link token.
     return signin.set_binding_cookie(HttpResponseRedirect(start.authorize_url), start)
 
 
 def _link_error(request, err):
-    context = {"message": err.message, "kind": err.kind, "site_name": settings.SITE_NAME}
+    context = {"message": err.message, "code": err.code, "site_name": settings.SITE_NAME}
     return render(request, "authentications/link_error.html", context, status=err.status)

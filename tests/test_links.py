@@ -29,10 +29,10 @@ def issued_days_ago(monkeypatch, authentication, days):
         return token_of(authentication)
 
 
-def kind_of(token):
+def code_of(token):
     with pytest.raises(LinkError) as caught:
         links.authentication_for_link(token)
-    return caught.value.kind
+    return caught.value.code
 
 
 def test_the_link_points_at_our_landing_page_and_names_the_authentication(
@@ -54,10 +54,10 @@ def test_a_tampered_link_is_invalid(make_authentication):
     token = token_of(make_authentication())
     payload, stamp, signature = token.split(":")
 
-    assert kind_of(f"{payload}:{stamp}:{signature[:-2]}xx") == LinkError.INVALID
-    assert kind_of(f"{payload}x:{stamp}:{signature}") == LinkError.INVALID
-    assert kind_of("not-a-link") == LinkError.INVALID
-    assert kind_of("") == LinkError.INVALID
+    assert code_of(f"{payload}:{stamp}:{signature[:-2]}xx") == LinkError.INVALID
+    assert code_of(f"{payload}x:{stamp}:{signature}") == LinkError.INVALID
+    assert code_of("not-a-link") == LinkError.INVALID
+    assert code_of("") == LinkError.INVALID
 
 
 def test_a_link_signed_for_another_purpose_is_invalid(make_authentication):
@@ -68,26 +68,26 @@ def test_a_link_signed_for_another_purpose_is_invalid(make_authentication):
     wrong_shape = signing.TimestampSigner(salt=links.SALT).sign_object(["a", "n"])
     missing = signing.TimestampSigner(salt=links.SALT).sign_object({"a": authentication.pk})
 
-    assert kind_of(other) == LinkError.INVALID
-    assert kind_of(wrong_shape) == LinkError.INVALID
-    assert kind_of(missing) == LinkError.INVALID
+    assert code_of(other) == LinkError.INVALID
+    assert code_of(wrong_shape) == LinkError.INVALID
+    assert code_of(missing) == LinkError.INVALID
 
 
 def test_a_link_expires_after_the_configured_days(make_authentication, monkeypatch, settings):
     authentication = make_authentication()
     token = issued_days_ago(monkeypatch, authentication, 8)
 
-    assert kind_of(token) == LinkError.EXPIRED
+    assert code_of(token) == LinkError.EXPIRED
     settings.BC_LINK_MAX_AGE_DAYS = 30
     opened = links.authentication_for_link(token)
     assert opened.expires_at.date() == (timezone.now() + timedelta(days=22)).date()
 
 
 def test_expired_and_revoked_are_gone_invalid_and_missing_are_not_found():
-    assert LinkError(LinkError.EXPIRED, "").status == 410
-    assert LinkError(LinkError.REVOKED, "").status == 410
-    assert LinkError(LinkError.INVALID, "").status == 404
-    assert LinkError(LinkError.NOT_FOUND, "").status == 404
+    assert LinkError("", code=LinkError.EXPIRED).status == 410
+    assert LinkError("", code=LinkError.REVOKED).status == 410
+    assert LinkError("", code=LinkError.INVALID).status == 404
+    assert LinkError("", code=LinkError.NOT_FOUND).status == 404
 
 
 def test_revoking_rotates_the_nonce_and_records_who_and_why(make_authentication):
@@ -99,7 +99,7 @@ def test_revoking_rotates_the_nonce_and_records_who_and_why(make_authentication)
 
     authentication.refresh_from_db()
     assert authentication.link_nonce != nonce
-    assert kind_of(token) == LinkError.REVOKED
+    assert code_of(token) == LinkError.REVOKED
     event = authentication.events.get(kind=Event.Kind.LINK_REVOKED)
     assert (event.actor, event.detail) == ("admin", "Testing")
     assert links.authentication_for_link(token_of(authentication)).authentication == authentication
@@ -114,9 +114,9 @@ def test_service_to_service_and_deleted_authentications_have_no_link(make_authen
     user.kind = Authentication.Kind.SERVICE_TO_SERVICE
     user.save()
 
-    assert kind_of(token) == LinkError.NOT_FOUND
+    assert code_of(token) == LinkError.NOT_FOUND
     user.delete()
-    assert kind_of(token) == LinkError.NOT_FOUND
+    assert code_of(token) == LinkError.NOT_FOUND
 
 
 # --- the admin ----------------------------------------------------------------------------
@@ -185,7 +185,7 @@ def test_regenerate_link_revokes_every_earlier_link(admin_client, make_authentic
 
     assert response.redirect_chain[-1][0] == admin_change_url(authentication)
     assert "every earlier link no longer works" in response.content.decode()
-    assert kind_of(token) == LinkError.REVOKED
+    assert code_of(token) == LinkError.REVOKED
     assert authentication.events.filter(kind=Event.Kind.LINK_REVOKED).count() == 1
 
 
@@ -230,7 +230,7 @@ def test_changing_the_credentials_revokes_links(admin_client, make_authenticatio
     )
 
     assert response.status_code == 302
-    assert kind_of(token) == LinkError.REVOKED
+    assert code_of(token) == LinkError.REVOKED
     assert authentication.events.filter(kind=Event.Kind.LINK_REVOKED).exists()
 
 

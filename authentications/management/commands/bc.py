@@ -17,6 +17,7 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
+from authentications.diagnostics import describe_error
 from authentications.models import Authentication
 from authentications.tokens import TokenError, bc_client
 from bcconnect.client import BusinessCentralError
@@ -72,7 +73,7 @@ class Command(BaseCommand):
                 options["method"], options["path"], params=params, json=body, headers=headers
             )
         except (TokenError, BusinessCentralError) as err:
-            raise CommandError(_one_line(err)) from None
+            raise CommandError(" ".join(describe_error(err, with_http=True).split())) from None
         if answer is not None:
             indent = None if options["json"] else 2
             self.stdout.write(json.dumps(answer, indent=indent, ensure_ascii=False))
@@ -107,9 +108,3 @@ class Command(BaseCommand):
             return json.loads(data)
         except ValueError as err:
             raise CommandError(f"--data is not valid JSON: {err}.") from None
-
-
-def _one_line(err):
-    if isinstance(err, BusinessCentralError):
-        return " ".join(str(err).split())
-    return " ".join((getattr(err, "message", None) or str(err)).split())

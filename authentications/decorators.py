@@ -1,15 +1,45 @@
-"""Per-client-IP rate limits for the public pages, kept in Django's cache.
+"""View decorators for the public pages (landing, callback, result pages).
 
-A public link or callback must not become a way to flood Microsoft's token endpoint (and
-get our app throttled) or to guess states. Fixed windows are enough for that.
+They are opened by people outside the organisation, from email links. `public_page`: nothing
+is cached, no Referer leaks the URL (which may hold a link token), and the Content Security
+Policy allows no script and no third-party resource at all. `rate_limited`: per-client-IP
+limits kept in Django's cache, so a public link or callback cannot become a way to flood
+Microsoft's token endpoint (and get our app throttled) or to guess states. Fixed windows
+are enough for that.
 """
 
 import time
 from functools import wraps
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.cache import cache
 from django.shortcuts import render
+from django.utils.cache import add_never_cache_headers
+
+
+def content_security_policy():
+    # form-action also governs where a form's redirect may go: the sign-in button posts
+    # to us and we redirect to Microsoft, so Microsoft's host must be listed.
+    authority = urlsplit(settings.BC_AUTHORITY_HOST)
+    return (
+        "default-src 'none'; style-src 'self'; img-src 'self'; base-uri 'none'; "
+        f"frame-ancestors 'none'; form-action 'self' {authority.scheme}://{authority.netloc}"
+    )
+
+
+def public_page(view):
+    @wraps(view)
+    def wrapped(request, *args, **kwargs):
+        response = view(request, *args, **kwargs)
+        add_never_cache_headers(response)
+        response["Content-Security-Policy"] = content_security_policy()
+        # A page may relax this to same-origin for its own form (see views.authorize).
+        response.headers.setdefault("Referrer-Policy", "no-referrer")
+        response["X-Robots-Tag"] = "noindex, nofollow"
+        return response
+
+    return wrapped
 
 
 def client_ip(request):
