@@ -68,45 +68,6 @@ def make_authentication(db, fake_microsoft):
     return make
 
 
-def change_form_data(authentication, **overrides):
-    """What the admin change form posts for `authentication` (secret left blank)."""
-    data = {
-        "name": authentication.name,
-        "kind": authentication.kind,
-        "client_id": authentication.client_id,
-        "tenant_id": authentication.tenant_id,
-        "client_secret": "",
-        "client_secret_expires_on": "",
-        "base_url": authentication.base_url,
-        "expected_user": authentication.expected_user,
-    }
-    data.update(overrides)
-    return data
-
-
-def add_form_data(fake, *, button="_continue", **overrides):
-    """What the admin add form posts for a user-impersonation authentication at `fake`.
-
-    `button` is the submit button pressed: "_continue" is "Save", "_save" "Save and close".
-    """
-    return {
-        "name": "BC production",
-        "kind": "user_impersonation",
-        "client_id": CLIENT_ID,
-        "tenant_id": TENANT_ID,
-        "client_secret": CLIENT_SECRET,
-        "client_secret_expires_on": "",
-        "base_url": f"{fake.url}/v2.0/{TENANT_ID}/Production/api/v2.0",
-        "expected_user": "",
-        button: "Save",
-        **overrides,
-    }
-
-
-def admin_change_url(authentication):
-    return f"/admin/authentications/authentication/{authentication.pk}/change/"
-
-
 @pytest.fixture
 def sign_in(fake_microsoft):
     """Finish a sign-in that `response` redirected to Microsoft, as the browser would."""

@@ -7,8 +7,8 @@ from django.contrib.admin.models import LogEntry
 from django.db import connection
 
 from authentications.models import Authentication, Event
-from tests.conftest import add_form_data, admin_change_url, change_form_data
 from tests.fakes.entra import CLIENT_SECRET
+from tests.helpers import add_form_data, admin_change_url, change_form_data
 
 pytestmark = pytest.mark.django_db
 

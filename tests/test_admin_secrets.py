@@ -5,8 +5,8 @@ import itertools
 import pytest
 from django.contrib.auth.models import Permission
 
-from tests.conftest import admin_change_url, change_form_data
 from tests.fakes.entra import CLIENT_SECRET
+from tests.helpers import admin_change_url, change_form_data
 
 pytestmark = pytest.mark.django_db
 

@@ -4,8 +4,7 @@ import pytest
 from django.contrib.auth.models import Permission, User
 
 from authentications.models import Authentication
-from tests.bc_helpers import connect
-from tests.conftest import admin_change_url, change_form_data
+from tests.helpers import admin_change_url, change_form_data, plant_tokens
 
 pytestmark = pytest.mark.django_db
 
@@ -20,7 +19,7 @@ def environments_url(authentication):
 
 @pytest.fixture
 def connected(make_authentication, fake_microsoft):
-    return connect(fake_microsoft, make_authentication())
+    return plant_tokens(fake_microsoft, make_authentication())
 
 
 def test_change_page_shows_the_test_connection_button(admin_client, connected):

@@ -6,14 +6,14 @@ import json
 import pytest
 from django.core.management import CommandError, call_command, execute_from_command_line
 
-from tests.bc_helpers import connect
+from tests.helpers import plant_tokens
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
 def connected(make_authentication, fake_microsoft):
-    return connect(fake_microsoft, make_authentication(name="BC production"))
+    return plant_tokens(fake_microsoft, make_authentication(name="BC production"))
 
 
 def bc(*args):

@@ -6,8 +6,8 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from authentications.models import Authentication, AuthorizationRequest, Event
-from tests.conftest import admin_change_url, change_form_data
 from tests.fakes.entra import TENANT_ID, error_body
+from tests.helpers import admin_change_url, change_form_data
 
 pytestmark = pytest.mark.django_db
 

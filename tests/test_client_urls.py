@@ -17,11 +17,11 @@ from django.core.management import execute_from_command_line
 from authentications.models import Authentication
 from authentications.validators import validate_base_url
 from bcconnect.client import BusinessCentralClient, BusinessCentralRequestRefused
-from tests.bc_helpers import FakeClock, Tokens, connect, make_client
-from tests.conftest import add_form_data
+from tests.bc_helpers import FakeClock, Tokens, make_client
 from tests.fakes.certs import make_certificates
 from tests.fakes.entra import TENANT_ID
 from tests.fakes.http import FakeServer, json_response
+from tests.helpers import add_form_data, plant_tokens
 
 
 class Recorder:
@@ -157,7 +157,7 @@ def test_a_backslash_base_url_gets_no_client(fake, other):
 
 @pytest.fixture
 def connected(make_authentication, fake_microsoft):
-    return connect(fake_microsoft, make_authentication(name="BC production"))
+    return plant_tokens(fake_microsoft, make_authentication(name="BC production"))
 
 
 def run_bc(*args):

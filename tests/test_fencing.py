@@ -15,9 +15,14 @@ from django.test import Client
 
 from authentications import links, signin, tokens
 from authentications.models import Authentication, AuthorizationRequest, Event
-from tests.bc_helpers import connect as store_bc_tokens
-from tests.conftest import admin_change_url, change_form_data
-from tests.test_tokens import expiring, fresh, sibling_acts_during_the_token_request
+from tests.helpers import (
+    admin_change_url,
+    change_form_data,
+    expiring,
+    fresh,
+    plant_tokens,
+    sibling_acts_during_the_token_request,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -211,7 +216,7 @@ def test_one_link_used_twice_at_once_grants_exactly_once(make_authentication, fa
 
 
 def test_use_this_environment_revokes_links(admin_client, make_authentication, fake_microsoft):
-    authentication = store_bc_tokens(fake_microsoft, make_authentication())
+    authentication = plant_tokens(fake_microsoft, make_authentication())
     old_link = landing_path(authentication)
     nonce = authentication.link_nonce
 
@@ -233,7 +238,7 @@ def test_use_this_environment_revokes_links(admin_client, make_authentication, f
 def test_choosing_the_environment_already_set_changes_nothing(
     admin_client, make_authentication, fake_microsoft
 ):
-    authentication = store_bc_tokens(fake_microsoft, make_authentication())
+    authentication = plant_tokens(fake_microsoft, make_authentication())
     nonce = authentication.link_nonce
 
     admin_client.post(

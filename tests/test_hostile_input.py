@@ -8,7 +8,7 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
 from authentications.models import Authentication
-from tests.conftest import admin_change_url, change_form_data
+from tests.helpers import admin_change_url, change_form_data
 
 pytestmark = pytest.mark.django_db
 

@@ -10,8 +10,8 @@ from django.core import mail
 
 from authentications import links
 from authentications.models import Authentication, Event
-from tests.conftest import admin_change_url
 from tests.fakes.entra import CLIENT_SECRET
+from tests.helpers import admin_change_url
 
 pytestmark = pytest.mark.django_db
 

@@ -12,7 +12,7 @@ from django.utils import timezone
 from authentications import links
 from authentications.links import LinkError
 from authentications.models import Authentication, Event
-from tests.conftest import admin_change_url, change_form_data
+from tests.helpers import admin_change_url, change_form_data
 
 pytestmark = pytest.mark.django_db
 

@@ -4,7 +4,7 @@ import pytest
 from django.contrib.auth.models import Permission
 
 from authentications.models import Authentication, AuthorizationRequest, Event
-from tests.conftest import admin_change_url, change_form_data
+from tests.helpers import admin_change_url, change_form_data
 
 pytestmark = pytest.mark.django_db
 

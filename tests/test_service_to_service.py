@@ -8,8 +8,8 @@ from django.utils import timezone
 from authentications import tokens
 from authentications.models import Authentication, Event
 from authentications.tokens import TokenError, get_access_token
-from tests.conftest import add_form_data, admin_change_url, change_form_data
 from tests.fakes.entra import CLIENT_ID, CLIENT_SECRET
+from tests.helpers import add_form_data, admin_change_url, change_form_data
 
 pytestmark = pytest.mark.django_db
 

@@ -6,8 +6,8 @@ import pytest
 
 from authentications.models import Authentication, AuthorizationRequest, Event
 from authentications.signin import binding_cookie_name
-from tests.conftest import add_form_data, admin_change_url, change_form_data
 from tests.fakes.entra import CLIENT_ID, TENANT_ID
+from tests.helpers import add_form_data, admin_change_url, change_form_data
 
 pytestmark = pytest.mark.django_db
 

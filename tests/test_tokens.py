@@ -13,6 +13,7 @@ from authentications import oauth, tokens
 from authentications.models import Authentication, Event
 from authentications.tokens import TokenError, get_access_token
 from tests.fakes.entra import CLIENT_SECRET, error_body
+from tests.helpers import expiring, fresh, sibling_acts_during_the_token_request
 
 pytestmark = pytest.mark.django_db
 
@@ -26,19 +27,6 @@ def connected(make_authentication, connect):
 def notify_list(settings):
     settings.BC_NOTIFY_EMAILS = ["ops@example.com"]
     return settings.BC_NOTIFY_EMAILS
-
-
-def expiring(authentication, *, seconds=60):
-    """Make the stored access token expire in `seconds` (negative: already expired)."""
-    Authentication.objects.filter(pk=authentication.pk).update(
-        access_token_expires_at=timezone.now() + timedelta(seconds=seconds)
-    )
-    authentication.refresh_from_db()
-    return authentication
-
-
-def fresh(authentication):
-    return Authentication.objects.get(pk=authentication.pk)
 
 
 def token_error(aadsts, error="invalid_grant", status=400):
@@ -348,18 +336,6 @@ def test_a_connection_without_a_sign_in_needs_one_without_calling_microsoft(
 
 
 # --- races: the fenced write and the re-read before believing invalid_grant -------------
-
-
-def sibling_acts_during_the_token_request(fake_microsoft, monkeypatch, act):
-    """While our request is at Microsoft, a sibling process changes the row."""
-    answer = fake_microsoft.entra.token
-
-    def token(tenant, request):
-        act()
-        connection.close()  # The fake's server thread must not keep a connection.
-        return answer(tenant, request)
-
-    monkeypatch.setattr(fake_microsoft.entra, "token", token)
 
 
 @pytest.mark.django_db(transaction=True)

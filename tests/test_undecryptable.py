@@ -23,8 +23,8 @@ from django.utils import timezone
 from authentications import fields, tokens
 from authentications.fields import DecryptionError
 from authentications.models import Authentication, Event
-from tests.conftest import admin_change_url, change_form_data
 from tests.fakes.entra import CLIENT_SECRET
+from tests.helpers import admin_change_url, change_form_data
 
 # Worker threads and child processes open their own connections: rows must be committed.
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from authentications import links, notifications
 from authentications.models import Authentication
-from tests.conftest import add_form_data
+from tests.helpers import add_form_data
 
 # refresh_tokens refreshes on worker threads, which must see committed rows.
 pytestmark = pytest.mark.django_db(transaction=True)
