@@ -21,7 +21,7 @@ from tests.bc_helpers import FakeClock, Tokens, make_client
 from tests.fakes.certs import make_certificates
 from tests.fakes.entra import TENANT_ID
 from tests.fakes.http import FakeServer, json_response
-from tests.helpers import add_form_data, plant_tokens
+from tests.helpers import add_form_data
 
 
 class Recorder:
@@ -155,11 +155,6 @@ def test_a_backslash_base_url_gets_no_client(fake, other):
 # --- `manage.py bc` --------------------------------------------------------------------
 
 
-@pytest.fixture
-def connected(make_authentication, fake_microsoft):
-    return plant_tokens(fake_microsoft, make_authentication(name="BC production"))
-
-
 def run_bc(*args):
     with pytest.raises(SystemExit) as exit_:
         execute_from_command_line(["manage.py", "bc", "BC production", *args])
@@ -172,7 +167,7 @@ def run_bc(*args):
     ["argument", "next_link", "redirect"],
 )
 def test_the_bc_command_refuses_in_one_line_and_sends_nothing(
-    connected, fake, other, capsys, hostile
+    tokens_planted, fake, other, capsys, hostile
 ):
     url = smuggled(fake, other)
     args = ["GET", url]
@@ -188,7 +183,7 @@ def test_the_bc_command_refuses_in_one_line_and_sends_nothing(
     assert code == 1
     assert err.startswith("CommandError: Refusing to send the bearer token")
     assert err.count("\n") == 1 and "Traceback" not in err
-    assert connected.access_token not in err
+    assert tokens_planted.access_token not in err
     assert other.received_nothing()
 
 

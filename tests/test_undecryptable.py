@@ -35,13 +35,13 @@ DROPPED, CURRENT, WRONG = "key-dropped-too-early", "key-in-use-now", "key-nobody
 
 
 @pytest.fixture
-def lost_and_healthy(settings, make_authentication, connect):
+def lost_and_healthy(settings, make_authentication, sign_in_at_microsoft):
     """Row "Lost" was encrypted with a key since dropped from FERNET_KEYS, "Healthy" was not.
     Both are due for a refresh."""
     settings.FERNET_KEYS = [DROPPED]
-    lost = connect(make_authentication(name="Lost"))
+    lost = sign_in_at_microsoft(make_authentication(name="Lost"))
     settings.FERNET_KEYS = [CURRENT]
-    healthy = connect(make_authentication(name="Healthy"))
+    healthy = sign_in_at_microsoft(make_authentication(name="Healthy"))
     Authentication.objects.filter(pk__in=[lost.pk, healthy.pk]).update(
         access_token_expires_at=timezone.now() + timedelta(seconds=60)
     )

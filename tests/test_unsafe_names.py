@@ -32,11 +32,6 @@ UNSAFE_NAMES = [
 
 
 @pytest.fixture
-def notify_list(settings):
-    settings.BC_NOTIFY_EMAILS = ["ops@example.com"]
-
-
-@pytest.fixture
 def legacy(make_authentication):
     """An authentication whose name got a newline before names were validated."""
 
@@ -105,8 +100,10 @@ def test_the_callback_after_a_link_grant_emails_and_answers(
     assert_one_line_subjects(mailoutbox)
 
 
-def test_refresh_tokens_emails_a_broken_connection(legacy, connect, notify_list, mailoutbox):
-    authentication = connect(legacy())
+def test_refresh_tokens_emails_a_broken_connection(
+    legacy, sign_in_at_microsoft, notify_list, mailoutbox
+):
+    authentication = sign_in_at_microsoft(legacy())
     Authentication.objects.filter(pk=authentication.pk).update(
         refresh_token="fake-rt-unknown",
         access_token_expires_at=timezone.now() + timedelta(seconds=60),
