@@ -135,7 +135,7 @@ def test_one_discovery_then_one_token_request_per_refresh(signed_in, fake_micros
     assert fake_microsoft.entra.discovery_requests == 1
 
 
-def test_msal_keeps_no_token_between_operations(signed_in, fake_microsoft, monkeypatch):
+def test_msal_keeps_no_token_between_refreshes(signed_in, fake_microsoft, monkeypatch):
     apps = []
 
     class Recording(msal.ConfidentialClientApplication):
