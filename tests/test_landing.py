@@ -11,7 +11,7 @@ from django.test import Client
 from authentications import links
 from authentications.models import Authentication, AuthorizationRequest, Event
 from tests.fakes.entra import CLIENT_SECRET
-from tests.helpers import admin_change_url
+from tests.helpers import admin_change_url, state_of
 
 pytestmark = pytest.mark.django_db
 
@@ -42,10 +42,6 @@ def assert_public(page, *secrets):
 
 def start(person, authentication):
     return person.post(landing_path(authentication))
-
-
-def state_of(response):
-    return parse_qs(urlsplit(response["Location"]).query)["state"][0]
 
 
 # --- the landing page ---------------------------------------------------------------------
