@@ -5,7 +5,10 @@ test module imports what it needs from here and takes its fixtures as arguments.
 """
 
 import secrets
+import subprocess
+import sys
 from datetime import timedelta
+from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 from django.db import connection
@@ -14,6 +17,8 @@ from django.utils import timezone
 from authentications.models import Authentication
 from tests.bc_helpers import issue_token
 from tests.fakes.entra import CLIENT_ID, CLIENT_SECRET, TENANT_ID
+
+ROOT = Path(__file__).resolve().parent.parent
 
 # What `connected_row` stores: tokens only our database knows, never sent anywhere.
 ROW_ACCESS_TOKEN = "at-row-only-0123456789abcdef"
@@ -120,3 +125,18 @@ def sibling_acts_during_the_token_request(fake_microsoft, monkeypatch, act):
         return answer(tenant, request)
 
     monkeypatch.setattr(fake_microsoft.entra, "token", token)
+
+
+# --- processes --------------------------------------------------------------------------
+
+
+def run_manage_py(*args, env, cwd=ROOT, timeout=60):
+    """Run manage.py in a child process with exactly `env`, as cron or an operator would."""
+    return subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )

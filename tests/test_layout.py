@@ -2,9 +2,9 @@
 
 import ast
 import shutil
-import subprocess
-import sys
 from pathlib import Path
+
+from tests.helpers import run_manage_py
 
 ROOT = Path(__file__).resolve().parent.parent
 PRODUCT = ("authentications", "bcconnect")
@@ -38,13 +38,6 @@ def test_the_product_checks_and_migrates_without_tests(tmp_path):
     env = {"DEBUG": "true", "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}", "PATH": ""}
 
     for command in (["check"], ["migrate", "--noinput", "-v", "0"], ["help"]):
-        result = subprocess.run(
-            [sys.executable, "manage.py", *command],
-            cwd=tmp_path,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
+        result = run_manage_py(*command, env=env, cwd=tmp_path, timeout=120)
         assert result.returncode == 0, result.stderr
     assert not (tmp_path / "tests").exists()

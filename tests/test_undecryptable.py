@@ -7,11 +7,8 @@ and it decrypts again.
 """
 
 import os
-import subprocess
-import sys
 from datetime import timedelta
 from io import StringIO
-from pathlib import Path
 from urllib.parse import quote
 
 import pytest
@@ -25,12 +22,11 @@ from authentications import fields, tokens
 from authentications.fields import DecryptionError
 from authentications.models import Authentication, Event
 from tests.fakes.entra import CLIENT_SECRET
-from tests.helpers import admin_change_url, change_form_data
+from tests.helpers import admin_change_url, change_form_data, run_manage_py
 
 # Worker threads and child processes open their own connections: rows must be committed.
 pytestmark = pytest.mark.django_db(transaction=True)
 
-ROOT = Path(__file__).resolve().parent.parent
 LIST_URL = "/admin/authentications/authentication/"
 DROPPED, CURRENT, WRONG = "key-dropped-too-early", "key-in-use-now", "key-nobody-used"
 
@@ -207,14 +203,7 @@ def manage(fake, *args, fernet_keys):
         EMAIL_URL="dummymail://",
         LOG_LEVEL="WARNING",
     )
-    return subprocess.run(
-        [sys.executable, "manage.py", *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    return run_manage_py(*args, env=env, timeout=120)
 
 
 def test_refresh_tokens_in_a_real_process_prints_no_traceback(lost_and_healthy, fake_microsoft):
