@@ -1,4 +1,4 @@
-"""Plain functions the tests share: admin form data and URLs, tokens, and timing.
+"""Plain functions the tests share: admin forms and URLs, tokens, races, child processes.
 
 Fixtures live in conftest.py and may use these; nothing here imports from conftest, so a
 test module imports what it needs from here and takes its fixtures as arguments.

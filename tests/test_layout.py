@@ -31,6 +31,18 @@ def test_product_code_never_imports_tests():
     assert offenders == []
 
 
+def test_tests_share_helpers_not_conftest_or_other_test_modules():
+    """Fixtures come in as arguments; plain functions from tests/helpers.py (issue 11)."""
+    offenders = [
+        f"{path.relative_to(ROOT)} imports {module}"
+        for path in (ROOT / "tests").rglob("*.py")
+        for module in imported_modules(path)
+        if module.rsplit(".", 1)[-1] == "conftest" or module.startswith("tests.test_")
+    ]
+
+    assert offenders == []
+
+
 def test_the_product_checks_and_migrates_without_tests(tmp_path):
     for name in (*PRODUCT, "templates"):
         shutil.copytree(ROOT / name, tmp_path / name, ignore=shutil.ignore_patterns("__pycache__"))
