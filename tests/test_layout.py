@@ -43,6 +43,18 @@ def test_tests_share_helpers_not_conftest_or_other_test_modules():
     assert offenders == []
 
 
+def test_no_two_tests_share_a_name():
+    """A name picks one test for -k and in a failure report, wherever it lives (issue 11)."""
+    paths_by_name = {}
+    for path in sorted((ROOT / "tests").rglob("test_*.py")):
+        tree = ast.parse(path.read_text(), filename=str(path))
+        for node in tree.body:
+            if isinstance(node, ast.FunctionDef) and node.name.startswith("test_"):
+                paths_by_name.setdefault(node.name, []).append(str(path.relative_to(ROOT)))
+
+    assert {name: paths for name, paths in paths_by_name.items() if len(paths) > 1} == {}
+
+
 def test_the_product_checks_and_migrates_without_tests(tmp_path):
     for name in (*PRODUCT, "templates"):
         shutil.copytree(ROOT / name, tmp_path / name, ignore=shutil.ignore_patterns("__pycache__"))
