@@ -62,29 +62,3 @@ def make_client(fake, tokens=None, clock=None, **kwargs):
         clock=clock,
         **kwargs,
     )
-
-
-def connect(fake, authentication, *, user="jane@contoso.com", lifetime=3600):
-    """Store tokens on `authentication` as a finished sign-in would (fake Entra knows them)."""
-    from datetime import timedelta
-
-    from django.utils import timezone
-
-    refresh_token = "fake-rt-" + secrets.token_urlsafe(48)
-    with fake.entra.lock:
-        fake.entra.refresh_tokens[refresh_token] = {
-            "client_id": CLIENT_ID,
-            "user": fake.entra.users[user],
-            "scope": f"{fake.url}/user_impersonation openid profile offline_access",
-            "used": False,
-        }
-    now = timezone.now()
-    authentication.access_token = issue_token(fake, user=user, lifetime=lifetime)
-    authentication.refresh_token = refresh_token
-    authentication.access_token_expires_at = now + timedelta(seconds=lifetime)
-    authentication.status = authentication.Status.CONNECTED
-    authentication.granted_by_upn = user
-    # Refreshed a while ago: a forced refresh (after a 401) is not answered with this token.
-    authentication.granted_at = authentication.last_refreshed_at = now - timedelta(minutes=30)
-    authentication.save()
-    return authentication

@@ -5,11 +5,12 @@ from urllib.parse import urlsplit
 import pytest
 from django.core.cache import cache
 
-from authentications import oauth
+from authentications import oauth, signin
 from authentications.models import Authentication
 from tests.fakes.bc import FakeBusinessCentral
 from tests.fakes.entra import CLIENT_ID, CLIENT_SECRET, TENANT_ID
 from tests.fakes.microsoft import FakeMicrosoft
+from tests.helpers import ROW_ACCESS_TOKEN, ROW_REFRESH_TOKEN, plant_tokens
 
 
 @pytest.fixture(scope="session")
@@ -68,45 +69,6 @@ def make_authentication(db, fake_microsoft):
     return make
 
 
-def change_form_data(authentication, **overrides):
-    """What the admin change form posts for `authentication` (secret left blank)."""
-    data = {
-        "name": authentication.name,
-        "kind": authentication.kind,
-        "client_id": authentication.client_id,
-        "tenant_id": authentication.tenant_id,
-        "client_secret": "",
-        "client_secret_expires_on": "",
-        "base_url": authentication.base_url,
-        "expected_user": authentication.expected_user,
-    }
-    data.update(overrides)
-    return data
-
-
-def add_form_data(fake, *, button="_continue", **overrides):
-    """What the admin add form posts for a user-impersonation authentication at `fake`.
-
-    `button` is the submit button pressed: "_continue" is "Save", "_save" "Save and close".
-    """
-    return {
-        "name": "BC production",
-        "kind": "user_impersonation",
-        "client_id": CLIENT_ID,
-        "tenant_id": TENANT_ID,
-        "client_secret": CLIENT_SECRET,
-        "client_secret_expires_on": "",
-        "base_url": f"{fake.url}/v2.0/{TENANT_ID}/Production/api/v2.0",
-        "expected_user": "",
-        button: "Save",
-        **overrides,
-    }
-
-
-def admin_change_url(authentication):
-    return f"/admin/authentications/authentication/{authentication.pk}/change/"
-
-
 @pytest.fixture
 def sign_in(fake_microsoft):
     """Finish a sign-in that `response` redirected to Microsoft, as the browser would."""
@@ -132,16 +94,56 @@ def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix, t
         database.setdefault("TEST", {})["NAME"] = str(path)
 
 
-@pytest.fixture
-def connect(fake_microsoft):
-    """Sign `authentication` in at the fake Microsoft, as a person would; returns it fresh."""
-    from authentications import signin
+# --- connected authentications: three meanings, three names ------------------------------
 
-    def connect_(authentication, *, username=None):
+
+@pytest.fixture
+def sign_in_at_microsoft(fake_microsoft):
+    """Sign an authentication in at the fake Microsoft, as a person would; returns it fresh.
+
+    The whole flow runs (pending request, consent, code, PKCE, ID token), so the tokens
+    stored are ones the fake accepts, and a refresh rotates them.
+    """
+
+    def sign_in_as_a_person(authentication, *, username=None):
         start = signin.start_sign_in(authentication, via=signin.AuthorizationRequest.Via.ADMIN)
         _, fields = fake_microsoft.sign_in(start.authorize_url, username=username)
         signin.complete_sign_in(fields, {start.cookie_name: start.cookie_value})
         authentication.refresh_from_db()
         return authentication
 
-    return connect_
+    return sign_in_as_a_person
+
+
+@pytest.fixture
+def signed_in(make_authentication, sign_in_at_microsoft):
+    """An authentication ("BC production") connected by a real sign-in at the fake Microsoft."""
+    return sign_in_at_microsoft(make_authentication(name="BC production"))
+
+
+@pytest.fixture
+def tokens_planted(make_authentication, fake_microsoft):
+    """An authentication ("BC production") holding tokens the fake knows, but never signed in."""
+    return plant_tokens(fake_microsoft, make_authentication(name="BC production"))
+
+
+@pytest.fixture
+def connected_row(make_authentication):
+    """An authentication ("BC production") connected in the database only.
+
+    The fake Microsoft knows none of its tokens: enough for pages, permissions and input
+    that must change nothing; anything that sends a token to Microsoft or BC fails.
+    """
+    return make_authentication(
+        name="BC production",
+        access_token=ROW_ACCESS_TOKEN,
+        refresh_token=ROW_REFRESH_TOKEN,
+        status=Authentication.Status.CONNECTED,
+    )
+
+
+@pytest.fixture
+def notify_list(settings):
+    """Who is emailed when a connection needs a person."""
+    settings.BC_NOTIFY_EMAILS = ["ops@example.com"]
+    return settings.BC_NOTIFY_EMAILS

@@ -5,10 +5,11 @@ import logging
 import pytest
 from django.contrib.admin.models import LogEntry
 from django.db import connection
+from pytest_django.asserts import assertContains
 
 from authentications.models import Authentication, Event
-from tests.conftest import add_form_data, admin_change_url, change_form_data
 from tests.fakes.entra import CLIENT_SECRET
+from tests.helpers import add_form_data, admin_change_url, change_form_data
 
 pytestmark = pytest.mark.django_db
 
@@ -81,8 +82,7 @@ def test_secret_is_required_when_none_is_stored(admin_client, fake_microsoft):
         ADD_URL, add_form_data(fake_microsoft, **SANDBOX, client_secret="")
     )
 
-    assert response.status_code == 200
-    assert "Enter the client secret Value copied from Entra." in response.content.decode()
+    assertContains(response, "Enter the client secret Value copied from Entra.")
     assert not Authentication.objects.exists()
 
 
@@ -137,8 +137,7 @@ def test_invalid_input_gets_a_clear_message_and_saves_nothing(
         ADD_URL, add_form_data(fake_microsoft, **{**SANDBOX, field: value})
     )
 
-    assert response.status_code == 200
-    assert message in response.content.decode()
+    assertContains(response, message)
     assert not Authentication.objects.exists()
 
 

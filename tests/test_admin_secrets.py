@@ -5,8 +5,8 @@ import itertools
 import pytest
 from django.contrib.auth.models import Permission
 
-from tests.conftest import admin_change_url, change_form_data
 from tests.fakes.entra import CLIENT_SECRET
+from tests.helpers import admin_change_url, change_form_data
 
 pytestmark = pytest.mark.django_db
 
@@ -30,11 +30,6 @@ CUSTOM_VIEWS = (
     "test-connection/",
     "environments/",
 )
-
-
-@pytest.fixture
-def connected(make_authentication, connect):
-    return connect(make_authentication(name="BC production"))
 
 
 def staff_user(django_user_model, codenames):
@@ -67,18 +62,18 @@ def every_page(client, authentication):
 @pytest.mark.parametrize(
     "permissions", EVERY_COMBINATION, ids=lambda codenames: "+".join(codenames) or "none"
 )
-def test_no_admin_page_renders_a_stored_secret(client, django_user_model, connected, permissions):
+def test_no_admin_page_renders_a_stored_secret(client, django_user_model, signed_in, permissions):
     client.force_login(staff_user(django_user_model, permissions))
 
-    pages = every_page(client, connected)
+    pages = every_page(client, signed_in)
 
     for url, page in pages.items():
         assert page.status_code < 500, url
         content = page.content.decode()
-        for secret in (CLIENT_SECRET, connected.access_token, connected.refresh_token):
+        for secret in (CLIENT_SECRET, signed_in.access_token, signed_in.refresh_token):
             assert secret not in content, (url, permissions)
     if {"view_authentication", "change_authentication"} & set(permissions):
-        change_page = pages[admin_change_url(connected)].content.decode()
+        change_page = pages[admin_change_url(signed_in)].content.decode()
         assert "Client secret stored" in change_page
         assert "BC production" in pages[LIST_URL].content.decode()
 

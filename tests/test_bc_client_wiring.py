@@ -4,13 +4,13 @@ import pytest
 
 from authentications.tokens import bc_client
 from bcconnect.client import BusinessCentralRequestRefused
-from tests.bc_helpers import connect
+from tests.helpers import plant_tokens
 
 pytestmark = pytest.mark.django_db
 
 
 def test_a_token_bc_rejects_is_refreshed_once_and_stored(make_authentication, fake_microsoft):
-    authentication = connect(fake_microsoft, make_authentication())
+    authentication = plant_tokens(fake_microsoft, make_authentication())
     old_token = authentication.access_token
     fake_microsoft.entra.expire_access_token(old_token)  # BC says 401; our row says valid.
 
@@ -26,7 +26,7 @@ def test_clients_of_one_authentication_share_one_limit_from_the_setting(
     make_authentication, fake_microsoft, settings
 ):
     settings.BC_CLIENT_MAX_CONCURRENCY = 2
-    first, second = (connect(fake_microsoft, make_authentication()) for _ in range(2))
+    first, second = (plant_tokens(fake_microsoft, make_authentication()) for _ in range(2))
 
     client = bc_client(first)
 
@@ -38,7 +38,7 @@ def test_clients_of_one_authentication_share_one_limit_from_the_setting(
 
 
 def test_a_base_url_on_another_host_gets_no_token(make_authentication, fake_microsoft):
-    authentication = connect(
+    authentication = plant_tokens(
         fake_microsoft,
         make_authentication(base_url="https://evil.example/v2.0/t/Production/api/v2.0"),
     )

@@ -6,14 +6,7 @@ import json
 import pytest
 from django.core.management import CommandError, call_command, execute_from_command_line
 
-from tests.bc_helpers import connect
-
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def connected(make_authentication, fake_microsoft):
-    return connect(fake_microsoft, make_authentication(name="BC production"))
 
 
 def bc(*args):
@@ -26,20 +19,20 @@ def customers(fake):
     return f"companies({fake.bc.company.id})/customers"
 
 
-def test_get_prints_the_answer_as_json(connected):
+def test_get_prints_the_answer_as_json(tokens_planted):
     answer = json.loads(bc("BC production", "GET", "companies"))
 
     assert [c["name"] for c in answer["value"]][0] == "CRONUS USA, Inc."
 
 
-def test_json_flag_prints_one_line(connected):
+def test_json_flag_prints_one_line(tokens_planted):
     output = bc("BC production", "get", "companies", "--json")
 
     assert output.count("\n") == 1
     assert json.loads(output)["value"]
 
 
-def test_all_streams_json_lines_across_pages(connected, fake_microsoft):
+def test_all_streams_json_lines_across_pages(tokens_planted, fake_microsoft):
     fake_microsoft.bc.company.generated = 2_500
 
     output = bc(
@@ -56,7 +49,7 @@ def test_all_streams_json_lines_across_pages(connected, fake_microsoft):
     assert {line["city"] for line in lines} == {"Miami"}
 
 
-def test_post_and_patch_with_data_and_etag(connected, fake_microsoft, tmp_path):
+def test_post_and_patch_with_data_and_etag(tokens_planted, fake_microsoft, tmp_path):
     body = tmp_path / "customer.json"
     body.write_text(json.dumps({"displayName": "From a file"}))
 
@@ -80,7 +73,7 @@ def test_post_and_patch_with_data_and_etag(connected, fake_microsoft, tmp_path):
     assert updated["displayName"] == "Renamed"
 
 
-def test_environment_root_reaches_odata_v4_web_services(connected):
+def test_environment_root_reaches_odata_v4_web_services(tokens_planted):
     output = bc(
         "BC production",
         "GET",
@@ -93,7 +86,7 @@ def test_environment_root_reaches_odata_v4_web_services(connected):
     assert [card["No"] for card in json.loads(output)["value"]] == ["C000001", "C000002"]
 
 
-def test_environment_root_does_not_let_a_path_climb_out(connected, fake_microsoft):
+def test_environment_root_does_not_let_a_path_climb_out(tokens_planted, fake_microsoft):
     with pytest.raises(CommandError, match="Refusing to send the bearer token"):
         bc("BC production", "GET", "../Sandbox/api/v2.0/companies", "--environment-root")
     assert fake_microsoft.bc.requests == []
@@ -111,14 +104,14 @@ def test_environment_root_does_not_let_a_path_climb_out(connected, fake_microsof
         (["BC production", "GET", "https://evil.example/x"], "Refusing to send"),
     ],
 )
-def test_bad_input_is_one_readable_line(connected, args, expected):
+def test_bad_input_is_one_readable_line(tokens_planted, args, expected):
     with pytest.raises(CommandError) as caught:
         bc(*args)
     assert expected in str(caught.value)
     assert "\n" not in str(caught.value)
 
 
-def test_bc_errors_are_one_line_with_the_code_and_no_token(connected, fake_microsoft, capsys):
+def test_bc_errors_are_one_line_with_the_code_and_no_token(tokens_planted, fake_microsoft, capsys):
     path = f"{customers(fake_microsoft)}(00000000-0000-0000-0000-000000000000)"
 
     with pytest.raises(CommandError) as caught:
@@ -127,11 +120,11 @@ def test_bc_errors_are_one_line_with_the_code_and_no_token(connected, fake_micro
     message = str(caught.value)
     assert "The Customer does not exist" in message and "BadRequest_NotFound" in message
     assert "[HTTP 404]" in message and "\n" not in message
-    connected.refresh_from_db()
-    assert connected.access_token not in message
+    tokens_planted.refresh_from_db()
+    assert tokens_planted.access_token not in message
 
 
-def test_command_exits_non_zero_with_one_line(connected, capsys):
+def test_command_exits_non_zero_with_one_line(tokens_planted, capsys):
     with pytest.raises(SystemExit) as exit_:
         execute_from_command_line(["manage.py", "bc", "Nobody", "GET", "companies"])
 

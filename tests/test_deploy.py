@@ -16,6 +16,8 @@ import pytest
 import requests
 from cryptography.fernet import Fernet
 
+from tests.helpers import run_manage_py
+
 ROOT = Path(__file__).resolve().parent.parent
 GUNICORN = Path(sys.executable).with_name("gunicorn")
 PUBLIC_HOST = "bc.example.test"
@@ -42,19 +44,8 @@ def production_env(tmp_path_factory):
     return env
 
 
-def manage(env, *args, timeout=60):
-    return subprocess.run(
-        [sys.executable, "manage.py", *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-
-
 def test_check_deploy_reports_nothing_with_production_settings(production_env):
-    result = manage(production_env, "check", "--deploy", "--fail-level", "WARNING")
+    result = run_manage_py("check", "--deploy", "--fail-level", "WARNING", env=production_env)
 
     assert result.returncode == 0, result.stdout + result.stderr
     assert "System check identified no issues" in result.stdout
@@ -64,7 +55,7 @@ def test_check_deploy_reports_nothing_with_production_settings(production_env):
 def test_a_missing_secret_stops_start_up_with_one_line(production_env, name):
     env = {**production_env, name: ""}  # Empty also hides any value in .env.
 
-    result = manage(env, "check")
+    result = run_manage_py("check", env=env)
 
     assert result.returncode != 0
     assert result.stdout == ""
@@ -94,7 +85,7 @@ def test_gunicorn_stops_with_the_same_line_when_a_secret_is_missing(production_e
 def gunicorn(production_env, tmp_path_factory):
     """gunicorn serving bcconnect.wsgi after collectstatic and migrate, like `make serve`."""
     for command in (["collectstatic", "--noinput"], ["migrate", "--noinput"]):
-        result = manage(production_env, *command, timeout=120)
+        result = run_manage_py(*command, env=production_env, timeout=120)
         assert result.returncode == 0, result.stderr
     log_path = tmp_path_factory.mktemp("gunicorn") / "gunicorn.log"
     with open(log_path, "w") as log:
@@ -175,14 +166,14 @@ def test_security_headers_and_cookies_over_https(gunicorn):
 
 def test_session_cookie_is_secure_and_http_only_after_login(gunicorn, production_env):
     username, password = "ops", secrets.token_urlsafe(16)
-    created = manage(
-        {**production_env, "DJANGO_SUPERUSER_PASSWORD": password},
+    created = run_manage_py(
         "createsuperuser",
         "--noinput",
         "--username",
         username,
         "--email",
         "ops@example.test",
+        env={**production_env, "DJANGO_SUPERUSER_PASSWORD": password},
     )
     assert created.returncode == 0, created.stderr
     login_url = f"{gunicorn}/admin/login/"

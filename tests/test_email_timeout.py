@@ -162,9 +162,9 @@ def test_the_callback_after_a_link_grant_does_not_wait_for_mail(
 
 
 def test_get_access_token_on_a_broken_connection_does_not_wait_for_mail(
-    make_authentication, connect, silent_mail_server
+    make_authentication, sign_in_at_microsoft, silent_mail_server
 ):
-    authentication = connect(make_authentication())
+    authentication = sign_in_at_microsoft(make_authentication())
     due(authentication, refresh_token="fake-rt-unknown")
 
     outcome = finishes(lambda: tokens.get_access_token(authentication.pk))
@@ -175,9 +175,11 @@ def test_get_access_token_on_a_broken_connection_does_not_wait_for_mail(
     assert stored.status == Authentication.Status.NEEDS_SIGN_IN
 
 
-def test_a_cron_run_does_not_wait_for_mail(make_authentication, connect, silent_mail_server):
-    good = connect(make_authentication(name="Good"))
-    broken = connect(
+def test_a_cron_run_does_not_wait_for_mail(
+    make_authentication, sign_in_at_microsoft, silent_mail_server
+):
+    good = sign_in_at_microsoft(make_authentication(name="Good"))
+    broken = sign_in_at_microsoft(
         make_authentication(
             name="Broken", client_secret_expires_on=timezone.localdate() + timedelta(days=5)
         )

@@ -12,21 +12,22 @@ from urllib.parse import urlsplit
 import pytest
 from django.db import connection
 from django.test import Client
+from pytest_django.asserts import assertContains
 
 from authentications import links, signin, tokens
 from authentications.models import Authentication, AuthorizationRequest, Event
-from tests.bc_helpers import connect as store_bc_tokens
-from tests.conftest import admin_change_url, change_form_data
-from tests.test_tokens import expiring, fresh, sibling_acts_during_the_token_request
+from tests.helpers import (
+    admin_change_url,
+    change_form_data,
+    expiring,
+    fresh,
+    plant_tokens,
+    sibling_acts_during_the_token_request,
+)
 
 pytestmark = pytest.mark.django_db
 
 LIST_URL = "/admin/authentications/authentication/"
-
-
-@pytest.fixture
-def connected(make_authentication, connect):
-    return connect(make_authentication())
 
 
 @contextmanager
@@ -101,69 +102,68 @@ def events(authentication, kind):
 
 @pytest.mark.django_db(transaction=True)
 def test_a_refresh_at_microsoft_during_disconnect_does_not_reconnect(
-    admin_client, connected, fake_microsoft, monkeypatch
+    admin_client, signed_in, fake_microsoft, monkeypatch
 ):
-    expiring(connected, seconds=-1)
+    expiring(signed_in, seconds=-1)
     sibling_acts_during_the_token_request(
-        fake_microsoft, monkeypatch, lambda: disconnect_in_admin(admin_client, connected)
+        fake_microsoft, monkeypatch, lambda: disconnect_in_admin(admin_client, signed_in)
     )
 
     with pytest.raises(tokens.TokenError) as caught:
-        tokens.refresh(connected, needed=tokens.expires_soon())
+        tokens.refresh(signed_in, needed=tokens.expires_soon())
 
     assert caught.value.transient
     assert caught.value.code == "connection_changed"
-    stored = fresh(connected)
+    stored = fresh(signed_in)
     assert (stored.access_token, stored.refresh_token) == ("", "")
     assert stored.status == Authentication.Status.NOT_CONNECTED
     assert stored.lease_id == "" and stored.lease_until is None
-    assert events(connected, Event.Kind.TOKEN_REFRESHED) == 0
+    assert events(signed_in, Event.Kind.TOKEN_REFRESHED) == 0
     with pytest.raises(tokens.TokenError) as afterwards:
-        tokens.get_access_token(connected)
+        tokens.get_access_token(signed_in)
     assert afterwards.value.code == "not_connected"
 
 
 @pytest.mark.django_db(transaction=True)
 def test_a_refresh_at_microsoft_while_the_app_registration_changes_stores_nothing(
-    admin_client, connected, fake_microsoft, monkeypatch
+    admin_client, signed_in, fake_microsoft, monkeypatch
 ):
-    expiring(connected, seconds=-1)
+    expiring(signed_in, seconds=-1)
     sibling_acts_during_the_token_request(
         fake_microsoft,
         monkeypatch,
         lambda: admin_client.post(
-            admin_change_url(connected),
-            change_form_data(connected, client_secret="a-new-secret-value", _save="1"),
+            admin_change_url(signed_in),
+            change_form_data(signed_in, client_secret="a-new-secret-value", _save="1"),
         ),
     )
 
     with pytest.raises(tokens.TokenError) as caught:
-        tokens.refresh(connected, needed=tokens.expires_soon())
+        tokens.refresh(signed_in, needed=tokens.expires_soon())
 
     assert caught.value.transient
-    stored = fresh(connected)
+    stored = fresh(signed_in)
     assert stored.client_secret == "a-new-secret-value"
-    assert stored.access_token == connected.access_token  # As the change left it.
-    assert stored.refresh_token == connected.refresh_token
+    assert stored.access_token == signed_in.access_token  # As the change left it.
+    assert stored.refresh_token == signed_in.refresh_token
     assert stored.lease_id == ""
-    assert events(connected, Event.Kind.TOKEN_REFRESHED) == 0
-    assert events(connected, Event.Kind.LINK_REVOKED) == 1
+    assert events(signed_in, Event.Kind.TOKEN_REFRESHED) == 0
+    assert events(signed_in, Event.Kind.LINK_REVOKED) == 1
 
 
 # --- a sign-in that was under way during the change --------------------------------------
 
 
 def test_an_admin_sign_in_started_before_a_disconnect_grants_nothing(
-    admin_client, connected, sign_in
+    admin_client, signed_in, sign_in
 ):
-    started = admin_client.post(admin_change_url(connected).replace("change/", "sign-in/"))
-    disconnect_in_admin(admin_client, connected)
+    started = admin_client.post(admin_change_url(signed_in).replace("change/", "sign-in/"))
+    disconnect_in_admin(admin_client, signed_in)
 
     answer = sign_in(admin_client, started)
 
-    assert answer.status_code == 400
-    assert "changed while you were signing in" in answer.content.decode()
-    stored = fresh(connected)
+    assertContains(answer, "changed while you were signing in", status_code=400)
+    stored = fresh(signed_in)
     assert (stored.access_token, stored.refresh_token) == ("", "")
     assert stored.status == Authentication.Status.NOT_CONNECTED
     assert AuthorizationRequest.objects.first().outcome == AuthorizationRequest.Outcome.FAILED
@@ -197,8 +197,7 @@ def test_one_link_used_twice_at_once_grants_exactly_once(make_authentication, fa
     ):
         answer = john.post(callback, john_fields)
 
-    assert answer.status_code == 400
-    assert "This link no longer works" in answer.content.decode()
+    assertContains(answer, "This link no longer works", status_code=400)
     granted = AuthorizationRequest.objects.filter(outcome=AuthorizationRequest.Outcome.GRANTED)
     assert granted.count() == 1
     assert events(authentication, Event.Kind.SIGN_IN_GRANTED) == 1
@@ -211,7 +210,7 @@ def test_one_link_used_twice_at_once_grants_exactly_once(make_authentication, fa
 
 
 def test_use_this_environment_revokes_links(admin_client, make_authentication, fake_microsoft):
-    authentication = store_bc_tokens(fake_microsoft, make_authentication())
+    authentication = plant_tokens(fake_microsoft, make_authentication())
     old_link = landing_path(authentication)
     nonce = authentication.link_nonce
 
@@ -233,7 +232,7 @@ def test_use_this_environment_revokes_links(admin_client, make_authentication, f
 def test_choosing_the_environment_already_set_changes_nothing(
     admin_client, make_authentication, fake_microsoft
 ):
-    authentication = store_bc_tokens(fake_microsoft, make_authentication())
+    authentication = plant_tokens(fake_microsoft, make_authentication())
     nonce = authentication.link_nonce
 
     admin_client.post(
@@ -249,21 +248,21 @@ def test_choosing_the_environment_already_set_changes_nothing(
 
 
 def test_an_admin_save_keeps_the_refresh_token_a_refresh_stored_meanwhile(
-    admin_client, connected, fake_microsoft
+    admin_client, signed_in, fake_microsoft
 ):
     def refresh_elsewhere():
-        tokens.refresh(connected.pk, needed=lambda row: True)
+        tokens.refresh(signed_in.pk, needed=lambda row: True)
 
     with meanwhile(refresh_elsewhere):
         response = admin_client.post(
-            admin_change_url(connected),
-            change_form_data(connected, name="Renamed", _save="Save and close"),
+            admin_change_url(signed_in),
+            change_form_data(signed_in, name="Renamed", _save="Save and close"),
         )
 
     assert response.status_code == 302
-    stored = fresh(connected)
+    stored = fresh(signed_in)
     assert stored.name == "Renamed"
-    assert stored.refresh_token != connected.refresh_token
+    assert stored.refresh_token != signed_in.refresh_token
     assert fake_microsoft.entra.refresh_tokens[stored.refresh_token]["used"] is False
     assert tokens.refresh(stored, needed=lambda row: True).refreshed  # Still alive.
 
@@ -284,15 +283,15 @@ def test_a_new_type_with_a_valid_token_still_goes_to_microsoft(
     assert events(service, Event.Kind.LINK_REVOKED) == 1
 
 
-def test_a_new_type_with_a_valid_user_token_acquires_an_app_token(admin_client, connected):
+def test_a_new_type_with_a_valid_user_token_acquires_an_app_token(admin_client, signed_in):
     response = admin_client.post(
-        admin_change_url(connected),
-        change_form_data(connected, kind=Authentication.Kind.SERVICE_TO_SERVICE, _save="Save"),
+        admin_change_url(signed_in),
+        change_form_data(signed_in, kind=Authentication.Kind.SERVICE_TO_SERVICE, _save="Save"),
     )
 
     assert response.status_code == 302
-    stored = fresh(connected)
+    stored = fresh(signed_in)
     assert stored.granted_via == Authentication.GrantedVia.CLIENT_CREDENTIALS
-    assert stored.access_token != connected.access_token
+    assert stored.access_token != signed_in.access_token
     assert stored.refresh_token == ""
-    assert events(connected, Event.Kind.TOKEN_ACQUIRED) == 1
+    assert events(signed_in, Event.Kind.TOKEN_ACQUIRED) == 1

@@ -8,7 +8,7 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
 from authentications.models import Authentication
-from tests.conftest import admin_change_url, change_form_data
+from tests.helpers import ROW_ACCESS_TOKEN, ROW_REFRESH_TOKEN, admin_change_url, change_form_data
 
 pytestmark = pytest.mark.django_db
 
@@ -64,21 +64,16 @@ def no_rate_limit(settings):
     settings.BC_PUBLIC_RATE_LIMIT = ""
 
 
-@pytest.fixture
-def connected(make_authentication):
-    return make_authentication(access_token="at-hostile-keep", refresh_token="rt-hostile-keep")
-
-
 def assert_tokens_kept(authentication):
     stored = Authentication.objects.get(pk=authentication.pk)
-    assert stored.access_token == "at-hostile-keep"
-    assert stored.refresh_token == "rt-hostile-keep"
+    assert stored.access_token == ROW_ACCESS_TOKEN
+    assert stored.refresh_token == ROW_REFRESH_TOKEN
 
 
 @FIXTURES_OK
 @given(data=params, method=st.sampled_from(["get", "post"]))
 def test_random_answers_at_the_callback_are_refused_cleanly(
-    client, connected, no_rate_limit, data, method
+    client, connected_row, no_rate_limit, data, method
 ):
     clean = {key.replace("\x00", ""): value.replace("\x00", "") for key, value in data.items()}
 
@@ -86,16 +81,16 @@ def test_random_answers_at_the_callback_are_refused_cleanly(
 
     assert 400 <= response.status_code < 500
     assert "Location" not in response  # No redirect anywhere, open or not.
-    assert_tokens_kept(connected)
+    assert_tokens_kept(connected_row)
 
 
 @FIXTURES_OK
 @given(extra=params)
 @example(extra={"error": "0", "error_description": "\r"})  # Once a 500: a blank first line.
 def test_a_valid_state_with_hostile_extras_never_redirects_off_site(
-    admin_client, connected, no_rate_limit, extra
+    admin_client, connected_row, no_rate_limit, extra
 ):
-    start = admin_client.post(admin_change_url(connected).replace("change/", "sign-in/"))
+    start = admin_client.post(admin_change_url(connected_row).replace("change/", "sign-in/"))
     state = start["Location"].split("state=")[1].split("&")[0]
     data = {key.replace("\x00", ""): value.replace("\x00", "") for key, value in extra.items()}
     data["state"] = state
@@ -106,7 +101,7 @@ def test_a_valid_state_with_hostile_extras_never_redirects_off_site(
     assert response.status_code in (303, 400, 503)
     if response.status_code == 303:  # Only ever to our own admin page.
         assert response["Location"].startswith("/admin/")
-    assert_tokens_kept(connected)
+    assert_tokens_kept(connected_row)
 
 
 form_fields = st.fixed_dictionaries(
@@ -129,17 +124,19 @@ form_fields = st.fixed_dictionaries(
 
 @FIXTURES_OK
 @given(data=form_fields, button=st.sampled_from(["_save", "_continue"]))
-def test_random_admin_form_data_is_a_form_error_or_a_save(admin_client, connected, data, button):
+def test_random_admin_form_data_is_a_form_error_or_a_save(
+    admin_client, connected_row, data, button
+):
     clean = {key: value.replace("\x00", "") for key, value in data.items()}
-    payload = {**change_form_data(connected), **clean, button: "Save"}
+    payload = {**change_form_data(connected_row), **clean, button: "Save"}
 
-    response = admin_client.post(admin_change_url(connected), payload)
+    response = admin_client.post(admin_change_url(connected_row), payload)
 
     assert response.status_code in (200, 302)
     if response.status_code == 302:
         assert not response["Location"].startswith("//")
         assert response["Location"].startswith(("/admin/", "https://"))
-    assert Authentication.objects.get(pk=connected.pk).refresh_token == "rt-hostile-keep"
+    assert Authentication.objects.get(pk=connected_row.pk).refresh_token == ROW_REFRESH_TOKEN
 
 
 link_tokens = st.one_of(
@@ -152,7 +149,7 @@ link_tokens = st.one_of(
 @FIXTURES_OK
 @given(token=link_tokens, method=st.sampled_from(["get", "post", "head"]))
 def test_random_link_tokens_are_refused_and_start_nothing(
-    client, connected, no_rate_limit, token, method
+    client, connected_row, no_rate_limit, token, method
 ):
     from urllib.parse import quote
 
@@ -162,4 +159,4 @@ def test_random_link_tokens_are_refused_and_start_nothing(
 
     assert 400 <= response.status_code < 500
     assert not AuthorizationRequest.objects.exists()
-    assert_tokens_kept(connected)
+    assert_tokens_kept(connected_row)

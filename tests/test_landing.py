@@ -7,11 +7,12 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from django.core import mail
 from django.test import Client
+from pytest_django.asserts import assertContains
 
 from authentications import links
 from authentications.models import Authentication, AuthorizationRequest, Event
-from tests.conftest import admin_change_url
 from tests.fakes.entra import CLIENT_SECRET
+from tests.helpers import admin_change_url, state_of
 
 pytestmark = pytest.mark.django_db
 
@@ -42,10 +43,6 @@ def assert_public(page, *secrets):
 
 def start(person, authentication):
     return person.post(landing_path(authentication))
-
-
-def state_of(response):
-    return parse_qs(urlsplit(response["Location"]).query)["state"][0]
 
 
 # --- the landing page ---------------------------------------------------------------------
@@ -146,8 +143,7 @@ def test_round_trip_as_an_anonymous_person_grants_access(
     assert answer.status_code == 303
     assert answer["Location"] == "/authentications/granted/"
     done = person.get(answer["Location"])
-    assert done.status_code == 200
-    assert "Access granted — you can close this window" in done.content.decode()
+    assertContains(done, "Access granted — you can close this window")
     authentication.refresh_from_db()
     assert authentication.status == Authentication.Status.CONNECTED
     assert authentication.access_token.startswith("fake-at-")
@@ -238,9 +234,8 @@ def test_a_spent_link_asks_for_a_new_one(person, make_authentication, sign_in):
     again = person.get(path)
     pressed = person.post(path)
 
-    assert again.status_code == 410
-    assert "already used to grant access" in again.content.decode()
-    assert "Ask the person who sent it to you for a new link" in again.content.decode()
+    assertContains(again, "already used to grant access", status_code=410)
+    assertContains(again, "Ask the person who sent it to you for a new link", status_code=410)
     assert pressed.status_code == 410
     assert AuthorizationRequest.objects.count() == requests_before
     assert_public(again)
@@ -253,9 +248,8 @@ def test_a_link_revoked_while_signing_in_grants_nothing(person, make_authenticat
 
     answer = sign_in(person, response)
 
-    assert answer.status_code == 400
-    assert "This link no longer works" in answer.content.decode()
-    assert "Ask the sender for a new link" in answer.content.decode()
+    assertContains(answer, "This link no longer works", status_code=400)
+    assertContains(answer, "Ask the sender for a new link", status_code=400)
     authentication.refresh_from_db()
     assert authentication.access_token == ""
 
@@ -269,8 +263,9 @@ def test_a_tampered_link_is_a_friendly_404(person, make_authentication):
     for bad in (path[:-5] + "xxxx/", "/authentications/authorize/garbage/"):
         for method in (person.get, person.post):
             page = method(bad)
-            assert page.status_code == 404
-            assert "Ask the person who sent it to you for a new link" in page.content.decode()
+            assertContains(
+                page, "Ask the person who sent it to you for a new link", status_code=404
+            )
             assert page["Referrer-Policy"] == "no-referrer"
             assert_public(page)
     assert not AuthorizationRequest.objects.exists()
@@ -283,8 +278,7 @@ def test_an_expired_link_is_gone(person, make_authentication, settings):
 
     page = person.get(path)
 
-    assert page.status_code == 410
-    assert "This link has expired" in page.content.decode()
+    assertContains(page, "This link has expired", status_code=410)
     assert person.post(path).status_code == 410
     assert not AuthorizationRequest.objects.exists()
 
@@ -296,8 +290,7 @@ def test_a_regenerated_link_is_gone(person, make_authentication):
 
     page = person.post(path)
 
-    assert page.status_code == 410
-    assert "withdrawn" in page.content.decode()
+    assertContains(page, "withdrawn", status_code=410)
     assert not AuthorizationRequest.objects.exists()
 
 
@@ -379,8 +372,7 @@ def test_microsoft_unreachable_on_the_button_is_a_page_not_a_500(
 
     page = person.post(path)
 
-    assert page.status_code == 503
-    assert "Microsoft is not answering" in page.content.decode()
+    assertContains(page, "Microsoft is not answering", status_code=503)
     assert_public(page)
     assert not AuthorizationRequest.objects.exists()
 

@@ -7,11 +7,12 @@ from urllib.parse import urlsplit
 import pytest
 from django.contrib.auth.models import Permission, User
 from django.core import mail
+from pytest_django.asserts import assertContains
 
 from authentications import links
 from authentications.models import Authentication, Event
-from tests.conftest import admin_change_url
 from tests.fakes.entra import CLIENT_SECRET
+from tests.helpers import admin_change_url
 
 pytestmark = pytest.mark.django_db
 
@@ -45,9 +46,8 @@ def test_the_change_page_offers_to_email_the_link(sender, make_authentication):
 
     assert email_url(authentication) in page
     form = sender.get(email_url(authentication))
-    assert form.status_code == 200
-    assert 'name="recipients"' in form.content.decode()
-    assert "Production" in form.content.decode()
+    assertContains(form, 'name="recipients"')
+    assertContains(form, "Production")
 
 
 def test_the_email_explains_who_asks_what_and_until_when(sender, make_authentication, settings):
@@ -98,8 +98,7 @@ def test_the_emailed_link_opens_the_landing_page(sender, client, make_authentica
 
     page = client.get(urlsplit(url).path)
 
-    assert page.status_code == 200
-    assert authentication.name in page.content.decode()
+    assertContains(page, authentication.name)
 
 
 @pytest.mark.parametrize(
@@ -120,8 +119,7 @@ def test_bad_addresses_are_form_errors_and_nothing_is_sent(
 
     response = sender.post(email_url(authentication), {"recipients": recipients})
 
-    assert response.status_code == 200
-    assert error in response.content.decode()
+    assertContains(response, error)
     assert not mail.outbox
     assert not authentication.events.exists()
 
@@ -175,10 +173,8 @@ def test_a_mail_server_failure_is_a_clear_message_and_nothing_is_recorded(
 
     response = sender.post(email_url(authentication), {"recipients": "acct@customer.example"})
 
-    content = response.content.decode()
-    assert response.status_code == 200
-    assert "The email could not be sent" in content
-    assert "Nothing was sent" in content
+    assertContains(response, "The email could not be sent")
+    assertContains(response, "Nothing was sent")
     assert not authentication.events.filter(kind=Event.Kind.LINK_EMAILED).exists()
 
 

@@ -18,8 +18,8 @@ from django.core.management import call_command
 
 from authentications import links
 from authentications.models import AuthorizationRequest, Event
-from tests.conftest import admin_change_url, change_form_data
 from tests.fakes.entra import CLIENT_SECRET, error_body
+from tests.helpers import admin_change_url, change_form_data
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -20,7 +20,9 @@ def test_discovery_is_fetched_once_per_process(make_authentication, fake_microso
     assert fake_microsoft.entra.discovery_requests == 1
 
 
-def test_msal_keeps_no_token_between_operations(make_authentication, fake_microsoft, monkeypatch):
+def test_msal_keeps_no_token_between_client_credentials_requests(
+    make_authentication, fake_microsoft, monkeypatch
+):
     authentication = make_authentication()
     caches = []
     real_application = oauth._application

@@ -21,14 +21,9 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture
-def notify_list(settings):
-    settings.BC_NOTIFY_EMAILS = ["ops@example.com"]
-
-
-@pytest.fixture
-def connected_named(make_authentication, connect):
+def connected_named(make_authentication, sign_in_at_microsoft):
     def make(name, *, expires_in=None, refreshed_hours_ago=None):
-        authentication = connect(make_authentication(name=name))
+        authentication = sign_in_at_microsoft(make_authentication(name=name))
         changes = {}
         if expires_in is not None:
             changes["access_token_expires_at"] = timezone.now() + timedelta(seconds=expires_in)

@@ -4,12 +4,13 @@ from datetime import timedelta
 
 import pytest
 from django.utils import timezone
+from pytest_django.asserts import assertContains, assertNotContains
 
 from authentications import tokens
 from authentications.models import Authentication, Event
 from authentications.tokens import TokenError, get_access_token
-from tests.conftest import add_form_data, admin_change_url, change_form_data
 from tests.fakes.entra import CLIENT_ID, CLIENT_SECRET
+from tests.helpers import add_form_data, admin_change_url, change_form_data
 
 pytestmark = pytest.mark.django_db
 
@@ -57,13 +58,11 @@ def test_a_wrong_secret_shows_entras_error_and_stores_no_token(admin_client, fak
         follow=True,
     )
 
-    content = response.content.decode()
     authentication = Authentication.objects.get(name="BC service")
-    assert response.status_code == 200
-    assert "The client secret is wrong or expired" in content
-    assert "AADSTS7000215" in content
-    assert "Access token received" not in content
-    assert "the-secret-ID-not-its-Value" not in content
+    assertContains(response, "The client secret is wrong or expired")
+    assertContains(response, "AADSTS7000215")
+    assertNotContains(response, "Access token received")
+    assertNotContains(response, "the-secret-ID-not-its-Value")
     assert authentication.access_token == ""
     assert authentication.status == Authentication.Status.SECRET_INVALID
 

@@ -3,11 +3,12 @@
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from pytest_django.asserts import assertContains, assertNotContains
 
 from authentications.models import Authentication, AuthorizationRequest, Event
 from authentications.signin import binding_cookie_name
-from tests.conftest import add_form_data, admin_change_url, change_form_data
 from tests.fakes.entra import CLIENT_ID, TENANT_ID
+from tests.helpers import add_form_data, admin_change_url, change_form_data
 
 pytestmark = pytest.mark.django_db
 
@@ -82,8 +83,7 @@ def test_reloading_the_change_page_later_shows_no_stale_message(admin_client, ma
 
     page = admin_client.get(admin_change_url(authentication) + "?signin=not-a-uuid")
 
-    assert page.status_code == 200
-    assert "Access token received" not in page.content.decode()
+    assertNotContains(page, "Access token received")
 
 
 def test_save_and_close_does_not_sign_in(admin_client, fake_microsoft):
@@ -165,8 +165,7 @@ def test_unknown_tenant_on_save_is_a_clear_message(admin_client, fake_microsoft)
         follow=True,
     )
 
-    assert response.status_code == 200
-    assert "Microsoft does not know the directory" in response.content.decode()
+    assertContains(response, "Microsoft does not know the directory")
     assert not AuthorizationRequest.objects.exists()
 
 

@@ -115,11 +115,11 @@ def _database():
 
 
 def test_many_processes_and_threads_refresh_a_nearly_expired_token_once(
-    make_authentication, connect, fake_microsoft
+    make_authentication, sign_in_at_microsoft, fake_microsoft
 ):
     from authentications.models import Authentication
 
-    authentication = connect(make_authentication())
+    authentication = sign_in_at_microsoft(make_authentication())
     Authentication.objects.filter(pk=authentication.pk).update(
         access_token_expires_at=timezone.now() + timedelta(seconds=30)
     )
@@ -145,13 +145,13 @@ def test_many_processes_and_threads_refresh_a_nearly_expired_token_once(
 
 
 def test_two_refresh_tokens_runs_started_together_refresh_each_authentication_once(
-    make_authentication, connect, fake_microsoft
+    make_authentication, sign_in_at_microsoft, fake_microsoft
 ):
     from authentications.models import Authentication
 
     names = [f"Due {n:02d}" for n in range(12)]
     for name in names:
-        connect(make_authentication(name=name))
+        sign_in_at_microsoft(make_authentication(name=name))
     Authentication.objects.update(access_token_expires_at=timezone.now() + timedelta(minutes=1))
     fake_microsoft.entra.token_latency = 0.1
     before = fake_microsoft.entra.count("refresh_token")

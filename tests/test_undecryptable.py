@@ -7,11 +7,8 @@ and it decrypts again.
 """
 
 import os
-import subprocess
-import sys
 from datetime import timedelta
 from io import StringIO
-from pathlib import Path
 from urllib.parse import quote
 
 import pytest
@@ -19,29 +16,29 @@ from django.conf import settings as django_settings
 from django.core.management import CommandError, call_command
 from django.db import connection
 from django.utils import timezone
+from pytest_django.asserts import assertContains
 
 from authentications import fields, tokens
 from authentications.fields import DecryptionError
 from authentications.models import Authentication, Event
-from tests.conftest import admin_change_url, change_form_data
 from tests.fakes.entra import CLIENT_SECRET
+from tests.helpers import admin_change_url, change_form_data, run_manage_py
 
 # Worker threads and child processes open their own connections: rows must be committed.
 pytestmark = pytest.mark.django_db(transaction=True)
 
-ROOT = Path(__file__).resolve().parent.parent
 LIST_URL = "/admin/authentications/authentication/"
 DROPPED, CURRENT, WRONG = "key-dropped-too-early", "key-in-use-now", "key-nobody-used"
 
 
 @pytest.fixture
-def lost_and_healthy(settings, make_authentication, connect):
+def lost_and_healthy(settings, make_authentication, sign_in_at_microsoft):
     """Row "Lost" was encrypted with a key since dropped from FERNET_KEYS, "Healthy" was not.
     Both are due for a refresh."""
     settings.FERNET_KEYS = [DROPPED]
-    lost = connect(make_authentication(name="Lost"))
+    lost = sign_in_at_microsoft(make_authentication(name="Lost"))
     settings.FERNET_KEYS = [CURRENT]
-    healthy = connect(make_authentication(name="Healthy"))
+    healthy = sign_in_at_microsoft(make_authentication(name="Healthy"))
     Authentication.objects.filter(pk__in=[lost.pk, healthy.pk]).update(
         access_token_expires_at=timezone.now() + timedelta(seconds=60)
     )
@@ -206,14 +203,7 @@ def manage(fake, *args, fernet_keys):
         EMAIL_URL="dummymail://",
         LOG_LEVEL="WARNING",
     )
-    return subprocess.run(
-        [sys.executable, "manage.py", *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    return run_manage_py(*args, env=env, timeout=120)
 
 
 def test_refresh_tokens_in_a_real_process_prints_no_traceback(lost_and_healthy, fake_microsoft):
@@ -259,11 +249,9 @@ def test_the_admin_list_and_change_page_show_the_row(admin_client, lost_and_heal
     listing = admin_client.get(LIST_URL)
     page = admin_client.get(admin_change_url(lost))
 
-    assert listing.status_code == 200
-    assert "Cannot decrypt: key missing" in listing.content.decode()
-    assert "Healthy" in listing.content.decode()
-    assert page.status_code == 200
-    assert "Cannot decrypt: key missing" in page.content.decode()
+    assertContains(listing, "Cannot decrypt: key missing")
+    assertContains(listing, "Healthy")
+    assertContains(page, "Cannot decrypt: key missing")
 
 
 def test_staff_can_disconnect_the_row_and_the_secret_stays(
@@ -348,7 +336,6 @@ def test_a_sign_in_started_under_a_dropped_key_ends_on_a_clear_page(
 
     answer = sign_in(admin_client, started)
 
-    assert answer.status_code == 400
-    assert "Start the sign-in again" in answer.content.decode()
+    assertContains(answer, "Start the sign-in again", status_code=400)
     assert raw_columns(authentication) == before
     assert Authentication.objects.get(pk=authentication.pk).status == "not_connected"

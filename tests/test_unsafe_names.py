@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from authentications import links, notifications
 from authentications.models import Authentication
-from tests.conftest import add_form_data
+from tests.helpers import add_form_data
 
 # refresh_tokens refreshes on worker threads, which must see committed rows.
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -29,11 +29,6 @@ UNSAFE_NAMES = [
     "BC\x07production",
     "BC\u2028production",
 ]
-
-
-@pytest.fixture
-def notify_list(settings):
-    settings.BC_NOTIFY_EMAILS = ["ops@example.com"]
 
 
 @pytest.fixture
@@ -105,8 +100,10 @@ def test_the_callback_after_a_link_grant_emails_and_answers(
     assert_one_line_subjects(mailoutbox)
 
 
-def test_refresh_tokens_emails_a_broken_connection(legacy, connect, notify_list, mailoutbox):
-    authentication = connect(legacy())
+def test_refresh_tokens_emails_a_broken_connection(
+    legacy, sign_in_at_microsoft, notify_list, mailoutbox
+):
+    authentication = sign_in_at_microsoft(legacy())
     Authentication.objects.filter(pk=authentication.pk).update(
         refresh_token="fake-rt-unknown",
         access_token_expires_at=timezone.now() + timedelta(seconds=60),

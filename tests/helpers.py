@@ -1,0 +1,142 @@
+"""Plain functions the tests share: admin forms and URLs, tokens, races, child processes.
+
+Fixtures live in conftest.py and may use these; nothing here imports from conftest, so a
+test module imports what it needs from here and takes its fixtures as arguments.
+"""
+
+import secrets
+import subprocess
+import sys
+from datetime import timedelta
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+from django.db import connection
+from django.utils import timezone
+
+from authentications.models import Authentication
+from tests.bc_helpers import issue_token
+from tests.fakes.entra import CLIENT_ID, CLIENT_SECRET, TENANT_ID
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# What `connected_row` stores: tokens only our database knows, never sent anywhere.
+ROW_ACCESS_TOKEN = "at-row-only-0123456789abcdef"
+ROW_REFRESH_TOKEN = "rt-row-only"
+
+
+# --- the admin --------------------------------------------------------------------------
+
+
+def admin_change_url(authentication):
+    return f"/admin/authentications/authentication/{authentication.pk}/change/"
+
+
+def change_form_data(authentication, **overrides):
+    """What the admin change form posts for `authentication` (secret left blank)."""
+    data = {
+        "name": authentication.name,
+        "kind": authentication.kind,
+        "client_id": authentication.client_id,
+        "tenant_id": authentication.tenant_id,
+        "client_secret": "",
+        "client_secret_expires_on": "",
+        "base_url": authentication.base_url,
+        "expected_user": authentication.expected_user,
+    }
+    data.update(overrides)
+    return data
+
+
+def add_form_data(fake, *, button="_continue", **overrides):
+    """What the admin add form posts for a user-impersonation authentication at `fake`.
+
+    `button` is the submit button pressed: "_continue" is "Save", "_save" "Save and close".
+    """
+    return {
+        "name": "BC production",
+        "kind": "user_impersonation",
+        "client_id": CLIENT_ID,
+        "tenant_id": TENANT_ID,
+        "client_secret": CLIENT_SECRET,
+        "client_secret_expires_on": "",
+        "base_url": f"{fake.url}/v2.0/{TENANT_ID}/Production/api/v2.0",
+        "expected_user": "",
+        button: "Save",
+        **overrides,
+    }
+
+
+def state_of(response):
+    """The OAuth `state` of a response that redirects to Microsoft's sign-in page."""
+    return parse_qs(urlsplit(response["Location"]).query)["state"][0]
+
+
+# --- tokens -----------------------------------------------------------------------------
+
+
+def plant_tokens(fake, authentication, *, user="jane@contoso.com", lifetime=3600):
+    """Store tokens on `authentication` as a finished sign-in would, without one.
+
+    The fake Entra knows them (BC accepts the access token, a refresh rotates the refresh
+    token), but no sign-in happened: no pending request, no event, no ID token.
+    """
+    refresh_token = "fake-rt-" + secrets.token_urlsafe(48)
+    with fake.entra.lock:
+        fake.entra.refresh_tokens[refresh_token] = {
+            "client_id": CLIENT_ID,
+            "user": fake.entra.users[user],
+            "scope": f"{fake.url}/user_impersonation openid profile offline_access",
+            "used": False,
+        }
+    now = timezone.now()
+    authentication.access_token = issue_token(fake, user=user, lifetime=lifetime)
+    authentication.refresh_token = refresh_token
+    authentication.access_token_expires_at = now + timedelta(seconds=lifetime)
+    authentication.status = authentication.Status.CONNECTED
+    authentication.granted_by_upn = user
+    # Refreshed a while ago: a forced refresh (after a 401) is not answered with this token.
+    authentication.granted_at = authentication.last_refreshed_at = now - timedelta(minutes=30)
+    authentication.save()
+    return authentication
+
+
+def expiring(authentication, *, seconds=60):
+    """Make the stored access token expire in `seconds` (negative: already expired)."""
+    Authentication.objects.filter(pk=authentication.pk).update(
+        access_token_expires_at=timezone.now() + timedelta(seconds=seconds)
+    )
+    authentication.refresh_from_db()
+    return authentication
+
+
+def fresh(authentication):
+    """The row as stored now; `authentication` itself keeps the values it was read with."""
+    return Authentication.objects.get(pk=authentication.pk)
+
+
+def sibling_acts_during_the_token_request(fake_microsoft, monkeypatch, act):
+    """While our request is at Microsoft, a sibling process changes the row."""
+    answer = fake_microsoft.entra.token
+
+    def token(tenant, request):
+        act()
+        connection.close()  # The fake's server thread must not keep a connection.
+        return answer(tenant, request)
+
+    monkeypatch.setattr(fake_microsoft.entra, "token", token)
+
+
+# --- processes --------------------------------------------------------------------------
+
+
+def run_manage_py(*args, env, cwd=ROOT, timeout=60):
+    """Run manage.py in a child process with exactly `env`, as cron or an operator would."""
+    return subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
