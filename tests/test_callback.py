@@ -248,9 +248,9 @@ def test_a_domain_tenant_accepts_its_own_accounts(
     ids=["aud", "no-aud", "iss", "no-iss", "tid", "no-tid", "nonce", "no-nonce"],
 )
 def test_an_id_token_not_for_this_sign_in_is_refused(
-    admin_client, connected, fake_microsoft, changes, expected
+    admin_client, signed_in, fake_microsoft, changes, expected
 ):
-    response = start(admin_client, connected)
+    response = start(admin_client, signed_in)
     _, fields = fake_microsoft.sign_in(response["Location"])
     fake_microsoft.entra.id_token_changes = {
         name: value.format(tid=TENANT_ID) if value else value for name, value in changes.items()
@@ -260,12 +260,12 @@ def test_an_id_token_not_for_this_sign_in_is_refused(
 
     assert answer.status_code == 400
     assert expected in answer.content.decode()
-    assert_tokens_unchanged(connected)
-    assert connected.events.filter(kind=Event.Kind.SIGN_IN_FAILED).exists()
+    assert_tokens_unchanged(signed_in)
+    assert signed_in.events.filter(kind=Event.Kind.SIGN_IN_FAILED).exists()
 
 
-def test_an_answer_without_an_id_token_is_refused(admin_client, connected, fake_microsoft):
-    response = start(admin_client, connected)
+def test_an_answer_without_an_id_token_is_refused(admin_client, signed_in, fake_microsoft):
+    response = start(admin_client, signed_in)
     _, fields = fake_microsoft.sign_in(response["Location"])
     fake_microsoft.entra.issue_id_tokens = False
 
@@ -273,7 +273,7 @@ def test_an_answer_without_an_id_token_is_refused(admin_client, connected, fake_
 
     assert answer.status_code == 400
     assert "no ID token" in answer.content.decode()
-    assert_tokens_unchanged(connected)
+    assert_tokens_unchanged(signed_in)
 
 
 def test_get_with_an_error_is_handled_too(client):
@@ -377,9 +377,9 @@ def test_a_code_issued_to_another_client_is_refused(
 
 @pytest.mark.parametrize("stale", ["expired", "already_used", "unbound"])
 def test_a_stale_admin_state_says_nothing_about_the_connection(
-    admin_client, client, connected, fake_microsoft, stale
+    admin_client, client, signed_in, fake_microsoft, stale
 ):
-    response = start(admin_client, connected)
+    response = start(admin_client, signed_in)
     _, fields = fake_microsoft.sign_in(response["Location"])
     if stale == "expired":
         AuthorizationRequest.objects.filter(state=fields["state"]).update(
@@ -387,13 +387,13 @@ def test_a_stale_admin_state_says_nothing_about_the_connection(
         )
     elif stale == "already_used":
         assert admin_client.post(CALLBACK, fields).status_code == 303
-        connected.refresh_from_db()
+        signed_in.refresh_from_db()
 
     # Anyone who saw the state (history, a proxy log) presents it without the binding cookie.
     answer = client.post(CALLBACK, fields)
 
     content = answer.content.decode()
     assert answer.status_code == 400
-    assert connected.name not in content
+    assert signed_in.name not in content
     assert "/admin/" not in content
-    assert_tokens_unchanged(connected)
+    assert_tokens_unchanged(signed_in)

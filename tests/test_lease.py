@@ -26,8 +26,8 @@ CALLS = 3
 
 
 @pytest.fixture
-def connected(make_authentication, connect):
-    authentication = connect(make_authentication())
+def connected(make_authentication, sign_in_at_microsoft):
+    authentication = sign_in_at_microsoft(make_authentication())
     Authentication.objects.filter(pk=authentication.pk).update(
         access_token_expires_at=timezone.now() - timedelta(seconds=1)
     )

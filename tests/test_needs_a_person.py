@@ -15,8 +15,8 @@ from django.utils import timezone
 from authentications import oauth
 from authentications.models import Authentication, Event
 from authentications.tokens import TokenError, get_access_token
-from tests.conftest import admin_change_url, change_form_data
 from tests.fakes.entra import CLIENT_ID, CLIENT_SECRET, error_body
+from tests.helpers import admin_change_url, change_form_data
 
 # refresh_tokens refreshes on worker threads: they must see committed rows.
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -30,8 +30,8 @@ def notify_list(settings):
 
 
 @pytest.fixture
-def connected(make_authentication, connect):
-    return connect(make_authentication(name="Orders"))
+def connected(make_authentication, sign_in_at_microsoft):
+    return sign_in_at_microsoft(make_authentication(name="Orders"))
 
 
 @pytest.fixture

@@ -141,11 +141,11 @@ def test_explain_survives_a_blank_description(description):
 
 
 def test_a_token_endpoint_echoing_the_refresh_request_puts_no_secret_in_the_log(
-    make_authentication, fake_microsoft, connect, caplog
+    make_authentication, fake_microsoft, sign_in_at_microsoft, caplog
 ):
     for name in ("msal", "urllib3", "requests", None):
         caplog.set_level(logging.DEBUG, logger=name)
-    authentication = connect(make_authentication())
+    authentication = sign_in_at_microsoft(make_authentication())
     fake_microsoft.entra.fail_next_token_request(("echo",))
 
     with pytest.raises(TokenRefreshError) as caught:

@@ -24,11 +24,11 @@ LIMIT = tokens.UNREACHABLE_LIMIT
 
 
 @pytest.fixture
-def due(make_authentication, connect):
+def due(make_authentication, sign_in_at_microsoft):
     """`count` connected authentications whose tokens are due for refresh."""
 
     def make(count):
-        rows = [connect(make_authentication(name=f"Due {n}")) for n in range(count)]
+        rows = [sign_in_at_microsoft(make_authentication(name=f"Due {n}")) for n in range(count)]
         Authentication.objects.update(access_token_expires_at=timezone.now() + timedelta(minutes=2))
         return [Authentication.objects.get(pk=row.pk) for row in rows]
 

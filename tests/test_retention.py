@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from authentications import links
 from authentications.models import AuthorizationRequest, Event
-from tests.conftest import admin_change_url
+from tests.helpers import admin_change_url
 
 pytestmark = pytest.mark.django_db
 
@@ -37,7 +37,7 @@ def ago(**delta):
 
 
 def test_cron_deletes_abandoned_and_finished_sign_ins_but_not_one_in_flight(
-    make_authentication, fake_microsoft, connect
+    make_authentication, fake_microsoft, sign_in_at_microsoft
 ):
     authentication = make_authentication()
     person = Client()
@@ -45,7 +45,7 @@ def test_cron_deletes_abandoned_and_finished_sign_ins_but_not_one_in_flight(
     for _ in range(3):  # Someone presses the button and never signs in.
         assert person.post(path).status_code == 302
     AuthorizationRequest.objects.update(expires_at=ago(minutes=1))
-    connect(authentication)  # A sign-in finished long ago ...
+    sign_in_at_microsoft(authentication)  # A sign-in finished long ago ...
     AuthorizationRequest.objects.filter(used_at__isnull=False).update(used_at=ago(hours=1))
     in_flight = person.post(path)  # ... and one going on right now.
 
