@@ -4,7 +4,6 @@ from django.conf import settings
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.http import HttpResponseRedirect
-from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
@@ -348,7 +347,7 @@ class AuthenticationAdmin(BusinessCentralAdminMixin, admin.ModelAdmin):
 
     @method_decorator(require_POST)
     def sign_in_view(self, request, object_id):
-        obj = get_object_or_404(Authentication, pk=object_id)
+        obj = self._object_or_404(request, object_id)
         if not self.has_authorize_permission(request):
             raise PermissionDenied
         if not obj.is_user_impersonation or not obj.has_credentials():
@@ -376,7 +375,7 @@ class AuthenticationAdmin(BusinessCentralAdminMixin, admin.ModelAdmin):
 
     def _link_target(self, request, object_id):
         """The authentication whose link to act on: 404 if unknown, 403 without permission."""
-        obj = get_object_or_404(Authentication, pk=object_id)
+        obj = self._object_or_404(request, object_id)
         if not self.has_authorize_permission(request):
             raise PermissionDenied
         return obj
@@ -480,7 +479,7 @@ class AuthenticationAdmin(BusinessCentralAdminMixin, admin.ModelAdmin):
 
     @method_decorator(require_POST)
     def refresh_view(self, request, object_id):
-        obj = get_object_or_404(Authentication, pk=object_id)
+        obj = self._object_or_404(request, object_id)
         if not self.has_change_permission(request, obj):
             raise PermissionDenied
         self._refresh_and_report(request, obj)

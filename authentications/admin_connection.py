@@ -5,9 +5,9 @@ in one place; each view parses input, calls one flow from `connection` and repor
 """
 
 from django.contrib import admin, messages
+from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
-from django.http import HttpResponseRedirect
-from django.shortcuts import get_object_or_404
+from django.http import Http404, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.decorators import method_decorator
@@ -16,7 +16,6 @@ from django.views.decorators.http import require_POST
 from bcconnect.client import BusinessCentralError
 
 from . import connection
-from .models import Authentication
 from .tokens import TokenError
 
 
@@ -89,8 +88,16 @@ class BusinessCentralAdminMixin:
 
     # --- helpers -------------------------------------------------------------------------
 
+    def _object_or_404(self, request, object_id):
+        """The object for `object_id` through `get_object`, as Django's own views load it: a
+        malformed id is a 404 like an unknown one, not a 500."""
+        obj = self.get_object(request, unquote(object_id))
+        if obj is None:
+            raise Http404(f"No authentication with the id {object_id!r}.")
+        return obj
+
     def _object_to_change(self, request, object_id):
-        authentication = get_object_or_404(Authentication, pk=object_id)
+        authentication = self._object_or_404(request, object_id)
         if not self.has_change_permission(request, authentication):
             raise PermissionDenied
         return authentication
