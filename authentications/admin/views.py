@@ -11,6 +11,7 @@ from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path
+from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_POST
 
 from bcconnect.client import BusinessCentralError
@@ -23,12 +24,16 @@ from ..oauth import ConsentError
 
 
 def urls(model_admin):
-    """The object views' URLs, behind the admin site's login, named as the admin names its own."""
+    """The object views' URLs, behind the admin site's login, named as the admin names its own.
+
+    The change page's buttons post its whole form, so a client secret just typed reaches
+    these views too: error reports hide it, as they do for the change form itself.
+    """
     prefix = f"{model_admin.opts.app_label}_{model_admin.opts.model_name}"
     return [
         path(
             f"<path:object_id>/{route}/",
-            model_admin.admin_site.admin_view(view),
+            model_admin.admin_site.admin_view(sensitive_post_parameters("client_secret")(view)),
             {"model_admin": model_admin},
             name=f"{prefix}_{name}",
         )
