@@ -243,7 +243,8 @@ def object_page(request, model_admin, obj, template, *, title, **context):
 
 
 def change_page_context(model_admin, request, obj):
-    """The change page's buttons; back from a sign-in, also the environments it reaches."""
+    """The change page's buttons. Back from a sign-in, it also says "Access token received"
+    and lists the environments and companies the new token reaches."""
     if obj is None:  # The admin answers for a missing object itself.
         return {}
     may_change = model_admin.has_change_permission(request, obj)
