@@ -6,8 +6,6 @@ from django.core.validators import validate_email
 from .fields import Undecryptable
 from .models import Authentication
 
-CREDENTIAL_FIELDS = ("client_id", "tenant_id", "base_url")
-
 
 class AuthenticationForm(forms.ModelForm):
     client_secret = forms.CharField(
@@ -71,14 +69,13 @@ class AuthenticationForm(forms.ModelForm):
         raise forms.ValidationError("Enter the client secret Value copied from Entra.")
 
     @property
-    def credentials_changed(self):
-        """Whether the type, app registration or BC URL differ from what a grant was made for.
-
-        The type counts: an app-only token is no user's grant, and the reverse.
-        """
-        if any(name in self.changed_data for name in (*CREDENTIAL_FIELDS, "kind")):
-            return True
-        return self.cleaned_data.get("client_secret") != self._stored_secret
+    def changed_fields(self):
+        """The fields whose stored value this form changes: a blank secret keeps the stored
+        one, and a secret typed again as stored changes nothing."""
+        changed = set(self.changed_data) - {"client_secret"}
+        if self.cleaned_data.get("client_secret") != self._stored_secret:
+            changed.add("client_secret")
+        return changed
 
 
 class EmailLinkForm(forms.Form):

@@ -13,6 +13,7 @@ from django.utils import timezone
 from bcconnect.errors import BcconnectError
 
 from . import links, notifications
+from .formatting import when
 from .models import Event
 
 logger = logging.getLogger(__name__)
@@ -58,7 +59,7 @@ def send_authorization_url(authentication, *, recipients, message, user):
         Event.Kind.LINK_EMAILED,
         actor=user.get_username(),
         detail=f"Authorization URL emailed to {', '.join(recipients)}; it expires "
-        f"{timezone.localtime(link.expires_at):%Y-%m-%d %H:%M}.",
+        f"{when(link.expires_at)}.",
     )
     return link
 

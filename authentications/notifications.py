@@ -10,8 +10,8 @@ import threading
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
 from django.template.loader import render_to_string
-from django.urls import reverse
 
+from .admin_urls import change_url
 from .validators import is_control_character
 
 logger = logging.getLogger(__name__)
@@ -19,8 +19,7 @@ logger = logging.getLogger(__name__)
 
 def admin_url(authentication):
     """Absolute link to the authentication's admin change page."""
-    path = reverse("admin:authentications_authentication_change", args=[authentication.pk])
-    return settings.PUBLIC_BASE_URL + path
+    return settings.PUBLIC_BASE_URL + change_url(authentication.pk)
 
 
 def subject_line(text):

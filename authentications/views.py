@@ -12,6 +12,7 @@ from django.views.decorators.debug import sensitive_post_parameters, sensitive_v
 from django.views.decorators.http import require_http_methods
 
 from . import links, signin
+from .admin_urls import change_url
 from .decorators import public_page, rate_limited
 from .link_failures import explain_failure
 from .models import AuthorizationRequest
@@ -37,10 +38,7 @@ def callback(request):
 
 def _after_grant_url(auth_request):
     if auth_request.started_via == AuthorizationRequest.Via.ADMIN:
-        change_url = reverse(
-            "admin:authentications_authentication_change", args=[auth_request.authentication_id]
-        )
-        return f"{change_url}?signin={auth_request.pk}"
+        return f"{change_url(auth_request.authentication_id)}?signin={auth_request.pk}"
     return reverse("authentications:granted")
 
 

@@ -16,6 +16,7 @@ pytestmark = pytest.mark.django_db
 ADD_URL = "/admin/authentications/authentication/add/"
 LIST_URL = "/admin/authentications/authentication/"
 SANDBOX = {"name": "BC sandbox", "button": "_save"}
+OBJECT_VIEWS = "sign-in refresh link/regenerate link/email test-connection environments".split()
 
 
 def raw_row(authentication):
@@ -206,3 +207,11 @@ def test_secrets_never_reach_pages_or_logs(admin_client, make_authentication, ca
     for secret in (CLIENT_SECRET, authentication.access_token, authentication.refresh_token):
         assert secret not in text
     assert str(authentication) == authentication.name
+
+
+@pytest.mark.parametrize("view", OBJECT_VIEWS)
+def test_a_malformed_id_in_an_object_view_address_is_not_found(admin_client, view):
+    """An address typed or cut short by hand is a 404, as for an unknown id: never a 500."""
+    response = admin_client.post(f"{LIST_URL}not-a-number/{view}/")
+
+    assert response.status_code == 404

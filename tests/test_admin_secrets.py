@@ -4,6 +4,7 @@ import itertools
 
 import pytest
 from django.contrib.auth.models import Permission
+from django.views.debug import SafeExceptionReporterFilter
 
 from tests.fakes.entra import CLIENT_SECRET
 from tests.helpers import admin_change_url, change_form_data
@@ -90,3 +91,18 @@ def test_view_only_staff_see_whether_a_secret_is_stored(
     assert CLIENT_SECRET not in stored_page
     assert '<div class="readonly">stored</div>' in stored_page
     assert '<div class="readonly">not set</div>' in missing_page
+
+
+@pytest.mark.parametrize("view", CUSTOM_VIEWS)
+def test_a_secret_posted_to_an_object_view_stays_out_of_error_reports(
+    admin_client, make_authentication, view
+):
+    """The change page's buttons post its whole form, a client secret just typed included:
+    an error report for such a request hides it, as one for the change form's own does."""
+    authentication = make_authentication()
+    typed = change_form_data(authentication, client_secret="typed-then-a-button-pressed")
+
+    response = admin_client.post(admin_change_url(authentication).replace("change/", view), typed)
+
+    reported = SafeExceptionReporterFilter().get_post_parameters(response.wsgi_request)
+    assert reported["client_secret"] != "typed-then-a-button-pressed"

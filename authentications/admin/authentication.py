@@ -1,0 +1,171 @@
+"""The admin for authentications: declarative; the object views are in `views`."""
+
+from django.contrib import admin, messages
+from django.contrib.admin.utils import unquote
+from django.utils.decorators import method_decorator
+from django.views.decorators.debug import sensitive_post_parameters
+
+from .. import changes, diagnostics, links
+from ..forms import AuthenticationForm
+from ..models import Authentication
+from . import displays, views
+
+# The "Connection" fieldset: what is stored about the grant and its tokens.
+CONNECTION_FIELDSET = (
+    displays.status_badge,
+    displays.access_token_display,
+    displays.token_expiry,
+    displays.granted_by,
+    displays.last_refresh,
+    displays.sign_in_valid_until_display,
+    "consecutive_failures",
+    "last_error",
+)
+
+
+@admin.register(Authentication)
+class AuthenticationAdmin(admin.ModelAdmin):
+    form = AuthenticationForm
+    list_display = (
+        "name",
+        "kind",
+        displays.status_badge,
+        displays.granted_by,
+        displays.token_expiry,
+        displays.last_refresh,
+        "consecutive_failures",
+        displays.secret_days_left,
+    )
+    list_filter = ("status", "kind")
+    actions = ["refresh_now", "disconnect", "test_connection_action"]
+    search_fields = ("name", "tenant_id", "client_id", "base_url", "granted_by_upn")
+    readonly_fields = (
+        displays.secret_state,
+        displays.redirect_uri,
+        displays.authorization_url,
+        *CONNECTION_FIELDSET,
+        displays.event_history,
+    )
+
+    class Media:
+        css = {"all": ["authentications/admin.css"]}
+        js = ["authentications/admin.js"]
+
+    def get_fieldsets(self, request, obj=None):
+        entra = ["client_id", "tenant_id", "client_secret_expires_on"]
+        if self._secret_is_editable(request, obj):
+            entra.insert(2, "client_secret")
+        if obj is not None:
+            entra.insert(-1, displays.secret_state)
+        fieldsets = [
+            (None, {"fields": ["name", "kind"]}),
+            ("Microsoft Entra app registration", {"fields": [*entra, displays.redirect_uri]}),
+            ("Business Central", {"fields": ["base_url", "expected_user"]}),
+        ]
+        if obj is not None:
+            shown = list(CONNECTION_FIELDSET)
+            if not request.user.has_perm("authentications.view_token"):
+                shown.remove(displays.access_token_display)
+            fieldsets += [
+                ("Connection", {"fields": shown}),
+                ("History", {"fields": [displays.event_history]}),
+            ]
+        if self.shows_authorization_url(request, obj):
+            fieldsets.insert(3, ("Authorization URL", {"fields": [displays.authorization_url]}))
+        return fieldsets
+
+    def _secret_is_editable(self, request, obj):
+        """Whether the write-only secret input belongs on the page.
+
+        Django renders a field the user may not change as its value (decrypted, here), so
+        whoever may not change the authentication gets "Client secret stored" instead.
+        """
+        if obj is None:
+            return self.has_add_permission(request)
+        return self.has_change_permission(request, obj)
+
+    def has_authorize_permission(self, request, obj=None):
+        return request.user.has_perm("authentications.authorize_authentication")
+
+    def shows_authorization_url(self, request, obj):
+        return links.link_available(obj) and self.has_authorize_permission(request)
+
+    def get_urls(self):
+        return views.urls(self) + super().get_urls()
+
+    # --- actions ------------------------------------------------------------------------
+
+    @admin.action(description="Refresh now", permissions=["change"])
+    def refresh_now(self, request, queryset):
+        for obj in queryset:
+            views.refresh_and_report(request, obj)
+
+    @admin.action(description="Disconnect (delete tokens, revoke links)", permissions=["authorize"])
+    def disconnect(self, request, queryset):
+        for authentication in queryset:
+            changes.disconnect(authentication, actor=request.user.get_username())
+        self.message_user(
+            request,
+            f"Disconnected {queryset.count()} authentication(s): their tokens are deleted and "
+            "their Authorization URLs revoked. To withdraw the consent in Microsoft too, open "
+            "Entra > Enterprise applications > the app > Permissions (or the user's "
+            "https://myapps.microsoft.com) and revoke it, or delete the client secret.",
+            messages.SUCCESS,
+        )
+
+    @admin.action(description="Test connection", permissions=["change"])
+    def test_connection_action(self, request, queryset):
+        for authentication in queryset:
+            views.report_check(request, diagnostics.check_connection(authentication))
+
+    # --- the change page, saving and what Save goes on to --------------------------------
+
+    @method_decorator(sensitive_post_parameters("client_secret"))
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        return super().changeform_view(request, object_id, form_url, extra_context)
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        """The change page, with its buttons; back from a sign-in, also the environments."""
+        obj = self.get_object(request, unquote(object_id))
+        extra_context = {**(extra_context or {}), **views.change_page_context(self, request, obj)}
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    def save_model(self, request, obj, form, change):
+        """Write only the fields the form shows, then decide what Save goes on to."""
+        changed = form.changed_fields
+        if change:
+            shown = [field.name for field in obj._meta.concrete_fields if field.name in form.fields]
+            changes.save_edited(
+                obj,
+                fields=shown,
+                changed_fields=changed,
+                actor=request.user.get_username(),
+            )
+        else:
+            super().save_model(request, obj, form, change)
+        # Django hands response_add/response_change the object, not the form: the decision
+        # travels on the request, which is this save's own (the ModelAdmin serves them all).
+        request.authentication_after_save = changes.after_save(
+            obj,
+            changed_fields=changed,
+            continue_editing="_continue" in request.POST,
+            may_sign_in=self.has_authorize_permission(request),
+        )
+
+    def response_add(self, request, obj, post_url_continue=None):
+        return self._after_save(request, obj) or super().response_add(
+            request, obj, post_url_continue
+        )
+
+    def response_change(self, request, obj):
+        return self._after_save(request, obj) or super().response_change(request, obj)
+
+    def _after_save(self, request, obj):
+        """Go on to Microsoft, or fetch an app-only token, as `save_model` decided."""
+        step = request.authentication_after_save
+        if step is changes.AfterSave.ACQUIRE_TOKEN:
+            views.refresh_and_report(request, obj, needed=lambda row: True)
+        elif step is changes.AfterSave.SIGN_IN:
+            self.message_user(request, f"“{obj}” was saved.", messages.SUCCESS)
+            return views.redirect_to_sign_in(request, obj)
+        return None

@@ -1,0 +1,136 @@
+"""Read-only displays of an authentication in the admin: what its stored state means to staff.
+
+Each is a plain function of the authentication, listed by `AuthenticationAdmin` in
+`list_display` or `readonly_fields`; markup comes from templates, never from Python.
+"""
+
+from django.contrib import admin
+from django.template.loader import render_to_string
+from django.utils import timezone
+from django.utils.html import format_html
+
+from .. import cron, links, oauth
+from ..fields import Undecryptable
+from ..formatting import when
+
+# Shown for a row encrypted with a key no longer in FERNET_KEYS (see fields.Undecryptable).
+CANNOT_DECRYPT = "Cannot decrypt: key missing"
+
+
+def fragment(name, **context):
+    """The HTML of templates/admin/authentications/authentication/_<name>.html."""
+    return render_to_string(f"admin/authentications/authentication/_{name}.html", context)
+
+
+def badge(state, label):
+    """A coloured label; `state` is a CSS class of admin.css (a status, or "failing")."""
+    return fragment("badge", state=state, label=label)
+
+
+@admin.display(description="Status", ordering="status")
+def status_badge(obj):
+    if obj.cannot_decrypt:
+        return badge("failing", CANNOT_DECRYPT)
+    return badge(obj.status, obj.get_status_display())
+
+
+@admin.display(description="Client secret stored")
+def secret_state(obj):
+    if isinstance(obj.client_secret, Undecryptable):
+        return CANNOT_DECRYPT
+    return "stored" if obj.client_secret else "not set"
+
+
+@admin.display(description="Client secret expires", ordering="client_secret_expires_on")
+def secret_days_left(obj):
+    if not obj.client_secret_expires_on:
+        return "—"
+    days = (obj.client_secret_expires_on - timezone.localdate()).days
+    if days < 0:
+        return badge("secret_invalid", "expired")
+    label = f"{days} day{'s' if days != 1 else ''} left"
+    if days <= max(cron.SECRET_REMINDER_DAYS):
+        return badge("failing", label)
+    return label
+
+
+@admin.display(description="Redirect URI")
+def redirect_uri(obj):
+    """The URI to paste into Entra, with the steps that lead there."""
+    return fragment("redirect_uri", redirect_uri=oauth.redirect_uri())
+
+
+@admin.display(description="Authorization URL")
+def authorization_url(obj):
+    """A fresh link to copy, for someone with a Business Central login to grant access."""
+    if not links.link_available(obj):
+        return "Fill in the app registration and BC URL, then save, to get the link."
+    url, expires_at = links.authorization_url(obj)
+    return fragment(
+        "authorization_url",
+        url=url,
+        expires=when(expires_at),
+        max_age_days=links.max_age().days,
+        expected_user=obj.expected_user,
+    )
+
+
+@admin.display(description="Access token")
+def access_token_display(obj):
+    if isinstance(obj.access_token, Undecryptable):
+        return CANNOT_DECRYPT
+    if not obj.access_token:
+        return "none"
+    return obj.masked_access_token
+
+
+@admin.display(description="Token expires", ordering="access_token_expires_at")
+def token_expiry(obj):
+    expires = obj.access_token_expires_at
+    if not expires or not obj.access_token:
+        return "—"
+    if expires <= timezone.now():
+        return format_html("{} (expired)", when(expires))
+    return when(expires)
+
+
+@admin.display(description="Granted by", ordering="granted_by_upn")
+def granted_by(obj):
+    if not obj.granted_at:
+        return "—"
+    return format_html(
+        "{} via {} on {}",
+        obj.granted_by_display or "the app itself",
+        obj.get_granted_via_display(),
+        when(obj.granted_at),
+    )
+
+
+@admin.display(description="Last successful refresh", ordering="last_refreshed_at")
+def last_refresh(obj):
+    return when(obj.last_refreshed_at)
+
+
+@admin.display(description="Sign-in valid until")
+def sign_in_valid_until_display(obj):
+    until = obj.sign_in_valid_until
+    if until is None:
+        return "no sign-in stored" if obj.is_user_impersonation else "not needed"
+    return fragment("sign_in_valid_until", until=when(until))
+
+
+@admin.display(description="Events")
+def event_history(obj):
+    events = obj.events.all()[:25]
+    if not events:
+        return "No events yet."
+    rows = [
+        (
+            when(event.created_at, seconds=True),
+            event.get_kind_display(),
+            event.actor or "—",
+            event.detail,
+        )
+        for event in events
+    ]
+    return fragment("event_history", rows=rows)
