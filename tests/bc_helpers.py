@@ -62,3 +62,19 @@ def make_client(fake, tokens=None, clock=None, **kwargs):
         clock=clock,
         **kwargs,
     )
+
+
+OFFLINE_BASE = "https://api.businesscentral.dynamics.com/v2.0/tenant/Production/api/v2.0"
+
+
+def offline_client(base_url=OFFLINE_BASE, **kwargs):
+    """A client whose token provider, clock and jitter are local: for `responses` tests."""
+    clock = FakeClock()
+    return BusinessCentralClient(
+        base_url,
+        lambda force_refresh=False: "secret-token-value",
+        sleep=clock.sleep,
+        clock=clock,
+        random=lambda: 0.5,
+        **kwargs,
+    )

@@ -20,7 +20,7 @@ from bcconnect.client import (
     odata_quote,
 )
 from bcconnect.errors import BcconnectError
-from tests.bc_helpers import FakeClock, Tokens, issue_token, make_client
+from tests.bc_helpers import FakeClock, Tokens, issue_token, make_client, offline_client
 
 
 @pytest.fixture
@@ -166,18 +166,6 @@ def test_base_url_on_a_host_not_allowed_is_refused():
 
 
 BASE = "https://api.businesscentral.dynamics.com/v2.0/tenant/Production/api/v2.0"
-
-
-def offline_client(**kwargs):
-    clock = FakeClock()
-    return BusinessCentralClient(
-        BASE,
-        lambda force_refresh=False: "secret-token-value",
-        sleep=clock.sleep,
-        clock=clock,
-        random=lambda: 0.5,
-        **kwargs,
-    )
 
 
 @responses.activate

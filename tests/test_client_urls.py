@@ -18,7 +18,7 @@ from pytest_django.asserts import assertContains
 from authentications.models import Authentication
 from authentications.validators import validate_base_url
 from bcconnect.client import BusinessCentralClient, BusinessCentralRequestRefused
-from tests.bc_helpers import FakeClock, Tokens, make_client
+from tests.bc_helpers import Tokens, make_client, offline_client
 from tests.fakes.certs import make_certificates
 from tests.fakes.entra import TENANT_ID
 from tests.fakes.http import FakeServer, json_response
@@ -272,18 +272,6 @@ def test_an_environment_client_cannot_climb_either(fake):
 HOST = "https://api.businesscentral.dynamics.com"
 ENVIRONMENT = f"{HOST}/v2.0/tenant/Production"
 BASE = f"{ENVIRONMENT}/api/v2.0"
-
-
-def offline_client(base_url=BASE, **kwargs):
-    clock = FakeClock()
-    return BusinessCentralClient(
-        base_url,
-        lambda force_refresh=False: "secret-token-value",
-        sleep=clock.sleep,
-        clock=clock,
-        random=lambda: 0.5,
-        **kwargs,
-    )
 
 
 @responses.activate
