@@ -9,10 +9,9 @@ import queue
 import smtplib
 import threading
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import NamedTuple
 
-from django.db import connection
+from django.db import connection, models
 from django.db.models import Q
 from django.utils import timezone
 
@@ -33,14 +32,20 @@ REFRESHABLE = (
 )
 
 
+class Result(models.TextChoices):
+    REFRESHED = "refreshed"
+    FRESH = "fresh", "already refreshed elsewhere"
+    FAILED = "failed"
+    SKIPPED = "skipped", "skipped (Microsoft unreachable in this run: not tried)"
+    DUE = "due", "due (dry run)"
+
+
 @dataclass(frozen=True)
 class Outcome:
     """One authentication's result in a cron run (no secret in it: it is printed)."""
 
     name: str
-    # refreshed, fresh (a peer already did it), failed, skipped (Microsoft unreachable in
-    # this run: not tried), due (dry run)
-    outcome: str
+    outcome: Result
     expires_at: object = None
     error_code: str = ""
     error: str = ""
@@ -56,40 +61,14 @@ class Outcome:
         }
 
 
-def due_for_refresh(*, within_minutes, keep_alive_hours):
-    """User-impersonation connections expiring soon or not refreshed for a while.
+def refreshable():
+    """The user-impersonation connections cron keeps alive; select the due ones with a policy.
 
-    The keep-alive keeps a connection nobody uses alive (Entra refresh tokens die after
-    90 days unused) and notices a revoked one within a day, not when an order must sync.
+    Service-to-service connections are not kept alive: they get a new token on use.
     """
-    now = timezone.now()
     return Authentication.objects.filter(
         kind=Authentication.Kind.USER_IMPERSONATION, status__in=REFRESHABLE
-    ).filter(
-        Q(access_token_expires_at__isnull=True)
-        | Q(access_token_expires_at__lt=now + timedelta(minutes=within_minutes))
-        | Q(last_refreshed_at__isnull=True)
-        | Q(last_refreshed_at__lt=now - timedelta(hours=keep_alive_hours))
     )
-
-
-def due(*, within_minutes, keep_alive_hours):
-    """The predicate matching `due_for_refresh`, checked again under the lease."""
-
-    def check(row):
-        stale = timezone.now() - timedelta(hours=keep_alive_hours)
-        return (
-            not row.token_valid_for(within_minutes * 60)
-            or row.last_refreshed_at is None
-            or row.last_refreshed_at < stale
-        )
-
-    return check
-
-
-def refreshed_before(moment):
-    """Force a refresh, unless a peer (an overlapping run) did it after `moment`."""
-    return lambda row: row.last_refreshed_at is None or row.last_refreshed_at < moment
 
 
 def refresh_many(authentications, *, needed, workers, actor="refresh_tokens", by_person=False):
@@ -142,14 +121,14 @@ def _refresh_one(authentication, *, needed, actor, by_person, unreachable):
             unreachable=unreachable,
         )
     except TokenError as err:
-        outcome = "skipped" if err.code == SKIPPED_UNREACHABLE else "failed"
+        outcome = Result.SKIPPED if err.code == SKIPPED_UNREACHABLE else Result.FAILED
         return Outcome(authentication.name, outcome, error_code=err.code, error=err.message)
     except Exception:  # One broken row must not stop the run; the log has the traceback.
         logger.exception("Refreshing %s failed unexpectedly", authentication)
-        return Outcome(authentication.name, "failed", error_code="internal_error")
+        return Outcome(authentication.name, Result.FAILED, error_code="internal_error")
     return Outcome(
         authentication.name,
-        "refreshed" if result.refreshed else "fresh",
+        Result.REFRESHED if result.refreshed else Result.FRESH,
         expires_at=result.authentication.access_token_expires_at,
     )
 

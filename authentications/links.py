@@ -57,11 +57,11 @@ class OpenedLink:
     expires_at: datetime
 
 
-def max_age():
+def max_age() -> timedelta:
     return timedelta(days=settings.BC_LINK_MAX_AGE_DAYS)
 
 
-def link_available(authentication):
+def link_available(authentication: Authentication | None) -> bool:
     """Whether a link can be issued: a user-impersonation authentication ready to sign in."""
     return bool(
         authentication
@@ -75,11 +75,11 @@ def _signer():
     return signing.TimestampSigner(salt=SALT)
 
 
-def make_token(authentication):
+def make_token(authentication: Authentication) -> str:
     return _signer().sign_object({"a": authentication.pk, "n": authentication.link_nonce})
 
 
-def authorization_url(authentication):
+def authorization_url(authentication: Authentication) -> AuthorizationLink:
     """A fresh link to the landing page and when it stops working."""
     if not link_available(authentication):
         raise ValueError("Authorization URLs exist only for complete user-impersonation setups.")
@@ -87,7 +87,7 @@ def authorization_url(authentication):
     return AuthorizationLink(settings.PUBLIC_BASE_URL + path, timezone.now() + max_age())
 
 
-def authentication_for_link(token):
+def authentication_for_link(token: str) -> OpenedLink:
     """The authentication a link grants access to; raises LinkError when it cannot be used."""
     payload, issued_at = _unsign(token)
     try:
@@ -127,7 +127,7 @@ def _was_spent(pk, nonce):
     ).exists()
 
 
-def revoke_links(authentication, *, actor, reason):
+def revoke_links(authentication: Authentication, *, actor: str, reason: str) -> None:
     """Rotate the nonce so that every Authorization URL issued so far stops working."""
     authentication.link_nonce = new_link_nonce()
     Authentication.objects.filter(pk=authentication.pk).update(

@@ -9,10 +9,12 @@ import json
 import logging
 import secrets
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 
 from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import transaction
@@ -81,7 +83,12 @@ def binding_cookie_name(state):
     return "bc_signin_" + _digest(state)[:16]
 
 
-def start_sign_in(authentication, *, via, user=None):
+def start_sign_in(
+    authentication: Authentication,
+    *,
+    via: str,
+    user: AbstractBaseUser | AnonymousUser | None = None,
+) -> SignInStart:
     """Create a pending sign-in bound to this browser; raises ConsentError."""
     flow = oauth.start_auth_code_flow(
         authentication, login_hint=login_hint(authentication.expected_user)
@@ -130,7 +137,7 @@ def clear_binding_cookie(response, state):
     return response
 
 
-def complete_sign_in(params, cookies):
+def complete_sign_in(params: Mapping[str, str], cookies: Mapping[str, str]) -> AuthorizationRequest:
     """Finish the sign-in Microsoft answered; returns the granted AuthorizationRequest.
 
     Raises SignInError (with `auth_request` once this browser proved it started the

@@ -30,8 +30,9 @@ from django.utils.crypto import salted_hmac
 from bcconnect.client import BusinessCentralClient
 from bcconnect.errors import BcconnectError
 
-from . import links, notifications, oauth
+from . import links, notifications, oauth, policies
 from .fields import KEY_MISSING
+from .formatting import when
 from .models import Authentication, Event
 from .oauth import EntraError
 from .per_process import PerProcess
@@ -39,8 +40,6 @@ from .validators import allowed_api_hosts
 
 logger = logging.getLogger(__name__)
 
-# A refresh this recent answers a forced refresh too: a burst of 401s costs one refresh.
-RECENT_REFRESH = timedelta(seconds=10)
 POLL_FIRST, POLL_MAX = 0.02, 0.25  # Seconds a waiting caller sleeps between re-reads.
 # One refresh waits for at most one other thread's OpenID discovery of the same authority,
 # then makes at most two calls of its own (the discovery, once per process and authority,
@@ -116,14 +115,14 @@ class UnreachableHosts:
 
 
 @dataclass(frozen=True)
-class Refresh:
+class RefreshResult:
     """What `refresh` did: `refreshed` is False when a peer's fresh token was reused."""
 
     authentication: Authentication
     refreshed: bool
 
 
-def get_access_token(authentication, *, force_refresh=False):
+def get_access_token(authentication: Authentication | int, *, force_refresh: bool = False) -> str:
     """Return a valid access token for `authentication` (an instance or a primary key).
 
     A fresh token costs one database read and one decrypt. `force_refresh` is for a
@@ -136,7 +135,7 @@ def get_access_token(authentication, *, force_refresh=False):
             raise TokenError("This authentication no longer exists.", code="not_found")
         if row.token_valid_for(settings.BC_TOKEN_SKEW_SECONDS):
             return row.access_token
-    needed = refreshed_long_ago() if force_refresh else expires_soon()
+    needed = policies.forced() if force_refresh else policies.before_use()
     try:
         return refresh(pk, needed=needed).authentication.access_token
     except TokenError as err:
@@ -148,30 +147,17 @@ def get_access_token(authentication, *, force_refresh=False):
         raise
 
 
-def expires_soon(seconds=None):
-    """Refresh only when the stored access token is within the skew of expiring."""
-    skew = settings.BC_TOKEN_SKEW_SECONDS if seconds is None else seconds
-    return lambda row: not row.token_valid_for(skew)
-
-
-def refreshed_long_ago(recent=RECENT_REFRESH):
-    """Refresh unless a peer refreshed within `recent` (a forced refresh, Refresh now)."""
-    return lambda row: (
-        not row.access_token
-        or row.last_refreshed_at is None
-        or row.last_refreshed_at < timezone.now() - recent
-    )
-
-
 def refresh(
-    authentication,
+    authentication: Authentication | int,
     *,
     needed: Callable[[Authentication], bool],
-    actor="",
-    by_person=False,
+    actor: str = "",
+    by_person: bool = False,
     unreachable: UnreachableHosts | None = None,
-):
+) -> RefreshResult:
     """Refresh the token when `needed(row)` still holds once this caller has the lease.
+
+    `needed` is a policy from `authentications.policies` (any row predicate will do).
 
     Raises TokenError. The predicate is checked again after the lease is taken (and by
     waiting callers after each re-read), so whoever asks, one token request is made.
@@ -198,7 +184,7 @@ def refresh(
         pause = min(pause * 2, POLL_MAX)
         row = _read(pk, WAIT_FIELDS)
         if not needed(row):
-            return Refresh(row, refreshed=False)
+            return RefreshResult(row, refreshed=False)
         if _peer_failed_since(row, started):
             raise _stored_error(row)
         if time.monotonic() > deadline:
@@ -318,13 +304,13 @@ def _refresh_holding_lease(pk, lease_id, *, needed, actor, by_person, unreachabl
     try:
         row = _read(pk)
         if not needed(row):  # A peer refreshed between our read and our lease.
-            return Refresh(row, refreshed=False)
+            return RefreshResult(row, refreshed=False)
         if _backing_off(row) and not by_person:
             raise _stored_error(row)
         tokens = _request_tokens(row, lease_id, actor=actor, unreachable=unreachable)
         row = _store(row, lease_id, tokens, actor=actor)  # Releases the lease as it stores.
         stored = True
-        return Refresh(row, refreshed=True)
+        return RefreshResult(row, refreshed=True)
     finally:
         if not stored:
             _release(pk, lease_id)  # Fenced: a no-op once someone else holds it.
@@ -425,17 +411,12 @@ def _store(row, lease_id, tokens, *, actor):
         kind = (
             Event.Kind.TOKEN_REFRESHED if row.is_user_impersonation else Event.Kind.TOKEN_ACQUIRED
         )
-        row.record(
-            kind, actor=actor, detail=f"Access token valid until {_when(tokens.expires_at)}."
-        )
+        valid_until = when(tokens.expires_at, zone=True)
+        row.record(kind, actor=actor, detail=f"Access token valid until {valid_until}.")
     for name, value in changes.items():
         setattr(row, name, value)
     logger.info("Refreshed the access token of %s", row)
     return row
-
-
-def _when(moment):
-    return timezone.localtime(moment).strftime("%Y-%m-%d %H:%M %Z")
 
 
 def _record_failure(row, lease_id, err, *, actor):

@@ -14,7 +14,7 @@ from django.db import connection
 from django.test import Client
 from pytest_django.asserts import assertContains
 
-from authentications import links, signin, tokens
+from authentications import links, policies, signin, tokens
 from authentications.models import Authentication, AuthorizationRequest, Event
 from tests.helpers import (
     admin_change_url,
@@ -110,7 +110,7 @@ def test_a_refresh_at_microsoft_during_disconnect_does_not_reconnect(
     )
 
     with pytest.raises(tokens.TokenError) as caught:
-        tokens.refresh(signed_in, needed=tokens.expires_soon())
+        tokens.refresh(signed_in, needed=policies.before_use())
 
     assert caught.value.transient
     assert caught.value.code == "connection_changed"
@@ -139,7 +139,7 @@ def test_a_refresh_at_microsoft_while_the_app_registration_changes_stores_nothin
     )
 
     with pytest.raises(tokens.TokenError) as caught:
-        tokens.refresh(signed_in, needed=tokens.expires_soon())
+        tokens.refresh(signed_in, needed=policies.before_use())
 
     assert caught.value.transient
     stored = fresh(signed_in)
@@ -251,7 +251,7 @@ def test_an_admin_save_keeps_the_refresh_token_a_refresh_stored_meanwhile(
     admin_client, signed_in, fake_microsoft
 ):
     def refresh_elsewhere():
-        tokens.refresh(signed_in.pk, needed=lambda row: True)
+        tokens.refresh(signed_in.pk, needed=policies.ALWAYS)
 
     with meanwhile(refresh_elsewhere):
         response = admin_client.post(
@@ -264,14 +264,14 @@ def test_an_admin_save_keeps_the_refresh_token_a_refresh_stored_meanwhile(
     assert stored.name == "Renamed"
     assert stored.refresh_token != signed_in.refresh_token
     assert fake_microsoft.entra.refresh_tokens[stored.refresh_token]["used"] is False
-    assert tokens.refresh(stored, needed=lambda row: True).refreshed  # Still alive.
+    assert tokens.refresh(stored, needed=policies.ALWAYS).refreshed  # Still alive.
 
 
 def test_a_new_type_with_a_valid_token_still_goes_to_microsoft(
     admin_client, make_authentication, fake_microsoft
 ):
     service = make_authentication(kind=Authentication.Kind.SERVICE_TO_SERVICE)
-    tokens.refresh(service, needed=lambda row: True)  # A valid app-only token is stored.
+    tokens.refresh(service, needed=policies.ALWAYS)  # A valid app-only token is stored.
 
     response = admin_client.post(
         admin_change_url(service),

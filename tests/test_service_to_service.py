@@ -6,7 +6,7 @@ import pytest
 from django.utils import timezone
 from pytest_django.asserts import assertContains, assertNotContains
 
-from authentications import tokens
+from authentications import policies, tokens
 from authentications.models import Authentication, Event
 from authentications.tokens import TokenError, get_access_token
 from tests.fakes.entra import CLIENT_ID, CLIENT_SECRET
@@ -100,8 +100,8 @@ def test_no_token_is_kept_in_msals_cache_between_operations(make_authentication,
     """A shared MSAL token cache would answer the second request from memory."""
     authentication = make_authentication(kind=Authentication.Kind.SERVICE_TO_SERVICE)
 
-    tokens.refresh(authentication, needed=lambda row: True)
-    tokens.refresh(authentication, needed=lambda row: True)
+    tokens.refresh(authentication, needed=policies.ALWAYS)
+    tokens.refresh(authentication, needed=policies.ALWAYS)
 
     assert fake_microsoft.entra.count("client_credentials") == 2
 

@@ -9,7 +9,7 @@ from django.contrib.auth.models import Permission
 from django.db import connection
 from django.utils import timezone
 
-from authentications import oauth, tokens
+from authentications import oauth, policies, tokens
 from authentications.models import Authentication, Event
 from authentications.tokens import TokenError, get_access_token
 from tests.fakes.entra import CLIENT_SECRET, error_body
@@ -105,7 +105,7 @@ def test_a_forced_refresh_after_a_401_refreshes_once_even_when_asked_twice(
 
 
 def test_the_lease_holder_makes_no_call_when_a_peer_has_just_refreshed(signed_in, fake_microsoft):
-    result = tokens.refresh(signed_in, needed=tokens.expires_soon())
+    result = tokens.refresh(signed_in, needed=policies.before_use())
 
     assert result.refreshed is False
     assert fake_microsoft.entra.count("refresh_token") == 0
@@ -365,7 +365,7 @@ def test_a_winner_that_lost_its_lease_cannot_overwrite_a_newer_refresh_token(
     )
 
     with pytest.raises(TokenError) as caught:
-        tokens.refresh(signed_in, needed=tokens.expires_soon())
+        tokens.refresh(signed_in, needed=policies.before_use())
 
     assert caught.value.code == "lease_lost"
     assert fresh(signed_in).refresh_token == "sibling-refresh-token"
@@ -534,7 +534,7 @@ def test_a_sign_in_completed_during_a_refresh_is_not_overwritten(
     )
 
     with pytest.raises(TokenError) as caught:
-        tokens.refresh(signed_in, needed=tokens.expires_soon())
+        tokens.refresh(signed_in, needed=policies.before_use())
 
     assert caught.value.code == "lease_lost" and caught.value.transient
     stored = fresh(signed_in)

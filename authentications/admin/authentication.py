@@ -5,7 +5,7 @@ from django.contrib.admin.utils import unquote
 from django.utils.decorators import method_decorator
 from django.views.decorators.debug import sensitive_post_parameters
 
-from .. import changes, diagnostics, links
+from .. import changes, diagnostics, links, policies
 from ..forms import AuthenticationForm
 from ..models import Authentication
 from . import displays, views
@@ -164,7 +164,7 @@ class AuthenticationAdmin(admin.ModelAdmin):
         """Go on to Microsoft, or fetch an app-only token, as `save_model` decided."""
         step = request.authentication_after_save
         if step is changes.AfterSave.ACQUIRE_TOKEN:
-            views.refresh_and_report(request, obj, needed=lambda row: True)
+            views.refresh_and_report(request, obj, needed=policies.ALWAYS)
         elif step is changes.AfterSave.SIGN_IN:
             self.message_user(request, f"“{obj}” was saved.", messages.SUCCESS)
             return views.redirect_to_sign_in(request, obj)

@@ -16,7 +16,7 @@ from django.views.decorators.http import require_POST
 
 from bcconnect.client import BusinessCentralError
 
-from .. import diagnostics, link_email, links, signin, tokens
+from .. import diagnostics, link_email, links, policies, signin, tokens
 from ..admin_urls import change_url
 from ..formatting import when
 from ..forms import EmailLinkForm
@@ -99,7 +99,7 @@ def refresh_and_report(request, obj, *, needed=None):
     try:
         result = tokens.refresh(
             obj,
-            needed=needed or tokens.refreshed_long_ago(),
+            needed=needed or policies.forced(),
             actor=request.user.get_username(),
             by_person=True,
         )

@@ -12,8 +12,9 @@ from collections import Counter
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
-from authentications import cron, retention
+from authentications import cron, policies, retention
 from authentications.fields import KEY_MISSING
+from authentications.formatting import when
 from authentications.models import Authentication
 
 
@@ -30,8 +31,10 @@ def _positive_int(value):
 def _dry_run_outcome(row):
     """A row no key decrypts would fail the real run: report it as failed already."""
     if row.cannot_decrypt:
-        return cron.Outcome(row.name, "failed", error_code="key_missing", error=KEY_MISSING)
-    return cron.Outcome(row.name, "due", row.access_token_expires_at)
+        return cron.Outcome(
+            row.name, cron.Result.FAILED, error_code="key_missing", error=KEY_MISSING
+        )
+    return cron.Outcome(row.name, cron.Result.DUE, row.access_token_expires_at)
 
 
 class Command(BaseCommand):
@@ -113,7 +116,7 @@ class Command(BaseCommand):
                 raise CommandError(
                     f"No authentication named {', '.join(sorted(unknown))}.", returncode=2
                 )
-            return rows, cron.refreshed_before(started)
+            return rows, policies.since_run_started(started)
         if options["all"]:
             rows = Authentication.objects.exclude(
                 status__in=[
@@ -121,21 +124,20 @@ class Command(BaseCommand):
                     Authentication.Status.NEEDS_SIGN_IN,
                 ]
             )
-            return list(rows), cron.refreshed_before(started)
-        window = {
-            "within_minutes": options["within"],
-            "keep_alive_hours": options["keep_alive_hours"],
-        }
-        return list(cron.due_for_refresh(**window)), cron.due(**window)
+            return list(rows), policies.since_run_started(started)
+        due = policies.cron_due(
+            within_minutes=options["within"], keep_alive_hours=options["keep_alive_hours"]
+        )
+        return list(due.select(cron.refreshable())), due
 
     def _report(self, outcomes, reminders, options):
         if options["json"]:
             for outcome in outcomes:
                 self.stdout.write(json.dumps(outcome.as_dict()))
             return
-        skipped = [outcome for outcome in outcomes if outcome.outcome == "skipped"]
+        skipped = [outcome for outcome in outcomes if outcome.outcome == cron.Result.SKIPPED]
         for outcome in outcomes:
-            if outcome.outcome != "skipped":
+            if outcome.outcome != cron.Result.SKIPPED:
                 self.stdout.write(self._line(outcome))
         for error, count in Counter(outcome.error for outcome in skipped).items():
             # One line for a whole outage, not one per connection.
@@ -156,16 +158,12 @@ class Command(BaseCommand):
 
     @staticmethod
     def _line(outcome):
-        expires = (
-            timezone.localtime(outcome.expires_at).strftime("%Y-%m-%d %H:%M %Z")
-            if outcome.expires_at
-            else "—"
-        )
-        if outcome.outcome == "failed":
+        expires = when(outcome.expires_at, zone=True)
+        if outcome.outcome == cron.Result.FAILED:
             return f"{outcome.name}: FAILED {outcome.error_code}: {outcome.error}"
-        if outcome.outcome == "due":
+        if outcome.outcome == cron.Result.DUE:
             return f"{outcome.name}: due (token expires {expires})"
-        if outcome.outcome == "fresh":
+        if outcome.outcome == cron.Result.FRESH:
             return f"{outcome.name}: already refreshed elsewhere, valid until {expires}"
         return f"{outcome.name}: refreshed, valid until {expires}"
 
@@ -177,7 +175,8 @@ class Command(BaseCommand):
             return f"{len(outcomes)} due (dry run, nothing changed)."
         counts = Counter(outcome.outcome for outcome in outcomes)
         summary = (
-            f"{counts['refreshed']} refreshed, {counts['fresh']} already fresh, "
-            f"{counts['failed']} failed"
+            f"{counts[cron.Result.REFRESHED]} refreshed, {counts[cron.Result.FRESH]} already "
+            f"fresh, {counts[cron.Result.FAILED]} failed"
         )
-        return summary + (f", {counts['skipped']} skipped." if counts["skipped"] else ".")
+        skipped = counts[cron.Result.SKIPPED]
+        return summary + (f", {skipped} skipped." if skipped else ".")
