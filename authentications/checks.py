@@ -42,6 +42,17 @@ def check_fernet_keys(app_configs, **kwargs):
     return []
 
 
+# Hosts that receive secrets: (setting, why it must be HTTPS, check id).
+HTTPS_ONLY = (
+    (
+        "BC_AUTHORITY_HOST",
+        "Client secrets and authorization codes are sent to it.",
+        "bcconnect.E004",
+    ),
+    ("BC_API_HOST", "Bearer tokens are sent to it.", "bcconnect.E005"),
+)
+
+
 @register(Tags.security)
 def check_public_urls(app_configs, **kwargs):
     problems = []
@@ -53,22 +64,10 @@ def check_public_urls(app_configs, **kwargs):
                 id="bcconnect.E003",
             )
         )
-    if urlsplit(settings.BC_AUTHORITY_HOST).scheme != "https":
-        problems.append(
-            Error(
-                f"BC_AUTHORITY_HOST ({settings.BC_AUTHORITY_HOST}) is not HTTPS.",
-                hint="Client secrets and authorization codes are sent to it.",
-                id="bcconnect.E004",
-            )
-        )
-    if urlsplit(settings.BC_API_HOST).scheme != "https":
-        problems.append(
-            Error(
-                f"BC_API_HOST ({settings.BC_API_HOST}) is not HTTPS.",
-                hint="Bearer tokens are sent to it.",
-                id="bcconnect.E005",
-            )
-        )
+    for name, hint, check_id in HTTPS_ONLY:
+        value = getattr(settings, name)
+        if urlsplit(value).scheme != "https":
+            problems.append(Error(f"{name} ({value}) is not HTTPS.", hint=hint, id=check_id))
     return problems
 
 

@@ -16,7 +16,6 @@ names a scratch database (its authentications are deleted first).
 
 import argparse
 import json
-import os
 import sys
 import tempfile
 import time
@@ -28,6 +27,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.scratch import start_django  # noqa: E402
 from tests.fakes.certs import make_certificates  # noqa: E402
 from tests.fakes.entra import CLIENT_ID, CLIENT_SECRET, TENANT_ID  # noqa: E402
 from tests.fakes.outage import DeadHost  # noqa: E402
@@ -39,21 +39,7 @@ UNRESOLVABLE = "https://login.bcconnect-outage.invalid"  # RFC 6761: never resol
 def configure(workdir):
     """Start Django on a scratch database; trust the dead hosts' test certificate."""
     ca_path, _, _ = make_certificates(workdir / "certs")
-    os.environ.update(
-        DJANGO_SETTINGS_MODULE="bcconnect.settings",
-        DEBUG="true",
-        REQUESTS_CA_BUNDLE=str(ca_path),
-        DATABASE_URL=os.environ.get("BENCH_DATABASE_URL")
-        or f"sqlite:///{workdir / 'bench.sqlite3'}",
-        LOG_LEVEL="ERROR",
-        EMAIL_URL="dummymail://",
-    )
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-
-    call_command("migrate", verbosity=0)
+    start_django(workdir, REQUESTS_CA_BUNDLE=str(ca_path), LOG_LEVEL="ERROR")
 
 
 def create_due(count):

@@ -15,7 +15,6 @@ either); `--in-process-fake` runs it in a thread instead, for comparison.
 
 import argparse
 import multiprocessing
-import os
 import statistics
 import sys
 import tempfile
@@ -28,6 +27,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.scratch import start_django  # noqa: E402
 from tests.fakes.entra import CLIENT_ID, CLIENT_SECRET, TENANT_ID  # noqa: E402
 from tests.fakes.microsoft import FakeMicrosoft  # noqa: E402
 
@@ -127,23 +127,12 @@ def _serve_fake(pipe, cert_dir):
 
 def configure(fake, workdir):
     """Point bcconnect at the fake and a scratch database, then start Django."""
-    os.environ.update(
-        DJANGO_SETTINGS_MODULE="bcconnect.settings",
-        DEBUG="true",
+    start_django(
+        workdir,
         BC_AUTHORITY_HOST=fake.url,
         BC_API_HOST=fake.url,
         REQUESTS_CA_BUNDLE=str(fake.ca_path),
-        DATABASE_URL=os.environ.get("BENCH_DATABASE_URL")
-        or f"sqlite:///{workdir / 'bench.sqlite3'}",
-        LOG_LEVEL="WARNING",
-        EMAIL_URL="dummymail://",
     )
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-
-    call_command("migrate", verbosity=0)
 
 
 def connect_all(fake, count, *, threads=16):
