@@ -75,6 +75,22 @@ def authorization_url(obj):
     )
 
 
+@admin.display(description="Admin consent URL")
+def admin_consent_url(obj):
+    """A fresh link to copy, for an Entra administrator of the customer's organisation."""
+    if not links.link_available(obj, links.ADMIN_CONSENT):
+        return "Fill in the client ID, secret and BC URL, then save, to get the link."
+    url, expires_at = links.admin_consent_url(obj)
+    return fragment(
+        "admin_consent_url",
+        url=url,
+        expires=when(expires_at),
+        max_age_days=links.max_age().days,
+        tenant_id=obj.tenant_id,
+        client_id=obj.client_id,
+    )
+
+
 @admin.display(description="Access token")
 def access_token_display(obj):
     if isinstance(obj.access_token, Undecryptable):
