@@ -577,10 +577,28 @@ def admin_consent_url(authentication, *, state):
 
 
 def acquire_for_client_in(authentication, tenant_id):
-    """Client credentials in `tenant_id`, which need not be the stored tenant (yet)."""
+    """Client credentials in `tenant_id`, which need not be the stored tenant (yet).
+
+    For proving a consent just given: a refusal from before it is stale, so MSAL must not
+    answer with it (`forget_token_refusals`).
+    """
+    forget_token_refusals()
     as_consented = copy.copy(authentication)  # The stored row keeps its tenant until granted.
     as_consented.tenant_id = tenant_id
     return acquire_for_client(as_consented)
+
+
+def forget_token_refusals():
+    """Drop the token endpoint refusals MSAL keeps in the shared http_cache.
+
+    MSAL answers a repeated token request that got an HTTP 400 with that same 400 for 60
+    seconds, without asking Entra (its "UI required" cache, keyed "POST <url> hash=<form>
+    400"). Client credentials send the same form every time, so a refusal from before an
+    admin consent would be taken for Entra's answer after it.
+    """
+    for key in list(_http_cache):
+        if isinstance(key, str) and key.startswith("POST ") and key.endswith(" 400"):
+            _http_cache.pop(key, None)
 
 
 def access_token_tenant(access_token):
