@@ -127,13 +127,20 @@ def _start(authentication, flow, url, *, via, user, purpose=AuthorizationRequest
     authentication.record(
         Event.Kind.SIGN_IN_STARTED,
         actor=actor,
-        detail=f"{what} started from the {request.get_started_via_display()}.",
+        detail=f"{what} started from the {_started_from(request)}.",
     )
     return SignInStart(url, binding_cookie_name(flow["state"]), binding, request)
 
 
 def _is_admin_consent(request):
     return request.purpose == AuthorizationRequest.Purpose.ADMIN_CONSENT
+
+
+def _started_from(request):
+    """Where it started, as staff name it: the Admin, the Authorization or Admin consent URL."""
+    if _is_admin_consent(request) and _via_link(request):
+        return "Admin consent URL"
+    return request.get_started_via_display()
 
 
 def set_binding_cookie(response, start):
@@ -228,7 +235,7 @@ def _consent_grant(request, params):
         changes,
         consent.actor,
         f"Admin consent granted for tenant {consent.tenant_id} via the "
-        f"{request.get_started_via_display()}; access token received.",
+        f"{_started_from(request)}; access token received.",
         kind=Event.Kind.ADMIN_CONSENT_GRANTED,
         notify=link_email.notify_admin_consent,
         always_notify=True,

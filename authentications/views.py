@@ -7,6 +7,7 @@ from django.conf import settings
 from django.http import HttpResponseRedirect
 from django.shortcuts import render
 from django.urls import reverse
+from django.utils.http import urlencode
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 from django.views.decorators.http import require_http_methods
@@ -17,6 +18,7 @@ from .decorators import public_page, rate_limited
 from .link_failures import explain_failure
 from .models import AuthorizationRequest
 from .oauth import ConsentError
+from .validators import is_guid
 
 
 @csrf_exempt  # Microsoft's form_post is cross-site; the single-use state protects it.
@@ -40,7 +42,10 @@ def _after_grant_url(auth_request):
     if auth_request.started_via == AuthorizationRequest.Via.ADMIN:
         return f"{change_url(auth_request.authentication_id)}?signin={auth_request.pk}"
     if auth_request.purpose == AuthorizationRequest.Purpose.ADMIN_CONSENT:
-        return reverse("authentications:consent_granted")
+        # The client ID is no secret (Microsoft's own URLs carry it): the page needs it for
+        # the step that remains in Business Central.
+        client_id = auth_request.authentication.client_id
+        return f"{reverse('authentications:consent_granted')}?{urlencode({'client_id': client_id})}"
     return reverse("authentications:granted")
 
 
@@ -77,9 +82,12 @@ def granted(request):
 @public_page
 @require_http_methods(["GET"])
 def consent_granted(request):
-    return render(
-        request, "authentications/admin_consent_granted.html", {"site_name": settings.SITE_NAME}
-    )
+    client_id = request.GET.get("client_id", "")
+    context = {
+        "site_name": settings.SITE_NAME,
+        "client_id": client_id if is_guid(client_id) else "",
+    }
+    return render(request, "authentications/admin_consent_granted.html", context)
 
 
 @public_page

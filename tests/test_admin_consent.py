@@ -21,6 +21,7 @@ from tests.helpers import admin_change_url, fresh
 pytestmark = pytest.mark.django_db
 
 SERVICE = Authentication.Kind.SERVICE_TO_SERVICE
+GRANTED = f"/authentications/granted/consent/?client_id={CLIENT_ID}"
 
 
 @pytest.fixture
@@ -134,6 +135,7 @@ def test_an_administrator_consents_for_a_known_tenant(
     page = administrator.get(page["Location"])
     assertContains(page, "Admin consent granted, access token received")
     assertContains(page, "Microsoft Entra Applications")
+    assertContains(page, f"Enter the Client ID <code>{CLIENT_ID}</code>")
     stored = fresh(fabrikam)
     assert stored.status == Authentication.Status.CONNECTED
     assert stored.tenant_id == FABRIKAM_TENANT_ID
@@ -141,7 +143,7 @@ def test_an_administrator_consents_for_a_known_tenant(
     assert fake_microsoft.entra.token_info(stored.access_token)["tid"] == FABRIKAM_TENANT_ID
     event = stored.events.get(kind=Event.Kind.ADMIN_CONSENT_GRANTED)
     assert event.actor == f"An administrator of tenant {FABRIKAM_TENANT_ID}"
-    assert FABRIKAM_TENANT_ID in event.detail
+    assert FABRIKAM_TENANT_ID in event.detail and "via the Admin consent URL" in event.detail
     [email] = mail.outbox
     assert email.to == notify_list
     assert "Admin consent granted for Fabrikam" in email.subject
@@ -160,7 +162,7 @@ def test_a_refusal_just_before_the_consent_does_not_hide_it(
 
     page = answer_at_microsoft(administrator, fake_microsoft, press_grant(administrator, fabrikam))
 
-    assert page["Location"] == "/authentications/granted/consent/"
+    assert page["Location"] == GRANTED
     assert fake_microsoft.entra.count("client_credentials") == asked + 1
     assert fresh(fabrikam).status == Authentication.Status.CONNECTED
 
@@ -178,11 +180,18 @@ def test_an_empty_tenant_asks_organizations_and_stores_the_consenting_one(
 
     page = answer_at_microsoft(administrator, fake_microsoft, response)
 
-    assert page["Location"] == "/authentications/granted/consent/"
+    assert page["Location"] == GRANTED
     stored = fresh(customer)
     assert stored.tenant_id == FABRIKAM_TENANT_ID
     assert stored.status == Authentication.Status.CONNECTED
     assert stored.has_credentials()
+
+
+def test_the_granted_page_shows_only_a_client_id_that_is_one(administrator):
+    page = administrator.get("/authentications/granted/consent/", {"client_id": "<b>x</b>"})
+
+    assertContains(page, "Enter the Client ID of the app")
+    assertNotContains(page, "<b>x</b>")
 
 
 def test_staff_who_administer_the_tenant_consent_from_the_admin(
@@ -311,7 +320,7 @@ def test_microsoft_down_after_consent_keeps_the_link_for_a_retry(
     assert not fresh(fabrikam).access_token
     oauth.clear_http_cache()  # MSAL repeats a 5xx for 5 seconds; minutes later it is gone.
     again = answer_at_microsoft(administrator, fake_microsoft, press_grant(administrator, fabrikam))
-    assert again["Location"] == "/authentications/granted/consent/"
+    assert again["Location"] == GRANTED
 
 
 # --- single use, browser-bound, revocable ---------------------------------------------------

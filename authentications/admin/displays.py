@@ -57,7 +57,11 @@ def secret_days_left(obj):
 @admin.display(description="Redirect URI")
 def redirect_uri(obj):
     """The URI to paste into Entra, with the steps that lead there."""
-    return fragment("redirect_uri", redirect_uri=oauth.redirect_uri())
+    return fragment(
+        "redirect_uri",
+        redirect_uri=oauth.redirect_uri(),
+        service_to_service=obj is not None and obj.pk and not obj.is_user_impersonation,
+    )
 
 
 @admin.display(description="Authorization URL")
