@@ -3,6 +3,7 @@
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from django.contrib.auth.models import Permission, User
 from django.core import mail
 from django.test import Client
 from pytest_django.asserts import assertContains, assertNotContains
@@ -480,3 +481,67 @@ def test_the_fake_consent_page_refuses_an_unregistered_redirect_uri(fake_microso
     with pytest.raises(AssertionError, match="AADSTS50011"):
         consent_at_microsoft(fake_microsoft, wrong)
     assert fake_microsoft.entra.admin_consents.pages_served == 0
+
+
+# --- attacks and edges ----------------------------------------------------------------------
+
+
+def test_a_domain_tenant_is_proven_by_the_token_and_kept_as_typed(
+    administrator, make_authentication, fake_microsoft
+):
+    contoso = make_authentication(kind=SERVICE, tenant_id="contoso.onmicrosoft.com")
+    response = press_grant(administrator, contoso)
+    assert urlsplit(response["Location"]).path == "/contoso.onmicrosoft.com/v2.0/adminconsent"
+
+    page = answer_at_microsoft(administrator, fake_microsoft, response, username=CONTOSO_ADMIN)
+
+    assert page["Location"] == GRANTED
+    stored = fresh(contoso)
+    assert stored.tenant_id == "contoso.onmicrosoft.com"
+    assert oauth.access_token_tenant(stored.access_token) == TENANT_ID
+
+
+def test_a_sign_in_s_state_does_not_take_an_admin_consent_answer(
+    administrator, make_authentication, fake_microsoft
+):
+    user = make_authentication()
+    start = signin.start_sign_in(user, via=AuthorizationRequest.Via.LINK)
+    administrator.cookies[start.cookie_name] = start.cookie_value
+
+    page = administrator.get(
+        "/authentications/callback/",
+        {"admin_consent": "True", "tenant": TENANT_ID, "state": start.request.state},
+    )
+
+    assert page.status_code == 400
+    assert not fresh(user).access_token
+
+
+def test_two_consents_from_one_link_grant_once(administrator, fabrikam, fake_microsoft):
+    second_browser = Client()
+    link = consent_path(fabrikam)
+    first = administrator.post(link)
+    second = second_browser.post(link)
+
+    granted = answer_at_microsoft(administrator, fake_microsoft, first)
+    refused = answer_at_microsoft(second_browser, fake_microsoft, second)
+
+    assert granted["Location"] == GRANTED
+    assertContains(refused, "This link no longer works", status_code=400)
+    assert fresh(fabrikam).events.filter(kind=Event.Kind.ADMIN_CONSENT_GRANTED).count() == 1
+
+
+def test_staff_without_the_authorize_permission_cannot_start_a_consent(client, fabrikam):
+    staffer = User.objects.create_user("staffer", "s@example.com", "pw", is_staff=True)
+    staffer.user_permissions.set(
+        Permission.objects.filter(codename__in=["view_authentication", "change_authentication"])
+    )
+    client.force_login(staffer)
+
+    page = client.get(admin_change_url(fabrikam))
+    refused = client.post(admin_change_url(fabrikam).replace("change/", "admin-consent/"))
+
+    assertNotContains(page, "bc-admin-consent-url")
+    assertNotContains(page, "Grant admin consent with Microsoft")
+    assert refused.status_code == 403
+    assert not AuthorizationRequest.objects.exists()
