@@ -17,7 +17,7 @@ from tests.fakes.admin_consent import (
     consent_at_microsoft,
 )
 from tests.fakes.entra import CLIENT_ID, CLIENT_SECRET, TENANT_ID
-from tests.helpers import admin_change_url, fresh
+from tests.helpers import add_form_data, admin_change_url, fresh
 
 pytestmark = pytest.mark.django_db
 
@@ -402,16 +402,12 @@ def test_the_admin_consent_url_is_emailed_like_the_authorization_url(
 def test_service_to_service_may_leave_the_tenant_empty_user_impersonation_may_not(
     admin_client, fake_microsoft
 ):
-    form = {
-        "name": "Customer",
-        "client_id": CLIENT_ID,
-        "tenant_id": "",
-        "client_secret": CLIENT_SECRET,
-        "client_secret_expires_on": "",
-        "base_url": fake_microsoft.bc.base_url(tenant=FABRIKAM_TENANT_ID),
-        "expected_user": "",
-        "_continue": "Save",
-    }
+    form = add_form_data(
+        fake_microsoft,
+        name="Customer",
+        tenant_id="",
+        base_url=fake_microsoft.bc.base_url(tenant=FABRIKAM_TENANT_ID),
+    )
     url = "/admin/authentications/authentication/add/"
 
     refused = admin_client.post(url, {**form, "kind": "user_impersonation"})

@@ -19,8 +19,8 @@ from django.test import Client
 from authentications import links
 from authentications.models import Authentication, AuthorizationRequest, Event
 from tests.fakes.admin_consent import FABRIKAM_TENANT_ID, FABRIKAM_USER, consent_at_microsoft
-from tests.fakes.entra import CLIENT_ID, CLIENT_SECRET
-from tests.helpers import admin_change_url
+from tests.fakes.entra import CLIENT_SECRET
+from tests.helpers import add_form_data, admin_change_url
 
 pytestmark = pytest.mark.django_db
 
@@ -33,17 +33,13 @@ def test_no_secret_leaks_along_the_admin_consent(admin_client, fake_microsoft, c
     pages, cookies = [], set()
     add = admin_client.post(
         "/admin/authentications/authentication/add/",
-        {
-            "name": "Fabrikam",
-            "kind": "service_to_service",
-            "client_id": CLIENT_ID,
-            "tenant_id": "",
-            "client_secret": CLIENT_SECRET,
-            "client_secret_expires_on": "",
-            "base_url": fake_microsoft.bc.base_url(tenant=FABRIKAM_TENANT_ID),
-            "expected_user": "",
-            "_continue": "Save",
-        },
+        add_form_data(
+            fake_microsoft,
+            name="Fabrikam",
+            kind="service_to_service",
+            tenant_id="",
+            base_url=fake_microsoft.bc.base_url(tenant=FABRIKAM_TENANT_ID),
+        ),
         follow=True,
     )
     pages.append(add)

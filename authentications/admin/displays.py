@@ -69,14 +69,7 @@ def authorization_url(obj):
     """A fresh link to copy, for someone with a Business Central login to grant access."""
     if not links.link_available(obj):
         return "Fill in the app registration and BC URL, then save, to get the link."
-    url, expires_at = links.authorization_url(obj)
-    return fragment(
-        "authorization_url",
-        url=url,
-        expires=when(expires_at),
-        max_age_days=links.max_age().days,
-        expected_user=obj.expected_user,
-    )
+    return link_fragment(obj, links.SIGN_IN, expected_user=obj.expected_user)
 
 
 @admin.display(description="Admin consent URL")
@@ -84,14 +77,18 @@ def admin_consent_url(obj):
     """A fresh link to copy, for an Entra administrator of the customer's organisation."""
     if not links.link_available(obj, links.ADMIN_CONSENT):
         return "Fill in the client ID, secret and BC URL, then save, to get the link."
-    url, expires_at = links.admin_consent_url(obj)
+    return link_fragment(obj, links.ADMIN_CONSENT, tenant_id=obj.tenant_id, client_id=obj.client_id)
+
+
+def link_fragment(obj, purpose, **context):
+    """A fresh link for `purpose` in its fragment (_authorization_url or _admin_consent_url)."""
+    url, expires_at = links.authorization_url(obj, purpose)
     return fragment(
-        "admin_consent_url",
+        "authorization_url" if purpose == links.SIGN_IN else "admin_consent_url",
         url=url,
         expires=when(expires_at),
         max_age_days=links.max_age().days,
-        tenant_id=obj.tenant_id,
-        client_id=obj.client_id,
+        **context,
     )
 
 

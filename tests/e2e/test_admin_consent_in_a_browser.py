@@ -5,7 +5,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as ec
 
 from authentications.models import Authentication
-from tests.e2e.pages import log_in, wait
+from tests.e2e.pages import copy_link, wait
 from tests.fakes.admin_consent import FABRIKAM_ADMIN, FABRIKAM_TENANT_ID
 from tests.fakes.entra import CLIENT_ID, CLIENT_SECRET
 
@@ -23,11 +23,8 @@ def test_a_customer_administrator_grants_admin_consent_through_the_link(
         client_secret=CLIENT_SECRET,
         base_url=fake_microsoft.bc.base_url(tenant=FABRIKAM_TENANT_ID),
     )
-    change_page = f"{site}/admin/authentications/authentication/{customer.pk}/change/"
     staff_browser = new_browser()
-    log_in(staff_browser, site, staff)
-    staff_browser.get(change_page)
-    link = staff_browser.find_element(By.ID, "bc-admin-consent-url").get_attribute("value")
+    change_page, link = copy_link(staff_browser, site, staff, customer, "bc-admin-consent-url")
     assert link.startswith(f"{site}/authentications/authorize/")
 
     administrator = new_browser()  # Another profile: no Django session, no cookies at all.
