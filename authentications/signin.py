@@ -11,6 +11,7 @@ import json
 import logging
 import secrets
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -202,7 +203,7 @@ class _Grant:
     actor: str
     detail: str
     kind: str = Event.Kind.SIGN_IN_GRANTED
-    notify: object = link_email.notify_access_granted
+    notify: Callable[[Authentication], int] = link_email.notify_access_granted
     # Staff are told of a grant made through a link (they did not watch it), and of every
     # admin consent: a new organisation let the app in.
     always_notify: bool = False
@@ -210,6 +211,7 @@ class _Grant:
 
 def _sign_in_grant(request, tokens):
     changes = _grant_changes(request, tokens)
+    # The history names who granted as the admin shows it: through the model's displays.
     granted = Authentication(
         **{name: changes[name] for name in ("granted_by_name", "granted_by_upn", "granted_via")}
     )
