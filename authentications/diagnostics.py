@@ -58,12 +58,32 @@ def check_connection(authentication):
     try:
         companies = bc_client(authentication).companies()
     except (TokenError, BusinessCentralError) as err:
-        return ConnectionCheck(False, f"“{authentication}”: {describe_error(err)}")
+        return ConnectionCheck(False, f"“{authentication}”: {_check_failure(authentication, err)}")
     names = [company.get("displayName") or company.get("name", "") for company in companies]
     shown = ", ".join(names[:SHOWN_COMPANIES]) + (", …" if len(names) > SHOWN_COMPANIES else "")
     noun = "company" if len(names) == 1 else "companies"
     message = f"“{authentication}”: Connected: {len(names)} {noun}"
     return ConnectionCheck(True, f"{message} ({shown})" if names else message, names)
+
+
+def _check_failure(authentication, err):
+    """Why the check failed. BC refusing an app-only token that Entra just issued (the client
+    already asked for a fresh one) means one thing: BC does not know the app."""
+    refused_app = (
+        isinstance(err, BusinessCentralError)
+        and err.status == 401
+        and not authentication.is_user_impersonation
+    )
+    if not refused_app:
+        return describe_error(err)
+    return (
+        "Microsoft issued the app an access token, but Business Central refused it: the "
+        "Microsoft Entra Applications card for the client ID "
+        f"{authentication.client_id} is missing or not enabled in Business Central. In Business "
+        "Central, search for Microsoft Entra Applications, choose New, enter that client ID, "
+        "set State to Enabled and add the permission sets the integration needs (this cannot "
+        f"be done from outside Business Central). Business Central said: {describe_error(err)}"
+    )
 
 
 def environment_base_url(tenant_id, environment):

@@ -38,6 +38,11 @@ class AuthenticationForm(forms.ModelForm):
             "expected_user",
         ]
         # GUIDs and UPNs shown whole, so staff can compare them with Entra at a glance.
+        help_texts = {
+            "tenant_id": "A GUID or verified domain from Entra &gt; Overview. Service-to-service "
+            "only: leave it empty to onboard a customer's tenant through the Admin consent "
+            "URL (sent to “organizations”); the consenting tenant is stored then.",
+        }
         widgets = {
             "client_secret_expires_on": forms.DateInput(attrs={"type": "date"}),
             "client_id": forms.TextInput(attrs={"size": 40, "spellcheck": "false"}),
@@ -55,6 +60,18 @@ class AuthenticationForm(forms.ModelForm):
 
     def clean_tenant_id(self):
         return self.cleaned_data["tenant_id"].strip().lower()
+
+    def clean(self):
+        cleaned = super().clean()
+        # Only service-to-service may wait for its tenant: the admin consent link sets it.
+        user_impersonation = cleaned.get("kind") == Authentication.Kind.USER_IMPERSONATION
+        if user_impersonation and "tenant_id" in cleaned and not cleaned["tenant_id"]:
+            self.add_error(
+                "tenant_id",
+                "Enter the Directory (tenant) ID. Only a service-to-service authentication may "
+                "leave it empty, for the admin consent link to fill in.",
+            )
+        return cleaned
 
     def clean_expected_user(self):
         return self.cleaned_data["expected_user"].strip()

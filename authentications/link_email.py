@@ -1,5 +1,8 @@
 """Emails about the Authorization URL: the link itself, and news that access was granted.
 
+A service-to-service authentication's link is its Admin consent URL: the same email
+machinery, with words for an Entra administrator of the customer's organisation.
+
 A mail server failure is a LinkEmailError with a message for staff; only a message the
 backend accepted is recorded as sent.
 """
@@ -32,9 +35,32 @@ def sender_display(user):
     return name or email or user.get_username()
 
 
+# Per link purpose: the email's template, its subject, and the link's name.
+_LINK_EMAILS = {
+    links.SIGN_IN: (
+        "authorization_url",
+        "Please grant {site} access to Business Central",
+        "Authorization URL",
+    ),
+    links.ADMIN_CONSENT: (
+        "admin_consent_url",
+        "Please grant admin consent to {site} for Business Central",
+        "Admin consent URL",
+    ),
+}
+
+
+def link_name(authentication):
+    """ "Authorization URL" or "Admin consent URL": what staff and recipients call the link."""
+    return _LINK_EMAILS[links.purpose_of(authentication)][2]
+
+
 def send_authorization_url(authentication, *, recipients, message, user):
-    """Email a fresh Authorization URL to `recipients`; returns the link that was sent."""
-    link = links.authorization_url(authentication)
+    """Email a fresh Authorization URL (or Admin consent URL) to `recipients`; returns the
+    link that was sent."""
+    purpose = links.purpose_of(authentication)
+    template, subject, name = _LINK_EMAILS[purpose]
+    link = links.authorization_url(authentication, purpose)
     context = {
         "authentication_name": authentication.name,
         "environment": authentication.environment_name,
@@ -44,12 +70,14 @@ def send_authorization_url(authentication, *, recipients, message, user):
         "expires_at": timezone.localtime(link.expires_at),
         "max_age_days": settings.BC_LINK_MAX_AGE_DAYS,
         "expected_user": authentication.expected_user,
+        "client_id": authentication.client_id,
+        "tenant_id": authentication.tenant_id,
     }
-    subject = f"Please grant {settings.SITE_NAME} access to Business Central"
+    subject = subject.format(site=settings.SITE_NAME)
     try:
-        notifications.send("authorization_url", context, to=recipients, subject=subject)
+        notifications.send(template, context, to=recipients, subject=subject)
     except (smtplib.SMTPException, OSError) as err:
-        logger.warning("Emailing the Authorization URL for %s failed: %r", authentication, err)
+        logger.warning("Emailing the %s for %s failed: %r", name, authentication, err)
         raise LinkEmailError(
             "The email could not be sent: the mail server refused it or could not be reached "
             f"({type(err).__name__}). Nothing was sent; check EMAIL_URL or try again later.",
@@ -58,8 +86,7 @@ def send_authorization_url(authentication, *, recipients, message, user):
     authentication.record(
         Event.Kind.LINK_EMAILED,
         actor=user.get_username(),
-        detail=f"Authorization URL emailed to {', '.join(recipients)}; it expires "
-        f"{when(link.expires_at)}.",
+        detail=f"{name} emailed to {', '.join(recipients)}; it expires {when(link.expires_at)}.",
     )
     return link
 
@@ -79,4 +106,24 @@ def notify_access_granted(authentication):
     }
     return notifications.notify_quietly(
         "access_granted", context, subject=f"Access granted for {authentication.name}"
+    )
+
+
+def notify_admin_consent(authentication):
+    """Tell BC_NOTIFY_EMAILS that an administrator consented for a tenant.
+
+    The grant is already stored; a mail failure is logged and must not undo or hide it.
+    """
+    context = {
+        "authentication_name": authentication.name,
+        "environment": authentication.environment_name,
+        "tenant_id": authentication.tenant_id,
+        "client_id": authentication.client_id,
+        "granted_at": timezone.localtime(authentication.granted_at),
+        "admin_url": notifications.admin_url(authentication),
+    }
+    return notifications.notify_quietly(
+        "admin_consent_granted",
+        context,
+        subject=f"Admin consent granted for {authentication.name}",
     )

@@ -7,6 +7,8 @@ and what to tell the person who sent the link.
 
 from dataclasses import dataclass
 
+from .models import AuthorizationRequest
+
 
 @dataclass(frozen=True)
 class LinkFailure:
@@ -124,8 +126,61 @@ _BY_CODE = {
 }
 
 
-def explain_failure(err):
-    """The LinkFailure for a sign-in started through a link: a ConsentError or SignInError."""
+# An administrator following an Admin consent URL: the same plain words, about consent.
+_CONSENT_DECLINED = LinkFailure(
+    "Admin consent cancelled",
+    "You cancelled or declined the admin consent at Microsoft. Nothing was changed.",
+    "If you did not mean to, open the link from your email again and choose Accept. If your "
+    "organisation does not want to grant it, tell the sender so.",
+    retry=True,
+)
+_NOT_AN_ADMINISTRATOR = LinkFailure(
+    "An administrator role is needed",
+    "The account you signed in with may not grant admin consent for your organisation.",
+    "Ask a Global Administrator, Privileged Role Administrator or Application Administrator "
+    "of your Microsoft Entra directory to open the link, or forward it to them.",
+    retry=True,
+)
+_CONSENT_WRONG_ORGANISATION = LinkFailure(
+    "Wrong organisation",
+    "You signed in with an account of another organisation than the one this link is for. "
+    "Nothing was changed.",
+    "Open the link again and sign in with an administrator account of the right "
+    "organisation. If you have none, tell the sender.",
+    retry=True,
+)
+_CONSENT_NOT_EFFECTIVE = LinkFailure(
+    "Consent not in effect yet",
+    "Microsoft recorded your consent but did not yet issue the app a token, so nothing was "
+    "stored. Microsoft can take a few minutes to apply a consent.",
+    "Wait a few minutes and open the link again (it still works). If it keeps failing, tell "
+    "the sender the error code below.",
+    retry=True,
+)
+_CONSENT_BY_CODE = {
+    "access_denied": _CONSENT_DECLINED,
+    "permission_denied": _CONSENT_DECLINED,
+    "consent_required": _NOT_AN_ADMINISTRATOR,
+    "wrong_tenant": _CONSENT_WRONG_ORGANISATION,
+    "no_token_after_consent": _CONSENT_NOT_EFFECTIVE,
+}
+_CONSENT_BY_AADSTS = {
+    65004: _CONSENT_DECLINED,
+    90093: _NOT_AN_ADMINISTRATOR,
+    90094: _NOT_AN_ADMINISTRATOR,
+    90095: _NOT_AN_ADMINISTRATOR,
+    90099: _NOT_AN_ADMINISTRATOR,
+    50020: _CONSENT_WRONG_ORGANISATION,
+}
+
+
+def explain_failure(err, *, purpose=None):
+    """The LinkFailure for a sign-in (or, for purpose "admin_consent", an admin consent)
+    started through a link: a ConsentError or SignInError."""
+    if purpose == AuthorizationRequest.Purpose.ADMIN_CONSENT and not err.transient:
+        found = _CONSENT_BY_AADSTS.get(err.aadsts) or _CONSENT_BY_CODE.get(err.code)
+        if found:
+            return found
     if err.code == "wrong_user":
         return LinkFailure(
             "Signed in with another account",

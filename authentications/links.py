@@ -1,5 +1,9 @@
 """The Authorization URL: a signed, expiring, revocable link to the public landing page.
 
+A link has a purpose: a user's sign-in (the Authorization URL of a user-impersonation
+authentication) or an administrator's consent for their tenant (the Admin consent URL of a
+service-to-service one). Both are the same machinery; the purpose is signed into the token.
+
 The token names the authentication and its current `link_nonce`; rotating the nonce
 revokes every link issued so far (regenerating, changing credentials, or a grant made
 through a link, which so spends it). Nothing secret is inside: the signature only proves
@@ -22,6 +26,8 @@ from .models import Authentication, AuthorizationRequest, Event, new_link_nonce
 logger = logging.getLogger(__name__)
 
 SALT = "authentications.links.authorization-url"
+SIGN_IN = AuthorizationRequest.Purpose.SIGN_IN
+ADMIN_CONSENT = AuthorizationRequest.Purpose.ADMIN_CONSENT
 
 
 class LinkError(BcconnectError):
@@ -55,36 +61,60 @@ class AuthorizationLink:
 class OpenedLink:
     authentication: Authentication
     expires_at: datetime
+    purpose: str = SIGN_IN
+
+    @property
+    def is_admin_consent(self):
+        return self.purpose == ADMIN_CONSENT
 
 
 def max_age() -> timedelta:
     return timedelta(days=settings.BC_LINK_MAX_AGE_DAYS)
 
 
-def link_available(authentication: Authentication | None) -> bool:
-    """Whether a link can be issued: a user-impersonation authentication ready to sign in."""
-    return bool(
-        authentication
-        and authentication.pk
-        and authentication.is_user_impersonation
-        and authentication.has_credentials()
-    )
+def link_available(authentication: Authentication | None, purpose: str = SIGN_IN) -> bool:
+    """Whether a link for `purpose` can be issued: a sign-in link for a user-impersonation
+    authentication ready to sign in, a consent link for a service-to-service one whose app
+    registration is filled in (its tenant may still be unknown)."""
+    if not (authentication and authentication.pk):
+        return False
+    if purpose == ADMIN_CONSENT:
+        return not authentication.is_user_impersonation and bool(
+            authentication.client_id and authentication.client_secret and authentication.base_url
+        )
+    return authentication.is_user_impersonation and authentication.has_credentials()
+
+
+def purpose_of(authentication: Authentication) -> str:
+    """The purpose of the links `authentication` has: consent for service-to-service."""
+    return SIGN_IN if authentication.is_user_impersonation else ADMIN_CONSENT
 
 
 def _signer():
     return signing.TimestampSigner(salt=SALT)
 
 
-def make_token(authentication: Authentication) -> str:
-    return _signer().sign_object({"a": authentication.pk, "n": authentication.link_nonce})
+def make_token(authentication: Authentication, purpose: str = SIGN_IN) -> str:
+    payload = {"a": authentication.pk, "n": authentication.link_nonce}
+    if purpose != SIGN_IN:  # Sign-in links keep the shape they always had.
+        payload["p"] = str(purpose)
+    return _signer().sign_object(payload)
 
 
-def authorization_url(authentication: Authentication) -> AuthorizationLink:
+def authorization_url(authentication: Authentication, purpose: str = SIGN_IN) -> AuthorizationLink:
     """A fresh link to the landing page and when it stops working."""
-    if not link_available(authentication):
-        raise ValueError("Authorization URLs exist only for complete user-impersonation setups.")
-    path = reverse("authentications:authorize", args=[make_token(authentication)])
+    if not link_available(authentication, purpose):
+        raise ValueError(
+            "Authorization URLs exist only for complete user-impersonation setups, admin "
+            "consent URLs only for service-to-service ones."
+        )
+    path = reverse("authentications:authorize", args=[make_token(authentication, purpose)])
     return AuthorizationLink(settings.PUBLIC_BASE_URL + path, timezone.now() + max_age())
+
+
+def admin_consent_url(authentication: Authentication) -> AuthorizationLink:
+    """A fresh Admin consent URL (a link whose purpose is admin consent)."""
+    return authorization_url(authentication, ADMIN_CONSENT)
 
 
 def authentication_for_link(token: str) -> OpenedLink:
@@ -92,14 +122,15 @@ def authentication_for_link(token: str) -> OpenedLink:
     payload, issued_at = _unsign(token)
     try:
         pk, nonce = int(payload["a"]), str(payload["n"])
+        purpose = AuthorizationRequest.Purpose(payload.get("p", SIGN_IN))
     except (TypeError, KeyError, ValueError) as err:
         raise LinkError(_INVALID, code=LinkError.INVALID) from err
     authentication = Authentication.objects.filter(pk=pk).first()
-    if not link_available(authentication):
+    if not link_available(authentication, purpose):
         raise LinkError(_NOT_FOUND, code=LinkError.NOT_FOUND)
     if nonce != authentication.link_nonce:
         raise LinkError(_SPENT if _was_spent(pk, nonce) else _REVOKED, code=LinkError.REVOKED)
-    return OpenedLink(authentication, issued_at + max_age())
+    return OpenedLink(authentication, issued_at + max_age(), purpose)
 
 
 def _unsign(token):
@@ -128,7 +159,8 @@ def _was_spent(pk, nonce):
 
 
 def revoke_links(authentication: Authentication, *, actor: str, reason: str) -> None:
-    """Rotate the nonce so that every Authorization URL issued so far stops working."""
+    """Rotate the nonce so that every Authorization (or Admin consent) URL issued so far
+    stops working."""
     authentication.link_nonce = new_link_nonce()
     Authentication.objects.filter(pk=authentication.pk).update(
         link_nonce=authentication.link_nonce, updated_at=timezone.now()

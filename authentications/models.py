@@ -57,8 +57,10 @@ class Authentication(models.Model):
     client_id = models.CharField(
         "Application (client) ID", max_length=36, validators=[validate_guid]
     )
+    # Blank only for service-to-service awaiting admin consent ("organizations"): the
+    # consenting tenant is stored then. The form requires it for user impersonation.
     tenant_id = models.CharField(
-        "Directory (tenant) ID", max_length=253, validators=[validate_tenant]
+        "Directory (tenant) ID", max_length=253, blank=True, validators=[validate_tenant]
     )
     client_secret = EncryptedTextField("client secret", blank=True)
     client_secret_expires_on = models.DateField(
@@ -199,6 +201,10 @@ class AuthorizationRequest(models.Model):
         ADMIN = "admin", "Admin"
         LINK = "link", "Authorization URL"
 
+    class Purpose(models.TextChoices):
+        SIGN_IN = "sign_in", "Sign-in"
+        ADMIN_CONSENT = "admin_consent", "Admin consent"
+
     class Outcome(models.TextChoices):
         PENDING = "pending", "Pending"
         GRANTED = "granted", "Granted"
@@ -212,6 +218,9 @@ class AuthorizationRequest(models.Model):
     flow = EncryptedTextField()  # MSAL's flow dict as JSON: PKCE verifier, nonce, state.
     binding_hash = models.CharField(max_length=64)
     started_via = models.CharField(max_length=16, choices=Via.choices, default=Via.ADMIN)
+    # What Microsoft is asked for: a user's sign-in, or an administrator's consent for a
+    # tenant (service-to-service); the callback finishes each its own way.
+    purpose = models.CharField(max_length=16, choices=Purpose.choices, default=Purpose.SIGN_IN)
     started_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
     )
@@ -251,6 +260,7 @@ class Event(models.Model):
         SECRET_EXPIRY = "secret_expiry", "Client secret expiry warning"
         DISCONNECTED = "disconnected", "Disconnected"
         KEY_ROTATED = "key_rotated", "Encryption key rotated"
+        ADMIN_CONSENT_GRANTED = "admin_consent_granted", "Admin consent granted"
 
     authentication = models.ForeignKey(
         Authentication, on_delete=models.CASCADE, related_name="events"

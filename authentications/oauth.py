@@ -6,6 +6,8 @@ only store); the process shares MSAL's `http_cache`, so the OpenID discovery is 
 once, and one `requests.Session` with (connect, read) timeouts.
 """
 
+import base64
+import copy
 import json
 import logging
 import re
@@ -15,7 +17,7 @@ from collections import Counter
 from collections.abc import MutableMapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlencode, urlsplit
 
 import msal
 import requests
@@ -549,3 +551,68 @@ def acquire_for_client(authentication):
     app = _application(authentication, TokenRefreshError)
     result = _call(TokenRefreshError, app.acquire_token_for_client, client_credentials_scopes())
     return _token_result(result, TokenRefreshError)
+
+
+# --- admin consent (service-to-service onboarding) -----------------------------------------
+
+ORGANIZATIONS = "organizations"
+
+
+def admin_consent_url(authentication, *, state):
+    """Entra's admin consent page for the app's Business Central application permission.
+
+    With no tenant stored, "organizations": an administrator of any organisation may
+    consent, and Microsoft's answer names their tenant.
+    """
+    query = urlencode(
+        {
+            "client_id": authentication.client_id,
+            "scope": " ".join(client_credentials_scopes()),
+            "redirect_uri": redirect_uri(),
+            "state": state,
+        }
+    )
+    tenant = authentication.tenant_id or ORGANIZATIONS
+    return f"{authority_url(quote(tenant, safe=''))}/v2.0/adminconsent?{query}"
+
+
+def acquire_for_client_in(authentication, tenant_id):
+    """Client credentials in `tenant_id`, which need not be the stored tenant (yet).
+
+    For proving a consent just given: a refusal from before it is stale, so MSAL must not
+    answer with it (`forget_token_refusals`).
+    """
+    forget_token_refusals()
+    as_consented = copy.copy(authentication)  # The stored row keeps its tenant until granted.
+    as_consented.tenant_id = tenant_id
+    return acquire_for_client(as_consented)
+
+
+def forget_token_refusals():
+    """Drop the token endpoint refusals MSAL keeps in the shared http_cache.
+
+    MSAL answers a repeated token request that got an HTTP 400 with that same 400 for 60
+    seconds, without asking Entra (its "UI required" cache, keyed "POST <url> hash=<form>
+    400"). Client credentials send the same form every time, so a refusal from before an
+    admin consent would be taken for Entra's answer after it.
+    """
+    for key in list(_http_cache):
+        if isinstance(key, str) and key.startswith("POST ") and key.endswith(" 400"):
+            _http_cache.pop(key, None)
+
+
+def access_token_tenant(access_token):
+    """The tenant (`tid`) an Entra access token names, lowercased; "" when it names none.
+
+    The token is Business Central's, fresh from the token endpoint over TLS: its claims are
+    read to learn which directory issued it, not verified (we are not its audience).
+    """
+    parts = str(access_token).split(".")
+    if len(parts) != 3:
+        return ""
+    try:
+        payload = base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4))
+        claims = json.loads(payload)
+    except (ValueError, UnicodeDecodeError):
+        return ""
+    return str(claims.get("tid") or "").lower() if isinstance(claims, dict) else ""

@@ -1,7 +1,9 @@
 """The user-impersonation sign-in: start it, finish it, store what Microsoft granted.
 
 Both the admin and the public Authorization URL call these functions; the callback view
-only hands them the POSTed answer and the browser's cookies.
+only hands them the POSTed answer and the browser's cookies. An administrator's consent
+for a service-to-service app (`admin_consent`) goes through the same pending request,
+state and browser binding, and is stored by the same fenced write.
 """
 
 import hashlib
@@ -9,7 +11,7 @@ import json
 import logging
 import secrets
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -23,7 +25,7 @@ from django.utils import timezone
 
 from bcconnect.errors import BcconnectError
 
-from . import link_email, oauth
+from . import admin_consent, link_email, oauth
 from .fields import Undecryptable
 from .models import Authentication, AuthorizationRequest, Event, new_link_nonce
 from .oauth import ConsentError
@@ -93,6 +95,27 @@ def start_sign_in(
     flow = oauth.start_auth_code_flow(
         authentication, login_hint=login_hint(authentication.expected_user)
     )
+    return _start(authentication, flow, flow["auth_uri"], via=via, user=user)
+
+
+def start_admin_consent(authentication, *, via, user=None):
+    """Create a pending admin consent bound to this browser, like a sign-in.
+
+    Entra's admin consent has no code to redeem, hence no PKCE: the state is all there is.
+    """
+    state = secrets.token_urlsafe(32)
+    url = oauth.admin_consent_url(authentication, state=state)
+    return _start(
+        authentication,
+        {"state": state},
+        url,
+        via=via,
+        user=user,
+        purpose=AuthorizationRequest.Purpose.ADMIN_CONSENT,
+    )
+
+
+def _start(authentication, flow, url, *, via, user, purpose=AuthorizationRequest.Purpose.SIGN_IN):
     binding = secrets.token_urlsafe(32)
     request = AuthorizationRequest.objects.create(
         authentication=authentication,
@@ -100,18 +123,31 @@ def start_sign_in(
         flow=json.dumps(flow),
         binding_hash=_digest(binding),
         started_via=via,
+        purpose=purpose,
         started_by=user if user and user.is_authenticated else None,
         link_nonce=authentication.link_nonce,
         generation=authentication.generation,
         expires_at=timezone.now() + timedelta(minutes=settings.BC_SIGN_IN_TTL_MINUTES),
     )
     actor = user.get_username() if user and user.is_authenticated else ""
+    what = "Admin consent" if _is_admin_consent(request) else "Sign-in"
     authentication.record(
         Event.Kind.SIGN_IN_STARTED,
         actor=actor,
-        detail=f"Sign-in started from the {request.get_started_via_display()}.",
+        detail=f"{what} started from the {_started_from(request)}.",
     )
-    return SignInStart(flow["auth_uri"], binding_cookie_name(flow["state"]), binding, request)
+    return SignInStart(url, binding_cookie_name(flow["state"]), binding, request)
+
+
+def _is_admin_consent(request):
+    return request.purpose == AuthorizationRequest.Purpose.ADMIN_CONSENT
+
+
+def _started_from(request):
+    """Where it started, as staff name it: the Admin, the Authorization or Admin consent URL."""
+    if _is_admin_consent(request) and _via_link(request):
+        return "Admin consent URL"
+    return request.get_started_via_display()
 
 
 def set_binding_cookie(response, start):
@@ -145,9 +181,12 @@ def complete_sign_in(params: Mapping[str, str], cookies: Mapping[str, str]) -> A
     """
     request = _pending_request(params, cookies)
     try:
-        tokens = _finish_with_entra(request, params)
-        _check_expected_user(request, tokens.claims)
-        _store_grant(request, tokens)
+        if _is_admin_consent(request):
+            _store_grant(request, _consent_grant(request, params))
+        else:
+            tokens = _finish_with_entra(request, params)
+            _check_expected_user(request, tokens.claims)
+            _store_grant(request, _sign_in_grant(request, tokens))
     except SignInError as err:
         _record_failure(request, err)
         raise
@@ -160,6 +199,55 @@ def _finish_with_entra(request, params):
         return oauth.finish_auth_code_flow(request.authentication, _stored_flow(request), params)
     except ConsentError as err:
         raise SignInError.from_entra(err, request) from err
+
+
+@dataclass(frozen=True)
+class _Grant:
+    """What a completed sign-in or consent stores, and how the history tells it."""
+
+    changes: dict = field(repr=False)
+    actor: str
+    detail: str
+    kind: str = Event.Kind.SIGN_IN_GRANTED
+    notify: Callable[[Authentication], int] = link_email.notify_access_granted
+    # Staff are told of a grant made through a link (they did not watch it), and of every
+    # admin consent: a new organisation let the app in.
+    always_notify: bool = False
+
+
+def _sign_in_grant(request, tokens):
+    changes = _grant_changes(request, tokens)
+    # The history names who granted as the admin shows it: through the model's displays.
+    granted = Authentication(
+        **{name: changes[name] for name in ("granted_by_name", "granted_by_upn", "granted_via")}
+    )
+    return _Grant(
+        changes,
+        granted.granted_by_upn,
+        f"Access granted by {granted.granted_by_display or 'unknown'} "
+        f"via {granted.get_granted_via_display()}.",
+    )
+
+
+def _consent_grant(request, params):
+    """Prove Microsoft's answer to an admin consent; Entra's refusal becomes a SignInError."""
+    authentication = request.authentication
+    try:
+        consent = admin_consent.finish_admin_consent(authentication, params)
+    except ConsentError as err:
+        raise SignInError.from_entra(err, request) from err
+    changes = admin_consent.grant_changes(authentication, consent)
+    if _via_link(request):  # A link is spent once it has produced a grant.
+        changes["link_nonce"] = new_link_nonce()
+    return _Grant(
+        changes,
+        consent.actor,
+        f"Admin consent granted for tenant {consent.tenant_id} via the "
+        f"{_started_from(request)}; access token received.",
+        kind=Event.Kind.ADMIN_CONSENT_GRANTED,
+        notify=link_email.notify_admin_consent,
+        always_notify=True,
+    )
 
 
 def _stored_flow(request):
@@ -297,31 +385,25 @@ def _record_failure(request, err):
     logger.info("Sign-in for %s failed: %s", authentication, err.display_code)
 
 
-def _store_grant(request, tokens):
+def _store_grant(request, grant):
     """Store the grant and spend the link in one conditional UPDATE; raises SignInError.
 
     Two sign-ins from one link that finish together both reach this point: the UPDATE
     that still finds the link's nonce wins, the other stores nothing.
     """
     authentication = request.authentication
-    changes = _grant_changes(request, tokens)
     with transaction.atomic():
-        if not _grant_target(request).update(**changes):
+        if not _grant_target(request).update(**grant.changes):
             raise _grant_refused(request)
         AuthorizationRequest.objects.filter(pk=request.pk).update(
             outcome=AuthorizationRequest.Outcome.GRANTED
         )
-        for name, value in changes.items():
+        for name, value in grant.changes.items():
             setattr(authentication, name, value)
-        authentication.record(
-            Event.Kind.SIGN_IN_GRANTED,
-            actor=authentication.granted_by_upn,
-            detail=f"Access granted by {authentication.granted_by_display or 'unknown'} "
-            f"via {authentication.get_granted_via_display()}.",
-        )
+        authentication.record(grant.kind, actor=grant.actor, detail=grant.detail)
     request.outcome = AuthorizationRequest.Outcome.GRANTED
-    if _via_link(request):  # Staff did not watch this grant happen: tell them.
-        link_email.notify_access_granted(authentication)
+    if _via_link(request) or grant.always_notify:
+        grant.notify(authentication)
 
 
 def _via_link(request):

@@ -7,6 +7,7 @@ from django.conf import settings
 from django.http import HttpResponseRedirect
 from django.shortcuts import render
 from django.urls import reverse
+from django.utils.http import urlencode
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 from django.views.decorators.http import require_http_methods
@@ -17,6 +18,7 @@ from .decorators import public_page, rate_limited
 from .link_failures import explain_failure
 from .models import AuthorizationRequest
 from .oauth import ConsentError
+from .validators import is_guid
 
 
 @csrf_exempt  # Microsoft's form_post is cross-site; the single-use state protects it.
@@ -39,10 +41,15 @@ def callback(request):
 def _after_grant_url(auth_request):
     if auth_request.started_via == AuthorizationRequest.Via.ADMIN:
         return f"{change_url(auth_request.authentication_id)}?signin={auth_request.pk}"
+    if auth_request.purpose == AuthorizationRequest.Purpose.ADMIN_CONSENT:
+        # The client ID is no secret (Microsoft's own URLs carry it): the page needs it for
+        # the step that remains in Business Central.
+        client_id = auth_request.authentication.client_id
+        return f"{reverse('authentications:consent_granted')}?{urlencode({'client_id': client_id})}"
     return reverse("authentications:granted")
 
 
-def render_sign_in_error(request, err, *, via=None):
+def render_sign_in_error(request, err, *, via=None, purpose=None):
     """The page for a sign-in that did not start or complete; 503 when it may work later.
 
     `via` is where the sign-in started, for an error raised before a pending sign-in
@@ -52,12 +59,14 @@ def render_sign_in_error(request, err, *, via=None):
     """
     auth_request = getattr(err, "auth_request", None)
     via = via or (auth_request.started_via if auth_request else None)
+    purpose = purpose or (auth_request.purpose if auth_request else None)
     started_in_admin = auth_request and via == AuthorizationRequest.Via.ADMIN
+    via_link = via == AuthorizationRequest.Via.LINK
     context = {
         "message": err.message,
         "code": err.display_code,
         "authentication": auth_request.authentication if started_in_admin else None,
-        "failure": explain_failure(err) if via == AuthorizationRequest.Via.LINK else None,
+        "failure": explain_failure(err, purpose=purpose) if via_link else None,
         "site_name": settings.SITE_NAME,
     }
     status = 503 if err.transient else 400
@@ -71,6 +80,17 @@ def granted(request):
 
 
 @public_page
+@require_http_methods(["GET"])
+def consent_granted(request):
+    client_id = request.GET.get("client_id", "")
+    context = {
+        "site_name": settings.SITE_NAME,
+        "client_id": client_id if is_guid(client_id) else "",
+    }
+    return render(request, "authentications/admin_consent_granted.html", context)
+
+
+@public_page
 @rate_limited("landing")
 @require_http_methods(["GET", "HEAD", "POST"])
 def authorize(request, token):
@@ -81,7 +101,8 @@ def authorize(request, token):
         return _link_error(request, err)
     if request.method == "POST":
         return _start_link_sign_in(request, link)
-    response = render(request, "authentications/landing.html", _landing_context(link))
+    template = "landing_admin_consent.html" if link.is_admin_consent else "landing.html"
+    response = render(request, f"authentications/{template}", _landing_context(link))
     # "same-origin", not "no-referrer": under no-referrer browsers send `Origin: null` on
     # this page's own form POST, which Django's CSRF check refuses. same-origin still keeps
     # the link's URL (it holds the token) from reaching anyone but us.
@@ -98,14 +119,18 @@ def _landing_context(link):
         # The name to sign in with: a guest's home address; none for an object ID.
         "expected_user": signin.login_hint(authentication.expected_user),
         "expires_at": link.expires_at,
+        "client_id": authentication.client_id,  # Public: Entra shows it on its own pages.
+        "tenant_id": authentication.tenant_id,
     }
 
 
 def _start_link_sign_in(request, link):
+    start_flow = signin.start_admin_consent if link.is_admin_consent else signin.start_sign_in
     try:
-        start = signin.start_sign_in(link.authentication, via=AuthorizationRequest.Via.LINK)
+        start = start_flow(link.authentication, via=AuthorizationRequest.Via.LINK)
     except ConsentError as err:
-        return render_sign_in_error(request, err, via=AuthorizationRequest.Via.LINK)
+        via = AuthorizationRequest.Via.LINK
+        return render_sign_in_error(request, err, via=via, purpose=link.purpose)
     # public_page gives the redirect no-referrer: Microsoft must not see the link token.
     return signin.set_binding_cookie(HttpResponseRedirect(start.authorize_url), start)
 

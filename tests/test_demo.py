@@ -140,6 +140,42 @@ def test_make_demo_prints_credentials_that_lead_to_access_token_received(running
     assert "Jane Doe (jane@contoso.com)" in landed.text
 
 
+def test_make_demo_offers_onboarding_a_customer_tenant_by_admin_consent(running_demo):
+    base_url, banner, ca_path = running_demo
+    trust = {"verify": str(ca_path), "timeout": 10}
+    username = re.search(r"Username:\s+(\S+)", banner).group(1)
+    password = re.search(r"Password:\s+(\S+)", banner).group(1)
+    staff = Browser(base_url)
+    staff.submit("/admin/login/", {"username": username, "password": password})
+    change_url = re.findall(r"\((http://\S+/change/)\)", banner)[1]
+    change_page = staff.get(change_url)
+    assert "Demo customer (admin consent)" in change_page.text
+    link = re.search(r'id="bc-admin-consent-url"[^>]*value="([^"]+)"', change_page.text).group(1)
+
+    administrator = Browser(base_url)
+    to_microsoft = administrator.submit(link, {})
+    page = requests.get(to_microsoft.headers["Location"], **trust)
+    action, fields = read_form(page.text)
+    admin = re.search(r"sign in as\s+(\S+@\S+)", banner).group(1)
+    answer = requests.post(
+        action,
+        {**fields, "username": admin, "decision": "accept"},
+        allow_redirects=False,
+        **trust,
+    )
+    granted = administrator.get(answer.headers["Location"])
+
+    assert "Admin consent granted, access token received" in granted.text
+    test_action = re.search(r'formaction="([^"]+/test-connection/)"', change_page.text).group(1)
+    refused = staff.submit(change_url, {}, action=test_action)
+    assert "Microsoft Entra Applications card" in refused.text
+    cards = re.search(r"at\s+(https://\S+/entra-applications)", banner).group(1)
+    tenant = re.search(r"tenant ([0-9a-f-]{36}) and client ID ([0-9a-f-]{36})", banner)
+    requests.post(cards, {"tenant": tenant.group(1), "client_id": tenant.group(2)}, **trust)
+    connected = staff.submit(change_url, {}, action=test_action)
+    assert "Connected: " in connected.text
+
+
 class Browser:
     """Just enough of a browser: cookies (Secure ones too, as Chrome on 127.0.0.1) and forms."""
 

@@ -208,7 +208,10 @@ def test_anonymous_visitors_are_sent_to_the_admin_login(client, make_authenticat
 
 
 def test_service_to_service_has_no_link_to_email(sender, make_authentication):
-    authentication = make_authentication(kind=Authentication.Kind.SERVICE_TO_SERVICE)
+    # Without a secret: with one, its link is the Admin consent URL (test_admin_consent.py).
+    authentication = make_authentication(
+        kind=Authentication.Kind.SERVICE_TO_SERVICE, client_secret=""
+    )
 
     response = sender.post(email_url(authentication), {"recipients": "a@example.com"}, follow=True)
 

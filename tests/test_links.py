@@ -150,7 +150,9 @@ def test_the_change_page_shows_the_link_with_a_copy_button_and_its_expiry(
 
 @pytest.mark.parametrize(
     "fields",
-    [{"kind": Authentication.Kind.SERVICE_TO_SERVICE}, {"client_secret": ""}],
+    # Service-to-service has an Admin consent URL instead (tests/test_admin_consent.py),
+    # once its secret is there.
+    [{"kind": Authentication.Kind.SERVICE_TO_SERVICE, "client_secret": ""}, {"client_secret": ""}],
     ids=["service-to-service", "no-secret"],
 )
 def test_no_link_until_the_authentication_can_use_one(admin_client, make_authentication, fields):
@@ -202,7 +204,9 @@ def test_regenerate_link_refuses_get_and_staff_without_permission(client, make_a
 
 
 def test_regenerate_link_for_service_to_service_is_a_message(admin_client, make_authentication):
-    authentication = make_authentication(kind=Authentication.Kind.SERVICE_TO_SERVICE)
+    authentication = make_authentication(
+        kind=Authentication.Kind.SERVICE_TO_SERVICE, client_secret=""
+    )
     nonce = authentication.link_nonce
 
     response = admin_client.post(regenerate_url(authentication), follow=True)

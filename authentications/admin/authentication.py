@@ -5,7 +5,7 @@ from django.contrib.admin.utils import unquote
 from django.utils.decorators import method_decorator
 from django.views.decorators.debug import sensitive_post_parameters
 
-from .. import changes, diagnostics, links, policies
+from .. import changes, diagnostics, link_email, links, policies
 from ..forms import AuthenticationForm
 from ..models import Authentication
 from . import displays, views
@@ -43,6 +43,7 @@ class AuthenticationAdmin(admin.ModelAdmin):
         displays.secret_state,
         displays.redirect_uri,
         displays.authorization_url,
+        displays.admin_consent_url,
         *CONNECTION_FIELDSET,
         displays.event_history,
     )
@@ -71,7 +72,12 @@ class AuthenticationAdmin(admin.ModelAdmin):
                 ("History", {"fields": [displays.event_history]}),
             ]
         if self.shows_authorization_url(request, obj):
-            fieldsets.insert(3, ("Authorization URL", {"fields": [displays.authorization_url]}))
+            link = (
+                displays.authorization_url
+                if obj.is_user_impersonation
+                else displays.admin_consent_url
+            )
+            fieldsets.insert(3, (link_email.link_name(obj), {"fields": [link]}))
         return fieldsets
 
     def _secret_is_editable(self, request, obj):
@@ -88,7 +94,13 @@ class AuthenticationAdmin(admin.ModelAdmin):
         return request.user.has_perm("authentications.authorize_authentication")
 
     def shows_authorization_url(self, request, obj):
-        return links.link_available(obj) and self.has_authorize_permission(request)
+        """Whether the page shows the link: the Authorization URL, or for service-to-service
+        the Admin consent URL."""
+        return (
+            obj is not None
+            and links.link_available(obj, links.purpose_of(obj))
+            and self.has_authorize_permission(request)
+        )
 
     def get_urls(self):
         return views.urls(self) + super().get_urls()

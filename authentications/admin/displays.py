@@ -57,7 +57,11 @@ def secret_days_left(obj):
 @admin.display(description="Redirect URI")
 def redirect_uri(obj):
     """The URI to paste into Entra, with the steps that lead there."""
-    return fragment("redirect_uri", redirect_uri=oauth.redirect_uri())
+    return fragment(
+        "redirect_uri",
+        redirect_uri=oauth.redirect_uri(),
+        service_to_service=obj is not None and obj.pk and not obj.is_user_impersonation,
+    )
 
 
 @admin.display(description="Authorization URL")
@@ -65,13 +69,26 @@ def authorization_url(obj):
     """A fresh link to copy, for someone with a Business Central login to grant access."""
     if not links.link_available(obj):
         return "Fill in the app registration and BC URL, then save, to get the link."
-    url, expires_at = links.authorization_url(obj)
+    return link_fragment(obj, links.SIGN_IN, expected_user=obj.expected_user)
+
+
+@admin.display(description="Admin consent URL")
+def admin_consent_url(obj):
+    """A fresh link to copy, for an Entra administrator of the customer's organisation."""
+    if not links.link_available(obj, links.ADMIN_CONSENT):
+        return "Fill in the client ID, secret and BC URL, then save, to get the link."
+    return link_fragment(obj, links.ADMIN_CONSENT, tenant_id=obj.tenant_id, client_id=obj.client_id)
+
+
+def link_fragment(obj, purpose, **context):
+    """A fresh link for `purpose` in its fragment (_authorization_url or _admin_consent_url)."""
+    url, expires_at = links.authorization_url(obj, purpose)
     return fragment(
-        "authorization_url",
+        "authorization_url" if purpose == links.SIGN_IN else "admin_consent_url",
         url=url,
         expires=when(expires_at),
         max_age_days=links.max_age().days,
-        expected_user=obj.expected_user,
+        **context,
     )
 
 

@@ -39,6 +39,7 @@ def urls(model_admin):
         )
         for route, view, name in (
             ("sign-in", sign_in, "sign_in"),
+            ("admin-consent", admin_consent, "admin_consent"),
             ("refresh", refresh, "refresh"),
             ("link/regenerate", regenerate_link, "regenerate_link"),
             ("link/email", email_link, "email_link"),
@@ -73,6 +74,23 @@ def sign_in(request, object_id, *, model_admin):
         messages.error(request, "Fill in the app registration and BC URL first.")
         return back_to(obj)
     return redirect_to_sign_in(request, obj)
+
+
+@require_POST
+def admin_consent(request, object_id, *, model_admin):
+    """Staff who are Entra administrators of the tenant consent themselves, like a sign-in."""
+    obj = object_or_404(model_admin, request, object_id, may=model_admin.has_authorize_permission)
+    if not links.link_available(obj, links.ADMIN_CONSENT):
+        messages.error(
+            request,
+            "Fill in the client ID, secret and BC URL of a service-to-service "
+            "authentication first.",
+        )
+        return back_to(obj)
+    start = signin.start_admin_consent(
+        obj, via=signin.AuthorizationRequest.Via.ADMIN, user=request.user
+    )
+    return signin.set_binding_cookie(HttpResponseRedirect(start.authorize_url), start)
 
 
 def redirect_to_sign_in(request, obj):
@@ -122,14 +140,13 @@ def regenerate_link(request, object_id, *, model_admin):
     obj = object_or_404(model_admin, request, object_id, may=model_admin.has_authorize_permission)
     if refused := refuse_without_link(request, obj):
         return refused
+    name = link_email.link_name(obj)
     links.revoke_links(
         obj,
         actor=request.user.get_username(),
-        reason="Link regenerated: earlier Authorization URLs no longer work.",
+        reason=f"Link regenerated: earlier {name}s no longer work.",
     )
-    messages.success(
-        request, "A new Authorization URL was created; every earlier link no longer works."
-    )
+    messages.success(request, f"A new {name} was created; every earlier link no longer works.")
     return back_to(obj)
 
 
@@ -147,14 +164,16 @@ def email_link(request, object_id, *, model_admin):
         except link_email.LinkEmailError as err:
             form.add_error(None, err.message)
         else:
-            messages.success(request, f"Authorization URL emailed to {', '.join(recipients)}.")
+            name = link_email.link_name(obj)
+            messages.success(request, f"{name} emailed to {', '.join(recipients)}.")
             return back_to(obj)
     return object_page(
         request,
         model_admin,
         obj,
         "email_link.html",
-        title=f"Email the Authorization URL for {obj}",
+        title=f"Email the {link_email.link_name(obj)} for {obj}",
+        link_name=link_email.link_name(obj),
         form=form,
         max_age_days=links.max_age().days,
         environment=obj.environment_name,
@@ -163,12 +182,12 @@ def email_link(request, object_id, *, model_admin):
 
 def refuse_without_link(request, obj):
     """Back to the change page with a message when `obj` can have no link, else None."""
-    if links.link_available(obj):
+    if links.link_available(obj, links.purpose_of(obj)):
         return None
     messages.error(
         request,
         "Only a user-impersonation authentication with its app registration and BC URL "
-        "filled in has an Authorization URL.",
+        "filled in has an Authorization URL (a service-to-service one, an Admin consent URL).",
     )
     return back_to(obj)
 
@@ -256,10 +275,20 @@ def change_page_context(model_admin, request, obj):
             and model_admin.has_authorize_permission(request)
         ),
         "bc_can_link": model_admin.shows_authorization_url(request, obj),
+        "bc_link_name": link_email.link_name(obj),
+        "bc_can_consent": (
+            links.link_available(obj, links.ADMIN_CONSENT)
+            and model_admin.has_authorize_permission(request)
+        ),
         "bc_can_refresh": may_change,
     }
-    if request.method == "GET" and signin.recent_grant(obj, request.GET.get("signin", "")):
-        messages.success(request, "Access token received")
+    grant = request.method == "GET" and signin.recent_grant(obj, request.GET.get("signin", ""))
+    if grant:
+        consent = grant.purpose == signin.AuthorizationRequest.Purpose.ADMIN_CONSENT
+        messages.success(
+            request,
+            "Admin consent granted, access token received" if consent else "Access token received",
+        )
         if obj.access_token and may_change:
             context.update(discovery_context(obj))
     return context

@@ -5,7 +5,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as ec
 
 from authentications.models import Authentication
-from tests.e2e.pages import log_in, wait
+from tests.e2e.pages import copy_link, wait
 from tests.fakes.entra import CLIENT_ID, CLIENT_SECRET, TENANT_ID
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
@@ -21,11 +21,10 @@ def test_a_bc_user_without_a_session_grants_access_through_the_authorization_url
         client_secret=CLIENT_SECRET,
         base_url=f"{fake_microsoft.url}/v2.0/{TENANT_ID}/Production/api/v2.0",
     )
-    change_page = f"{site}/admin/authentications/authentication/{authentication.pk}/change/"
     staff_browser = new_browser()
-    log_in(staff_browser, site, staff)
-    staff_browser.get(change_page)
-    link = staff_browser.find_element(By.ID, "bc-authorization-url").get_attribute("value")
+    change_page, link = copy_link(
+        staff_browser, site, staff, authentication, "bc-authorization-url"
+    )
     assert link.startswith(f"{site}/authentications/authorize/")
 
     bc_user = new_browser()  # Another profile: no Django session, no cookies at all.

@@ -231,6 +231,9 @@ class FakeBusinessCentral:
             for index, name in enumerate(COMPANY_NAMES)
         ]
         self.unlicensed_users = set()  # UPNs that BC refuses: no license assigned.
+        # (tenant GUID, client ID) pairs with a Microsoft Entra Applications card: BC refuses
+        # an app-only token without one. The home tenant has a card for every app.
+        self.entra_applications = set()
         self.requests = []  # (method, path, raw query) of each request received
         self.in_flight = {}
         self.max_in_flight = {}  # per token user: the most requests at once seen
@@ -251,6 +254,9 @@ class FakeBusinessCentral:
     def fail_next(self, *faults):
         with self.lock:
             self.faults.extend(faults)
+
+    def has_entra_application(self, tid, client_id):
+        return tid == TENANT_ID or (tid, client_id) in self.entra_applications
 
     def base_url(self, environment="Production", tenant=TENANT_ID):
         return f"{self.fake.url}/v2.0/{tenant}/{environment}/api/v2.0"
@@ -346,6 +352,13 @@ class FakeBusinessCentral:
                 {"WWW-Authenticate": 'Bearer realm="", error="invalid_token"'},
             )
         user = {"key": info["user"] or info["client_id"], "tid": info["tid"]}
+        if info["user"] is None and not self.has_entra_application(info["tid"], info["client_id"]):
+            return None, bc_error(  # What BC answers when the app has no card in the tenant.
+                401,
+                "Authentication_InvalidCredentials",
+                "The server has rejected the client credentials.",
+                {"WWW-Authenticate": 'Bearer realm="", error="invalid_token"'},
+            )
         if info["user"] and info["user"].lower() in self.unlicensed_users:
             return None, bc_error(
                 401,

@@ -25,11 +25,14 @@ from django.db import transaction  # noqa: E402
 from authentications.models import Authentication  # noqa: E402
 from authentications.validators import LOOPBACK_HOSTS  # noqa: E402
 
+from .admin_consent import FABRIKAM_ADMIN, FABRIKAM_TENANT_ID, FABRIKAM_USER  # noqa: E402
+from .bc_entra_applications import PATH as ENTRA_APPLICATIONS_PATH  # noqa: E402
 from .entra import CLIENT_ID, CLIENT_SECRET, TENANT_ID  # noqa: E402
 
 DEMO_USERNAME = "demo"
 DEMO_PASSWORD = "demo"
 DEMO_AUTHENTICATION = "Demo (fake Microsoft)"
+DEMO_CONSENT_AUTHENTICATION = "Demo customer (admin consent)"
 
 
 class DemoRefused(Exception):
@@ -43,7 +46,8 @@ def set_up_demo():
     with transaction.atomic():
         create_demo_user()
         authentication = create_demo_authentication()
-    return welcome(authentication)
+        customer = create_demo_consent_authentication()
+    return welcome(authentication) + welcome_admin_consent(customer)
 
 
 def welcome(authentication):
@@ -59,6 +63,26 @@ def welcome(authentication):
         "  and click “Sign in with Microsoft”. Your browser warns once about the fake's",
         f"  certificate ({settings.BC_AUTHORITY_HOST}): accept it, then click Accept.",
         "  You land back on the page with “Access token received”.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def welcome_admin_consent(customer):
+    """How to onboard a customer's tenant with the Admin consent URL, against the fake."""
+    change_url = (
+        f"{settings.PUBLIC_BASE_URL}/admin/authentications/authentication/{customer.pk}/change/"
+    )
+    lines = [
+        "Onboarding a customer's tenant (admin consent):",
+        f"  Open “{customer.name}” ({change_url}):",
+        "  service-to-service, its tenant left empty. Copy its Admin consent URL into a private",
+        "  window, press “Grant admin consent with Microsoft” and sign in as",
+        f"  {FABRIKAM_ADMIN} ({FABRIKAM_USER} is no administrator: try it too).",
+        "  You see “Admin consent granted, access token received”; the tenant is stored.",
+        "  “Test connection” then says the Microsoft Entra Applications card is missing: add",
+        f"  tenant {FABRIKAM_TENANT_ID} and client ID {CLIENT_ID} at",
+        f"  {settings.BC_API_HOST}{ENTRA_APPLICATIONS_PATH} and test again.",
         "",
     ]
     return "\n".join(lines)
@@ -90,15 +114,31 @@ def create_demo_user():
 
 def create_demo_authentication():
     """The fake's app registration, not yet connected (each demo starts a fresh fake)."""
-    authentication = Authentication.objects.filter(
-        name=DEMO_AUTHENTICATION
-    ).first() or Authentication(name=DEMO_AUTHENTICATION)
+    return reset_demo_authentication(
+        DEMO_AUTHENTICATION,
+        kind=Authentication.Kind.USER_IMPERSONATION,
+        tenant_id=TENANT_ID,
+        base_url=f"{settings.BC_API_HOST}/v2.0/{TENANT_ID}/Production/api/v2.0",
+    )
+
+
+def create_demo_consent_authentication():
+    """A service-to-service connection for the fake's customer tenant, awaiting consent."""
+    return reset_demo_authentication(
+        DEMO_CONSENT_AUTHENTICATION,
+        kind=Authentication.Kind.SERVICE_TO_SERVICE,
+        tenant_id="",  # The consent is asked of "organizations"; it stores the tenant.
+        base_url=f"{settings.BC_API_HOST}/v2.0/{FABRIKAM_TENANT_ID}/Production/api/v2.0",
+    )
+
+
+def reset_demo_authentication(name, **connection):
+    """The authentication `name` with the fake's app registration, not connected."""
+    authentication = Authentication.objects.filter(name=name).first() or Authentication(name=name)
     fields = {
-        "kind": Authentication.Kind.USER_IMPERSONATION,
         "client_id": CLIENT_ID,
-        "tenant_id": TENANT_ID,
         "client_secret": CLIENT_SECRET,
-        "base_url": f"{settings.BC_API_HOST}/v2.0/{TENANT_ID}/Production/api/v2.0",
+        **connection,
         "access_token": "",
         "refresh_token": "",
         "access_token_expires_at": None,
@@ -106,8 +146,8 @@ def create_demo_authentication():
         "last_error": "",
         "last_error_code": "",
     }
-    for name, value in fields.items():
-        setattr(authentication, name, value)
+    for field, value in fields.items():
+        setattr(authentication, field, value)
     authentication.full_clean()
     authentication.save()
     return authentication

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from urllib.parse import unquote
 
+from .admin_consent import AdminConsents
 from .http import DropConnection, Response, html_response, json_response
 
 TENANT_ID = "72f988bf-86f1-41af-91ab-2d7cd011db47"
@@ -85,6 +86,7 @@ class FakeEntra:
         self.issue_id_tokens = True
         self.add_user("jane@contoso.com", "Jane Doe")
         self.add_user("john@contoso.com", "John Smith")
+        self.admin_consents = AdminConsents(self, home_tenant=TENANT_ID)
 
     # --- configuration ------------------------------------------------------------------
 
@@ -107,6 +109,7 @@ class FakeEntra:
         if redirect_uri:
             app.redirect_uris.add(redirect_uri)
         self.apps[client_id] = app
+        self.admin_consents.consent(client_id, TENANT_ID)  # Its home tenant: consented.
         return app
 
     def fail_next_token_request(self, *faults):
@@ -134,6 +137,8 @@ class FakeEntra:
     # --- routing ------------------------------------------------------------------------
 
     def handle(self, request):
+        if (answer := self.admin_consents.handle(request)) is not None:
+            return answer
         match = re.fullmatch(r"/([^/]+)/v2\.0/\.well-known/openid-configuration", request.path)
         if match and request.method == "GET":
             return self.openid_configuration(unquote(match.group(1)))
@@ -433,6 +438,15 @@ class FakeEntra:
         return self._issue(app, tid, grant["user"], grant["scope"])
 
     def _client_credentials_grant(self, app, tid, form):
+        if not self.admin_consents.has_consent(app.client_id, tid):
+            return self._error(
+                400,
+                "unauthorized_client",
+                700016,
+                f"Application with identifier '{app.client_id}' was not found in the directory "
+                f"'{tid}'. This can happen if the application has not been installed by the "
+                "administrator of the tenant or consented to by any user in the tenant.",
+            )
         if not form.get("scope", "").endswith("/.default"):
             return self._error(
                 400,
@@ -444,8 +458,8 @@ class FakeEntra:
         return self._issue(app, tid, None, form["scope"])
 
     def _issue(self, app, tid, user, scope, nonce=None):
-        access_token = "fake-at-" + secrets.token_urlsafe(32)
         now = time.time()
+        access_token = self._access_token(app, tid, user, now)
         with self.lock:
             self.access_tokens[access_token] = {
                 "client_id": app.client_id,
@@ -476,6 +490,24 @@ class FakeEntra:
             if self.issue_id_tokens:
                 body["id_token"] = self._id_token(app, tid, user, nonce)
         return json_response(body, headers={"Cache-Control": "no-store"})
+
+    def _access_token(self, app, tid, user, now):
+        """JWT-shaped like Entra's (its claims readable, so `tid` can be checked), with a
+        "fake-at-" prefix before the header so tests and leak checks can spot one."""
+        claims = {
+            "aud": "https://api.businesscentral.dynamics.com",
+            "iss": f"https://sts.windows.net/{tid}/",
+            "tid": tid,
+            "appid": app.client_id,
+            "idtyp": "user" if user else "app",
+            "iat": int(now),
+            "exp": int(now + self.access_token_lifetime),
+        }
+        if user is None:
+            claims["roles"] = ["API.ReadWrite.All"]
+        header = {"typ": "JWT", "alg": "RS256", "kid": "fake-key"}
+        parts = [_b64(json.dumps(part).encode()) for part in (header, claims)]
+        return "fake-at-" + ".".join([*parts, secrets.token_urlsafe(32)])
 
     def _id_token(self, app, tid, user, nonce):
         now = int(time.time())

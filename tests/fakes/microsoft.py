@@ -16,7 +16,10 @@ from urllib.parse import urlsplit
 
 import requests
 
+from .admin_consent import CONTOSO_ADMIN, FABRIKAM_ADMIN, FABRIKAM_TENANT_ID, FABRIKAM_USER
 from .bc import FakeBusinessCentral
+from .bc_entra_applications import PATH as ENTRA_APPLICATIONS_PATH
+from .bc_entra_applications import EntraApplicationsPage
 from .certs import make_certificates
 from .entra import CLIENT_ID, CLIENT_SECRET, TENANT_DOMAIN, TENANT_ID, FakeEntra
 from .http import FakeServer
@@ -116,6 +119,9 @@ def main(argv=None):
     print(f"  Business Central URL:    {fake.url}/v2.0/{TENANT_ID}/Production/api/v2.0", flush=True)
     print(f"  Redirect URI registered: {redirect_uri}", flush=True)
     print("Users: jane@contoso.com (Jane Doe), john@contoso.com (John Smith)", flush=True)
+    print(f"Admin consent: {FABRIKAM_ADMIN} administers tenant {FABRIKAM_TENANT_ID}", flush=True)
+    print(f"  ({FABRIKAM_USER} is no administrator; {CONTOSO_ADMIN} is Contoso's)", flush=True)
+    print(f"BC's Microsoft Entra Applications: {fake.url}{ENTRA_APPLICATIONS_PATH}", flush=True)
     host = urlsplit(fake.url).hostname
     print(
         f"Your browser will warn about the certificate of {host}: it is the fake's own.", flush=True
@@ -127,7 +133,7 @@ def main(argv=None):
 
 
 def _standalone_parts():
-    return [FakeBusinessCentral()]
+    return [FakeBusinessCentral(), EntraApplicationsPage()]
 
 
 if __name__ == "__main__":
