@@ -122,6 +122,15 @@ def test_a_handshake_without_the_exact_token_and_200_refuses_the_subscription(
     assert api.call("GET", "subscriptions").json()["value"] == []
 
 
+def test_a_handshake_answered_with_a_redirect_is_refused_and_not_followed(api, hooks, receiver):
+    receiver.handshake = 302
+
+    answer = api.subscribe(receiver.url)
+
+    assert answer.status_code == 400
+    assert len(receiver.requests) == 1
+
+
 def test_a_handshake_answered_too_late_refuses_the_subscription(api, hooks, receiver):
     hooks.handshake_timeout = 0.2
     receiver.handshake = 1.0  # seconds the receiver stalls
@@ -142,8 +151,11 @@ def test_the_handshake_keeps_the_query_of_the_notification_url(api, hooks, recei
     assert query["site"] == "shop" and query["validationToken"]
 
 
-def test_a_notification_url_off_this_machine_is_refused_without_a_call(api, hooks):
-    answer = api.subscribe("https://example.com/hook")
+@pytest.mark.parametrize(
+    "url", ["https://example.com/hook", "ftp://127.0.0.1/hook", "not a url", "http:///hook"]
+)
+def test_a_notification_url_off_this_machine_is_refused_without_a_call(api, hooks, url):
+    answer = api.subscribe(url)
 
     assert answer.status_code == 400
     assert hooks.handshakes == []
@@ -229,6 +241,24 @@ def test_the_201st_subscription_of_an_environment_is_refused(fake_microsoft, hoo
     assert Api(fake_microsoft, "Sandbox").subscribe(receiver.url).status_code == 201
 
 
+def test_two_creates_racing_for_the_last_place_get_one_subscription(api, hooks, receiver):
+    hooks.max_subscriptions = 1
+    receiver.handshake = 0.3  # Both creates are past the first count while it stalls.
+    answers = []
+
+    def create():
+        answers.append(Api(api.fake).subscribe(receiver.url))
+
+    threads = [threading.Thread(target=create) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert sorted(a.status_code for a in answers) == [201, 400]
+    assert len(api.call("GET", "subscriptions").json()["value"]) == 1
+
+
 # --- renew, delete, expire ------------------------------------------------------------
 
 
@@ -252,6 +282,29 @@ def test_renewal_with_the_etag_repeats_the_handshake_and_extends_three_days(api,
     )
     hooks.advance(days=2)  # Past the first expiry, inside the renewed one.
     assert api.call("GET", f"subscriptions('{created['subscriptionId']}')").status_code == 200
+
+
+def test_renewal_may_move_the_notification_url_and_notifications_follow(api, hooks, receiver):
+    created = api.subscribe(receiver.url).json()
+    elsewhere = WebhookReceiver().start()
+    try:
+        hooks.advance(days=1)
+        renewed = api.call(
+            "PATCH",
+            f"subscriptions('{created['subscriptionId']}')",
+            {"notificationUrl": elsewhere.url, "clientState": "rotated"},
+            **{"If-Match": created["@odata.etag"]},
+        ).json()
+
+        api.create_customer()
+        assert hooks.wait_idle(5)
+    finally:
+        elsewhere.stop()
+
+    assert len(elsewhere.handshakes) == 1 and receiver.notifications == []
+    [item] = elsewhere.items
+    assert item["clientState"] == "rotated"
+    assert item["expirationDateTime"] == renewed["expirationDateTime"]
 
 
 def test_renewal_with_a_stale_etag_is_412_and_changes_nothing(api, hooks, receiver):
@@ -322,6 +375,17 @@ def test_a_subscription_not_renewed_for_three_days_is_gone(api, hooks, receiver)
     assert hooks.wait_idle(5)
     assert receiver.notifications == []
     assert hooks.removed == [(created["subscriptionId"], "expired")]
+
+
+def test_a_subscription_bc_dropped_is_gone_without_a_word(fake_microsoft, api, hooks, receiver):
+    created = api.subscribe(receiver.url).json()
+
+    fake_microsoft.webhooks.drop(created["subscriptionId"])
+    api.create_customer()
+    assert fake_microsoft.webhooks.wait_idle(5)
+
+    assert api.call("GET", f"subscriptions('{created['subscriptionId']}')").status_code == 404
+    assert receiver.notifications == []
 
 
 # --- notifications --------------------------------------------------------------------
@@ -500,6 +564,17 @@ def test_any_other_answer_deletes_the_subscriptions_without_retry(api, hooks, re
     )
 
 
+def test_a_redirect_deletes_the_subscription_and_is_not_followed(api, hooks, receiver):
+    created = api.subscribe(receiver.url).json()
+    receiver.answers.append(302)
+
+    api.create_customer()
+    assert hooks.wait_idle(5)
+
+    assert [method for method, _ in receiver.requests] == ["POST", "POST"]  # handshake, one
+    assert hooks.removed == [(created["subscriptionId"], "refused")]
+
+
 def test_when_retries_run_out_the_subscription_is_deleted(api, hooks, receiver):
     hooks.retry_delays = (0.01, 0.01)
     created = api.subscribe(receiver.url).json()
@@ -541,6 +616,14 @@ def test_stopping_the_fake_joins_the_delivery_thread(fake_microsoft, api, hooks,
     fake_microsoft.stop()
 
     assert running and not any(t.is_alive() for t in running)
+
+
+def test_the_fake_filters_on_unquoted_datetimes_as_odata_v4_does(api):
+    since = "2026-01-05T08:00:45Z"  # The fake's generated customers: one a second from 08:00.
+
+    answer = api.call("GET", f"{api.customers()}?$filter=lastModifiedDateTime gt {since}")
+
+    assert [c["number"] for c in answer.json()["value"]] == [f"C0000{n}" for n in (47, 48, 49, 50)]
 
 
 # --- webhookSupportedResources --------------------------------------------------------

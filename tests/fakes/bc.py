@@ -253,6 +253,7 @@ class FakeBusinessCentral:
         """Reach the fake Entra (to check bearer tokens); tests reach us as `fake.bc`."""
         self.fake = fake
         fake.bc = self
+        fake.webhooks = self.webhooks
 
     def stop(self):
         self.webhooks.stop()

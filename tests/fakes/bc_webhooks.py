@@ -428,7 +428,9 @@ class FakeWebhooks:
         token = secrets.token_urlsafe(32)
         target = url + ("&" if urlsplit(url).query else "?") + urlencode({"validationToken": token})
         try:
-            answer = requests.post(target, data=b"", timeout=self.handshake_timeout)
+            answer = requests.post(
+                target, data=b"", timeout=self.handshake_timeout, allow_redirects=False
+            )
         except requests.RequestException as err:
             self._note_handshake(Handshake(url, token, None, False, type(err).__name__))
             raise WebhookError(
@@ -565,7 +567,9 @@ class FakeWebhooks:
         batch.attempts += 1
         status, error = None, ""
         try:
-            answer = requests.post(batch.url, json=body, timeout=self.notification_timeout)
+            answer = requests.post(
+                batch.url, json=body, timeout=self.notification_timeout, allow_redirects=False
+            )
             status = answer.status_code
         except requests.RequestException as err:
             error = type(err).__name__
@@ -605,6 +609,11 @@ class FakeWebhooks:
         return {"value": value}
 
     # --- for tests --------------------------------------------------------------------
+
+    def drop(self, subscription_id):
+        """Delete a subscription as BC does on its own (after a refused delivery): silently."""
+        with self.lock:
+            self._remove(subscription_id, "dropped")
 
     def wait_idle(self, timeout=5.0):
         """Block until every collected change was delivered or given up; False on timeout."""

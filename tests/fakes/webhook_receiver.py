@@ -20,8 +20,13 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format, *args):
         pass
 
+    def do_GET(self):
+        self.server.receiver.note(self.command, self.path)
+        self._send(405, "")
+
     def do_POST(self):
         receiver = self.server.receiver
+        receiver.note(self.command, self.path)
         parts = urlsplit(self.path)
         query = {key: values[-1] for key, values in parse_qs(parts.query).items()}
         length = int(self.headers.get("Content-Length") or 0)
@@ -30,9 +35,14 @@ class _Handler(BaseHTTPRequestHandler):
             status, text = receiver.answer_handshake(parts.path, query)
         else:
             status, text = receiver.answer_notification(parts.path, body)
+        self._send(status, text)
+
+    def _send(self, status, text):
         payload = text.encode()
         try:
             self.send_response(status)
+            if 300 <= status < 400:  # Back to this very URL: a client that follows comes again.
+                self.send_header("Location", self.path)
             self.send_header("Content-Type", "text/plain; charset=utf-8")
             self.send_header("Content-Length", str(len(payload)))
             self.end_headers()
@@ -54,6 +64,7 @@ class WebhookReceiver:
         self.handshake = "echo"
         self.answers = deque()
         self.default_status = 202
+        self.requests = []  # (method, path with query) of every request received
         self.handshakes = []  # (path, query) of each handshake received
         self.notifications = []  # parsed JSON body of each notification POST
         self.raw = []  # the bytes of each notification POST, as they came
@@ -86,6 +97,10 @@ class WebhookReceiver:
         self._server.shutdown()
         self._server.server_close()
         self._thread.join(5)
+
+    def note(self, method, path):
+        with self.lock:
+            self.requests.append((method, path))
 
     def answer_handshake(self, path, query):
         with self.lock:
