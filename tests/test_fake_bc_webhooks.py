@@ -81,6 +81,17 @@ def resource_of(api, customer):
     return f"api/v2.0/companies({api.fake.bc.company.id})/customers({customer['id']})"
 
 
+def twice_at_once(call):
+    """Run `call` in two threads at once (two subscribers racing); return both answers."""
+    answers = []
+    threads = [threading.Thread(target=lambda: answers.append(call())) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return answers
+
+
 def when(text):
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
@@ -244,16 +255,8 @@ def test_the_201st_subscription_of_an_environment_is_refused(fake_microsoft, hoo
 def test_two_creates_racing_for_the_last_place_get_one_subscription(api, hooks, receiver):
     hooks.max_subscriptions = 1
     receiver.handshake = 0.3  # Both creates are past the first count while it stalls.
-    answers = []
 
-    def create():
-        answers.append(Api(api.fake).subscribe(receiver.url))
-
-    threads = [threading.Thread(target=create) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    answers = twice_at_once(lambda: Api(api.fake).subscribe(receiver.url))
 
     assert sorted(a.status_code for a in answers) == [201, 400]
     assert len(api.call("GET", "subscriptions").json()["value"]) == 1
@@ -336,17 +339,10 @@ def test_two_renewals_racing_with_one_etag_succeed_once(api, hooks, receiver):
     created = api.subscribe(receiver.url).json()
     path = f"subscriptions('{created['subscriptionId']}')"
     receiver.handshake = 0.3  # Both renewals are past the first ETag check while it stalls.
-    answers = []
 
-    def renew():
-        other = Api(api.fake)
-        answers.append(other.call("PATCH", path, {}, **{"If-Match": created["@odata.etag"]}))
-
-    threads = [threading.Thread(target=renew) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    answers = twice_at_once(
+        lambda: Api(api.fake).call("PATCH", path, {}, **{"If-Match": created["@odata.etag"]})
+    )
 
     assert sorted(a.status_code for a in answers) == [200, 412]
 

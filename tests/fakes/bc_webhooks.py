@@ -42,29 +42,11 @@ MAX_SUBSCRIPTIONS = 200
 MAX_CLIENT_STATE = 2048
 LIFETIME = timedelta(days=3)
 # BC's list of webhook-enabled v2.0 entities (webhookSupportedResources).
-SUPPORTED_ENTITIES = (
-    "accounts",
-    "companyInformation",
-    "countriesRegions",
-    "currencies",
-    "customerPaymentJournals",
-    "customers",
-    "dimensions",
-    "employees",
-    "generalLedgerEntries",
-    "itemCategories",
-    "items",
-    "journals",
-    "paymentMethods",
-    "paymentTerms",
-    "purchaseInvoices",
-    "salesCreditMemos",
-    "salesInvoices",
-    "salesOrders",
-    "salesQuotes",
-    "shipmentMethods",
-    "unitsOfMeasure",
-    "vendors",
+SUPPORTED_ENTITIES = tuple(
+    """accounts companyInformation countriesRegions currencies customerPaymentJournals
+    customers dimensions employees generalLedgerEntries itemCategories items journals
+    paymentMethods paymentTerms purchaseInvoices salesCreditMemos salesInvoices salesOrders
+    salesQuotes shipmentMethods unitsOfMeasure vendors""".split()
 )
 RESOURCE = re.compile(r"/?api/v2\.0/companies\(([0-9a-fA-F-]{36})\)/([A-Za-z]+)")
 ONE_SUBSCRIPTION = re.compile(r"/subscriptions\('?([0-9a-fA-F]{32})'?\)")

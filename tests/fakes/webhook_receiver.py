@@ -3,7 +3,8 @@
 It answers handshakes (`?validationToken=`) the way a test tells it to (`handshake`:
 "echo", "wrong", an HTTP status, or seconds to stall before echoing) and answers
 notifications with the statuses queued in `answers` (then `default_status`); a float
-in `answers` stalls that many seconds first (a receiver too slow for BC's timeout).
+in `answers` stalls that many seconds first (a receiver too slow for BC's timeout). A 3xx
+answer redirects to the same URL, so a client that follows redirects shows up in `requests`.
 """
 
 import json
