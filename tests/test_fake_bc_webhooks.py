@@ -605,6 +605,17 @@ def test_wait_idle_says_so_when_delivery_is_still_going(api, hooks, receiver):
     assert hooks.wait_idle(0.5) is False
 
 
+def test_wait_idle_raises_when_the_delivery_thread_died(api, hooks, receiver):
+    hooks.retry_delays = None  # A misconfigured fake: the first retry breaks the thread.
+    api.subscribe(receiver.url)
+    receiver.answers.append(503)
+
+    api.create_customer()
+
+    with pytest.raises(RuntimeError, match="delivery thread died"):
+        hooks.wait_idle(5)
+
+
 def test_stopping_the_fake_joins_the_delivery_thread(fake_microsoft, api, hooks, receiver):
     api.subscribe(receiver.url)
     running = [t for t in threading.enumerate() if t.name == "fake-bc-webhooks"]
