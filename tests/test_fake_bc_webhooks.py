@@ -528,6 +528,34 @@ def test_a_transient_answer_is_retried_until_delivered(api, hooks, receiver, sta
     assert api.call("GET", path).status_code == 200
 
 
+def test_a_retry_keeps_later_changes_of_the_url_behind_it(api, hooks, receiver):
+    hooks.retry_delays = (0.5,)
+    api.subscribe(receiver.url)
+    receiver.answers.append(503)
+
+    customer = api.create_customer()
+    api.update_customer(customer, displayName="Later")
+    assert hooks.wait_idle(10)
+
+    delivered = [i for d in hooks.deliveries if d.status == 202 for i in d.body["value"]]
+    assert [i["changeType"] for i in delivered] == ["created", "updated"]
+
+
+def test_subscriptions_on_different_urls_get_their_own_posts(api, hooks, receiver):
+    elsewhere = WebhookReceiver().start()
+    try:
+        api.subscribe(receiver.url)
+        api.subscribe(elsewhere.url)
+
+        api.create_customer()
+        assert hooks.wait_idle(5)
+    finally:
+        elsewhere.stop()
+
+    assert len(receiver.notifications) == len(elsewhere.notifications) == 1
+    assert receiver.items[0]["subscriptionId"] != elsewhere.items[0]["subscriptionId"]
+
+
 def test_a_receiver_slower_than_the_timeout_is_retried(api, hooks, receiver):
     hooks.notification_timeout = 0.2
     api.subscribe(receiver.url)
