@@ -8,6 +8,7 @@ import pytest
 import requests
 
 from tests.bc_helpers import issue_token
+from tests.fakes.entra import TENANT_DOMAIN
 from tests.fakes.webhook_receiver import WebhookReceiver
 
 START = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
@@ -237,6 +238,18 @@ def test_subscriptions_need_a_valid_token_and_belong_to_their_environment(
 
     assert anonymous.status_code == 401
     assert sandbox.json()["value"] == []
+
+
+def test_the_tenant_domain_and_its_id_see_the_same_subscriptions(
+    fake_microsoft, api, hooks, receiver
+):
+    created = api.subscribe(receiver.url).json()
+    by_domain = Api(fake_microsoft)
+    by_domain.root = fake_microsoft.bc.base_url(tenant=TENANT_DOMAIN)
+
+    listed = by_domain.call("GET", "subscriptions").json()["value"]
+
+    assert [s["subscriptionId"] for s in listed] == [created["subscriptionId"]]
 
 
 def test_the_201st_subscription_of_an_environment_is_refused(fake_microsoft, hooks, receiver):

@@ -157,7 +157,7 @@ class FakeWebhooks:
         self.sending = None  # the Batch being posted right now
         self.deliveries = []  # every Delivery attempt, in order
         self.handshakes = []  # every Handshake, in order
-        self.removed = []  # (subscription id, why): "expired", "refused", "retries", "deleted"
+        self.removed = []  # (id, why): expired, refused, retries, deleted, dropped
         # Configuration (BC's values in comments); tests shorten the times.
         self.delay = 0.05  # BC: 30 s
         self.collection_threshold = 1000
