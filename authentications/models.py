@@ -50,6 +50,10 @@ class Authentication(models.Model):
         LINK = "link", "Authorization URL"
         CLIENT_CREDENTIALS = "client_credentials", "Client credentials"
 
+    class Credential(models.TextChoices):
+        SECRET = "secret", "Client secret"
+        CERTIFICATE = "certificate", "Certificate"
+
     name = models.CharField(max_length=100, unique=True, validators=[validate_name])
     kind = models.CharField(
         max_length=32, choices=Kind.choices, default=Kind.USER_IMPERSONATION, verbose_name="type"
@@ -59,6 +63,9 @@ class Authentication(models.Model):
     )
     tenant_id = models.CharField(
         "Directory (tenant) ID", max_length=253, validators=[validate_tenant]
+    )
+    credential_type = models.CharField(
+        "credential", max_length=16, choices=Credential.choices, default=Credential.SECRET
     )
     client_secret = EncryptedTextField("client secret", blank=True)
     client_secret_expires_on = models.DateField(
@@ -140,8 +147,16 @@ class Authentication(models.Model):
         """Whether a stored secret was encrypted with a key no longer in FERNET_KEYS."""
         return bool(undecryptable_fields(self))
 
+    @property
+    def uses_certificate(self):
+        return self.credential_type == self.Credential.CERTIFICATE
+
     def has_credentials(self):
-        return bool(self.client_id and self.tenant_id and self.client_secret and self.base_url)
+        if self.uses_certificate:
+            credential = self.pk and Certificate.objects.current_for(self)
+        else:
+            credential = self.client_secret
+        return bool(self.client_id and self.tenant_id and credential and self.base_url)
 
     def token_valid_for(self, seconds=0):
         """Whether the stored access token stays valid for at least `seconds` more."""
@@ -251,6 +266,7 @@ class Event(models.Model):
         SECRET_EXPIRY = "secret_expiry", "Client secret expiry warning"
         DISCONNECTED = "disconnected", "Disconnected"
         KEY_ROTATED = "key_rotated", "Encryption key rotated"
+        CERTIFICATE_CHANGED = "certificate_changed", "Certificate changed"
 
     authentication = models.ForeignKey(
         Authentication, on_delete=models.CASCADE, related_name="events"
@@ -265,3 +281,6 @@ class Event(models.Model):
 
     def __str__(self):
         return f"{self.get_kind_display()} ({self.created_at:%Y-%m-%d %H:%M})"
+
+
+from .certificate_models import Certificate  # noqa: E402

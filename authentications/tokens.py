@@ -25,12 +25,11 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
-from django.utils.crypto import salted_hmac
 
 from bcconnect.client import BusinessCentralClient
 from bcconnect.errors import BcconnectError
 
-from . import links, notifications, oauth
+from . import credentials, links, notifications, oauth
 from .fields import KEY_MISSING
 from .models import Authentication, Event
 from .oauth import EntraError
@@ -300,8 +299,7 @@ def _backing_off(row):
 
 def _credentials_fingerprint(row):
     """A keyed hash of what Entra refused: it tells when someone changed it, and no more."""
-    credentials = "\n".join((row.client_id, row.tenant_id, row.client_secret))
-    return salted_hmac("bcconnect.tokens.refused-credentials", credentials).hexdigest()
+    return credentials.fingerprint(row)
 
 
 def _stored_error(row):
