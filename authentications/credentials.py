@@ -4,6 +4,7 @@
 client credentials) works with either kind.
 """
 
+from django.utils import timezone
 from django.utils.crypto import salted_hmac
 
 from . import certificates
@@ -29,3 +30,11 @@ def fingerprint(authentication):
         parts[2:] = ["certificate", certificate.thumbprint_sha256 if certificate else ""]
     credentials = "\n".join(parts)
     return salted_hmac("bcconnect.tokens.refused-credentials", credentials).hexdigest()
+
+
+def expires_on(authentication):
+    """The day the credential in use expires: the certificate's, or the secret's as entered."""
+    if not authentication.uses_certificate:
+        return authentication.client_secret_expires_on
+    certificate = Certificate.objects.current_for(authentication)
+    return timezone.localdate(certificate.not_after) if certificate else None

@@ -252,7 +252,7 @@ def _is_microsoft_authority():
     return urlsplit(settings.BC_AUTHORITY_HOST).hostname in WELL_KNOWN_AUTHORITY_HOSTS
 
 
-def _application(authentication, error_class, certificate=None):
+def _application(authentication, error_class, *, certificate=None):
     """A fresh MSAL app; the first one per authority fetches the discovery, alone.
 
     Otherwise every thread that starts at once (refresh_tokens' workers) misses the shared
@@ -559,6 +559,6 @@ def acquire_for_client(authentication, *, certificate=None):
 
     `certificate`: sign with it instead of the credential in use (does Entra know it yet?).
     """
-    app = _application(authentication, TokenRefreshError, certificate)
+    app = _application(authentication, TokenRefreshError, certificate=certificate)
     result = _call(TokenRefreshError, app.acquire_token_for_client, client_credentials_scopes())
     return _token_result(result, TokenRefreshError)
