@@ -16,7 +16,7 @@ from django.db import connection
 from django.db.models import Q
 from django.utils import timezone
 
-from . import notifications
+from . import certificate_reminders, notifications
 from .models import Authentication, Event
 from .tokens import SKIPPED_UNREACHABLE, TokenError, UnreachableHosts, refresh
 
@@ -158,7 +158,10 @@ def secret_reminders_due(*, today=None):
     """(authentication, days left, reminder threshold) for secrets expiring within 30 days."""
     today = today or timezone.localdate()
     reminders = []
-    for authentication in Authentication.objects.filter(client_secret_expires_on__isnull=False):
+    with_secret = Authentication.objects.filter(
+        client_secret_expires_on__isnull=False, credential_type=Authentication.Credential.SECRET
+    )
+    for authentication in with_secret:
         days_left = (authentication.client_secret_expires_on - today).days
         threshold = min((d for d in SECRET_REMINDER_DAYS if days_left <= d), default=None)
         if threshold is None:
@@ -197,7 +200,7 @@ def send_secret_reminders(*, today=None):
         else:
             _give_back_reminder(authentication.pk, threshold, previous=previous)
             reminders.unsent.append((authentication, days_left))
-    return reminders
+    return certificate_reminders.send(reminders, days=SECRET_REMINDER_DAYS, today=today)
 
 
 def _claim_reminder(pk, threshold):

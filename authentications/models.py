@@ -267,6 +267,7 @@ class Event(models.Model):
         DISCONNECTED = "disconnected", "Disconnected"
         KEY_ROTATED = "key_rotated", "Encryption key rotated"
         CERTIFICATE_CHANGED = "certificate_changed", "Certificate changed"
+        CERTIFICATE_EXPIRY = "certificate_expiry", "Certificate expiry warning"
 
     authentication = models.ForeignKey(
         Authentication, on_delete=models.CASCADE, related_name="events"
