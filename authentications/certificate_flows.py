@@ -7,12 +7,10 @@ when the connection holds a certificate Entra does not know.
 """
 
 import logging
-from datetime import timedelta
 from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.utils import timezone
 
 from bcconnect.errors import BcconnectError
 
@@ -132,14 +130,6 @@ def delete(authentication, certificate_id, *, actor):
         )
     certificate.delete()
     _record(authentication, certificate, actor=actor, what="deleted")
-
-
-def expires_within(authentication, *, days):
-    """The current certificate, when it expires within `days` (for the list and reminders)."""
-    current = Certificate.objects.current_for(authentication)
-    if current and current.not_after <= timezone.now() + timedelta(days=days):
-        return current
-    return None
 
 
 def _record(authentication, certificate, *, actor, what):

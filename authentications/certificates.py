@@ -1,12 +1,11 @@
 """Certificate credentials: make, read and check the key pairs an app registration trusts.
 
 Entra accepts a client assertion (a JWT) signed with a private key whose certificate was
-uploaded to the app registration. Only `cryptography` is used here, and nothing in this
-module touches the database: the `Certificate` model stores what `generate`, `from_pem`
-and `from_pkcs12` return.
+uploaded to the app registration. Only `cryptography` is used here, error reports hide the
+keys in these functions' variables, and nothing here touches the database: the
+`Certificate` model stores what `generate`, `from_pem` and `from_pkcs12` return.
 """
 
-import base64
 import datetime
 from dataclasses import dataclass, field
 
@@ -16,6 +15,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import NameOID
+from django.views.decorators.debug import sensitive_variables
 
 KEY_BITS = 3072
 MIN_KEY_BITS = 2048  # Entra refuses shorter RSA keys.
@@ -38,6 +38,7 @@ class KeyPair:
         return x509.load_pem_x509_certificate(self.certificate_pem.encode())
 
 
+@sensitive_variables("key")
 def generate(common_name, *, valid_days, now=None):
     """A new RSA key and a self-signed certificate for it, valid from now for `valid_days`."""
     now = now or datetime.datetime.now(datetime.UTC)
@@ -58,6 +59,7 @@ def generate(common_name, *, valid_days, now=None):
     return KeyPair(_key_pem(key), _certificate_pem(certificate))
 
 
+@sensitive_variables("key_data", "certificate_data", "key")
 def from_pem(key_data, certificate_data, *, now=None):
     """The pair from a PEM private key and a PEM certificate (one file may hold both)."""
     try:
@@ -75,6 +77,7 @@ def from_pem(key_data, certificate_data, *, now=None):
     return _checked(key, certificate, now=now)
 
 
+@sensitive_variables("data", "password", "key")
 def from_pkcs12(data, password, *, now=None):
     """The pair from a PKCS#12 (.pfx) file; the password is used here and kept nowhere."""
     try:
@@ -90,6 +93,7 @@ def from_pkcs12(data, password, *, now=None):
     return _checked(key, certificate, now=now)
 
 
+@sensitive_variables("key")
 def _checked(key, certificate, *, now):
     if not isinstance(key, rsa.RSAPrivateKey):
         raise CertificateError("Entra needs an RSA key; this key is of another kind.")
@@ -111,6 +115,7 @@ def _bytes(data):
     return data.encode() if isinstance(data, str) else bytes(data or b"")
 
 
+@sensitive_variables("key")
 def _key_pem(key):
     return key.private_bytes(
         serialization.Encoding.PEM,
@@ -137,11 +142,7 @@ def thumbprint(certificate_pem, algorithm="sha1"):
     return certificate.fingerprint(digest).hex().upper()
 
 
-def x5t(thumbprint_hex):
-    """A thumbprint as a JWT header carries it (`x5t`, `x5t#S256`): base64url, unpadded."""
-    return base64.urlsafe_b64encode(bytes.fromhex(thumbprint_hex)).rstrip(b"=").decode()
-
-
+@sensitive_variables("pair")
 def msal_credential(pair):
     """What MSAL's `client_credential` takes for a certificate.
 
