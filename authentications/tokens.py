@@ -334,7 +334,8 @@ def _request_tokens(row, lease_id, *, actor, unreachable):
         raise TokenError(KEY_MISSING, code="key_missing")
     if not row.has_credentials():
         raise TokenError(
-            "The app registration is incomplete: fill in the client ID, tenant, secret and BC URL.",
+            "The app registration is incomplete: fill in the client ID, tenant, secret (or "
+            "certificate) and BC URL.",
             code="not_configured",
         )
     if not row.is_user_impersonation:
