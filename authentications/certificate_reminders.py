@@ -59,10 +59,7 @@ def send(reminders, *, days, today=None):
 def _notify(certificate, *, days_left):
     authentication = certificate.authentication
     expires_on = timezone.localdate(certificate.not_after)
-    when = f"in {days_left} day{'s' if days_left != 1 else ''}" if days_left > 0 else "expired"
-    subject = f"“{authentication.name}”: certificate " + (
-        f"expires {when}" if days_left > 0 else "expired"
-    )
+    when, subject = notifications.expiry_wording(authentication, "certificate", days_left=days_left)
     context = {
         "authentication": authentication,
         "certificate": certificate,

@@ -41,10 +41,17 @@ class KeyPair:
 @sensitive_variables("key")
 def generate(common_name, *, valid_days, now=None):
     """A new RSA key and a self-signed certificate for it, valid from now for `valid_days`."""
-    now = now or datetime.datetime.now(datetime.UTC)
     key = rsa.generate_private_key(public_exponent=65537, key_size=KEY_BITS)
+    certificate = self_signed(key, common_name, valid_days=valid_days, now=now)
+    return KeyPair(_key_pem(key), _certificate_pem(certificate))
+
+
+@sensitive_variables("key")
+def self_signed(key, common_name, *, valid_days, now=None):
+    """A certificate for `key`, signed by it, valid from `now` (a little before) on."""
+    now = now or datetime.datetime.now(datetime.UTC)
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name[:64])])
-    certificate = (
+    return (
         x509.CertificateBuilder()
         .subject_name(name)
         .issuer_name(name)
@@ -56,7 +63,6 @@ def generate(common_name, *, valid_days, now=None):
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .sign(key, hashes.SHA256())
     )
-    return KeyPair(_key_pem(key), _certificate_pem(certificate))
 
 
 @sensitive_variables("key_data", "certificate_data", "key")

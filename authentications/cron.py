@@ -223,9 +223,8 @@ def _give_back_reminder(pk, threshold, *, previous):
 
 def _notify_secret_expiry(authentication, *, days_left):
     """Send the reminder; False when no mail server took it (the log says why)."""
-    when = f"in {days_left} day{'s' if days_left != 1 else ''}" if days_left > 0 else "expired"
-    subject = f"“{authentication.name}”: client secret " + (
-        f"expires {when}" if days_left > 0 else "expired"
+    when, subject = notifications.expiry_wording(
+        authentication, "client secret", days_left=days_left
     )
     context = {
         "authentication": authentication,

@@ -23,18 +23,8 @@ def page_url(authentication, view):
 
 
 def self_signed(key, *, days=30, start_days_ago=1):
-    now = datetime.datetime.now(datetime.UTC)
-    name = x509.Name([x509.NameAttribute(x509.oid.NameOID.COMMON_NAME, "upload test")])
-    return (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(days=start_days_ago))
-        .not_valid_after(now + datetime.timedelta(days=days))
-        .sign(key, hashes.SHA256())
-    )
+    start = datetime.datetime.now(datetime.UTC) - datetime.timedelta(days=start_days_ago)
+    return certificates.self_signed(key, "upload test", valid_days=days + start_days_ago, now=start)
 
 
 def pem_files(key, certificate, *, password=None):

@@ -2,13 +2,11 @@
 page whatever the user may do, not in downloads, logs, events, emails, command output or
 the error report Django mails ADMINS when an upload fails unexpectedly."""
 
-import datetime
 import io
 import logging
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.serialization import pkcs12
 from django.contrib.auth.models import Permission
@@ -17,7 +15,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import call_command
 from django.db import connection
 
-from authentications import certificate_flows
+from authentications import certificate_flows, certificates
 from authentications.models import Authentication, Certificate, Event
 from tests.fakes.entra import error_body
 from tests.helpers import admin_change_url, change_form_data, key_pair, use_certificate
@@ -36,18 +34,7 @@ def key_fragments(pem):
 
 def pfx_upload():
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    now = datetime.datetime.now(datetime.UTC)
-    name = x509.Name([x509.NameAttribute(x509.oid.NameOID.COMMON_NAME, "leak test")])
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(days=1))
-        .not_valid_after(now + datetime.timedelta(days=20))
-        .sign(key, hashes.SHA256())
-    )
+    certificate = certificates.self_signed(key, "leak test", valid_days=20)
     data = pkcs12.serialize_key_and_certificates(
         b"leak",
         key,
