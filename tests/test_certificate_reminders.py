@@ -49,7 +49,9 @@ def test_a_certificate_not_in_use_or_far_from_expiry_is_not_reminded(
     assert mail.outbox == []
 
 
-def test_a_reminder_the_mail_server_refused_is_sent_by_the_next_run(expiring_certificate, settings):
+def test_a_certificate_reminder_the_mail_server_refused_is_sent_next_run(
+    expiring_certificate, settings
+):
     settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
     settings.EMAIL_HOST, settings.EMAIL_PORT, settings.EMAIL_TIMEOUT = "127.0.0.1", 9, 2
 
