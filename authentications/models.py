@@ -13,7 +13,7 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
-from .fields import EncryptedTextField, undecryptable_fields
+from .fields import EncryptedTextField, Undecryptable, undecryptable_fields
 from .validators import validate_base_url, validate_guid, validate_name, validate_tenant
 
 REFRESH_TOKEN_LIFETIME = timedelta(days=90)  # Entra's inactivity limit for refresh tokens.
@@ -144,8 +144,12 @@ class Authentication(models.Model):
 
     @property
     def cannot_decrypt(self):
-        """Whether a stored secret was encrypted with a key no longer in FERNET_KEYS."""
-        return bool(undecryptable_fields(self))
+        """Whether a stored secret (or the private key of the certificate in use) was
+        encrypted with a key no longer in FERNET_KEYS."""
+        if undecryptable_fields(self):
+            return True
+        current = self.uses_certificate and self.pk and Certificate.objects.current_for(self)
+        return bool(current) and isinstance(current.private_key, Undecryptable)
 
     @property
     def uses_certificate(self):
