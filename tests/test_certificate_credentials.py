@@ -8,7 +8,7 @@ import pytest
 import requests
 from django.core import mail
 
-from authentications import tokens
+from authentications import links, tokens
 from authentications.models import Authentication
 from tests.helpers import expiring, fresh, key_pair, use_certificate
 
@@ -78,7 +78,8 @@ def test_a_certificate_entra_does_not_know_needs_a_person_once(
     assert "Certificates & secrets > Certificates" in row.last_error
     assert fake_microsoft.entra.count("client_credentials") == requests_made == 1
     assert len(mail.outbox) == 1
-    assert "Certificates" in mail.outbox[0].body
+    assert "upload the connection's current certificate" in mail.outbox[0].body
+    assert "add a new client secret" not in mail.outbox[0].body
 
 
 def test_uploading_the_certificate_ends_the_back_off_when_a_person_asks(
@@ -113,3 +114,18 @@ def test_the_token_endpoint_is_not_given_the_private_key(make_authentication, fa
     key_body = "".join(pair.private_key_pem.splitlines()[1:-1])
     assert "client_assertion=" in body and "client_secret" not in body
     assert key_body[:40] not in requests.utils.unquote(body)
+
+
+def test_the_authorization_url_works_with_a_certificate(
+    client, make_authentication, fake_microsoft, sign_in
+):
+    authentication = make_authentication()
+    use_certificate(fake_microsoft, authentication, key_pair())
+    url = links.authorization_url(authentication).url
+    landing = "/" + url.split("://", 1)[1].split("/", 1)[1]
+
+    sign_in(client, client.post(landing))
+
+    row = fresh(authentication)
+    assert row.status == Authentication.Status.CONNECTED
+    assert row.granted_via == Authentication.GrantedVia.LINK
