@@ -15,6 +15,7 @@ from django.db import IntegrityError, transaction
 from bcconnect.errors import BcconnectError
 
 from . import certificates, oauth
+from .fields import KEY_MISSING
 from .models import Certificate, Event
 
 logger = logging.getLogger(__name__)
@@ -87,6 +88,8 @@ def switch_to_next(authentication, *, actor):
     upcoming = Certificate.objects.next_for(authentication)
     if upcoming is None:
         raise CertificateFlowError("There is no next certificate to switch to.", code="no_next")
+    if not upcoming.private_key:  # Encrypted with a key no longer in FERNET_KEYS.
+        raise CertificateFlowError(KEY_MISSING, code="key_missing")
     try:
         oauth.acquire_for_client(authentication, certificate=upcoming)
     except oauth.EntraError as err:

@@ -117,3 +117,19 @@ def test_certificate_pages_of_an_unknown_authentication_are_404(admin_client):
         url = f"/admin/authentications/authentication/424242/{view}"
         answer = admin_client.post(url) if "generate" in view else admin_client.get(url)
         assert answer.status_code == 404, view
+
+
+def test_a_next_certificate_no_key_decrypts_is_not_tried(
+    make_authentication, fake_microsoft, settings
+):
+    authentication = make_authentication(kind=Authentication.Kind.SERVICE_TO_SERVICE)
+    use_certificate(fake_microsoft, authentication, key_pair())
+    settings.FERNET_KEYS = ["key-dropped-too-early"]
+    use_certificate(fake_microsoft, authentication, key_pair(1))
+    settings.FERNET_KEYS = ["key-in-use-now"]
+    asked = len(fake_microsoft.entra.token_requests)
+
+    with pytest.raises(certificate_flows.CertificateFlowError, match="FERNET_KEYS"):
+        certificate_flows.switch_to_next(authentication, actor="staff")
+
+    assert len(fake_microsoft.entra.token_requests) == asked
