@@ -8,6 +8,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import responses
 
+from authentications.tokens import TokenError, bc_client
 from bcconnect.client import (
     BusinessCentralClient,
     BusinessCentralError,
@@ -17,7 +18,9 @@ from bcconnect.client import (
     concurrency_limiter,
     forbidden_header,
 )
+from bcconnect.prefetch import Ahead
 from tests.bc_helpers import OFFLINE_BASE, Tokens, make_client, offline_client
+from tests.helpers import fresh
 
 COLLECTION = f"{OFFLINE_BASE}/customers"
 
@@ -475,3 +478,110 @@ def test_call_keeps_bc_headers_but_not_cookies():
     assert result.request_id == "r-1"
     assert "session-cookie-value" not in repr(result)
     assert "secret-token-value" not in repr(result)
+
+
+# --- through a stored authentication ------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_prefetch_through_a_stored_authentication_reads_tokens_in_the_callers_thread(
+    tokens_planted, fake_microsoft
+):
+    fake_microsoft.bc.company.generated = 450
+    # The row is not committed (the test runs in a transaction): a prefetch thread asking
+    # the database for the token would not find it.
+    client = bc_client(tokens_planted).company(fake_microsoft.bc.company.id)
+
+    rows = client.iter("customers", page_size=100, prefetch=True)
+    first = next(rows)
+    with fake_microsoft.entra.lock:  # BC stops accepting the token while page 1 is read.
+        fake_microsoft.entra.access_tokens.pop(tokens_planted.access_token)
+    rest = list(rows)
+
+    assert [first, *rest] == list(client.iter("customers", page_size=100))
+    assert fresh(tokens_planted).access_token != tokens_planted.access_token  # refreshed once
+    assert prefetch_threads() == []
+
+
+@responses.activate
+def test_a_token_provider_failure_waits_for_the_page_that_needed_it():
+    PagedCollection(pages=3)
+    asked = []
+
+    def tokens(force_refresh=False):
+        asked.append(force_refresh)
+        if len(asked) >= 2:  # Revoked while page 1 is read.
+            raise TokenError("The refresh token was revoked.", code="invalid_grant")
+        return "token"
+
+    client = offline_client()
+    client.token_provider = tokens
+    seen = []
+
+    with pytest.raises(TokenError):
+        for page in client.pages("customers", prefetch=True):
+            seen.append(page.rows[0]["page"])
+
+    assert seen == [1]
+
+
+# --- attacks -------------------------------------------------------------------------------------
+
+
+@responses.activate
+def test_a_next_link_to_another_host_is_refused_before_its_page_is_requested_ahead():
+    responses.get(
+        COLLECTION,
+        json={"value": [{"id": 1}], "@odata.nextLink": "https://evil.example/steal?$skiptoken=2"},
+    )
+    evil = responses.get("https://evil.example/steal", json={"value": []})
+
+    with pytest.raises(BusinessCentralRequestRefused):
+        list(offline_client().iter("customers", prefetch=True))
+
+    assert evil.call_count == 0
+    assert prefetch_threads() == []
+
+
+def test_closing_while_the_request_ahead_hangs_waits_no_longer_than_the_read_timeout(fake):
+    fake.bc.fail_next(("sleep", 0), ("sleep", 5))  # Page 2 hangs past the read timeout.
+    client = customers_client(fake, timeout=(5, 0.3))
+    rows = client.iter("customers", page_size=100, prefetch=True)
+
+    next(rows)
+    rows.close()  # The read timeout ends the request ahead; its retry is not waited for.
+
+    assert prefetch_threads() == []
+    assert checked_out_connections(client.session) == 0
+    assert fake.bc.count("GET", "/customers") == 2
+
+
+def test_two_prefetching_iterations_share_one_slot_without_deadlock(fake):
+    client = customers_client(fake, max_concurrency=1, concurrency_key="two-readers")
+    first = client.iter("customers", page_size=200, prefetch=True)
+    second = client.iter("customers", {"$filter": "city eq 'Miami'"}, page_size=50, prefetch=True)
+
+    pairs = list(zip(first, second, strict=False))
+
+    assert len(pairs) == 500  # Miami is one city in five
+    assert {b["city"] for _, b in pairs} == {"Miami"}
+    assert max(fake.bc.max_in_flight.values()) == 1
+    first.close()
+    assert prefetch_threads() == []
+
+
+def test_work_ahead_cancelled_from_its_own_thread_does_not_join_itself():
+    """The garbage collector may finalise a generator in the prefetch thread itself."""
+    go = threading.Event()
+    holder = {}
+
+    def work(cancelled):
+        go.wait(10)
+        holder["ahead"].cancel()
+        return cancelled.is_set()
+
+    holder["ahead"] = Ahead(work, name="bcconnect-prefetch-test")
+    go.set()
+
+    assert holder["ahead"].result() is True
+    assert prefetch_threads() == []
