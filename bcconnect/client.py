@@ -429,6 +429,21 @@ def _response_headers(response):
     }
 
 
+def _call_result(response, *, elapsed):
+    body = _body(response)
+    etag = response.headers.get("ETag")
+    if etag is None and isinstance(body, dict):
+        etag = body.get("@odata.etag")
+    return CallResult(
+        status=response.status_code,
+        request_id=_request_id(response),
+        elapsed=elapsed,
+        etag=etag,
+        body=body,
+        headers=_response_headers(response),
+    )
+
+
 def checked_headers(headers: Mapping[str, str] | None) -> dict[str, str]:
     """`headers` as a dict, or `BusinessCentralRequestRefused` naming the one refused."""
     checked = {}
@@ -533,20 +548,14 @@ class BusinessCentralClient:
         return self.request("DELETE", path, headers={"If-Match": self._etag(etag)})
 
     def iter(
-        self,
-        path: str,
-        params: Params = None,
-        page_size: int | None = None,
-        *,
-        headers: Mapping[str, str] | None = None,
-        prefetch: bool = False,
+        self, path: str, params: Params = None, page_size: int | None = None, **options: Any
     ) -> Iterator[dict[str, Any]]:
         """Yield every entity of a collection, one page in memory at a time.
 
-        With `prefetch`, two: the next page is fetched while the caller reads this one.
+        `options` are those of `pages()`: `headers=`, and `prefetch=True` to fetch the next
+        page while the caller reads this one (then two pages are in memory).
         """
-        pages = self.pages(path, params, page_size=page_size, headers=headers, prefetch=prefetch)
-        return self._rows(pages)
+        return self._rows(self.pages(path, params, page_size=page_size, **options))
 
     def pages(
         self,
@@ -736,17 +745,9 @@ class BusinessCentralClient:
             results.extend(self._run_batch(chunk, atomic=atomic))
         return results
 
-    def request(
-        self,
-        method: str,
-        path: str,
-        *,
-        params: Params = None,
-        json: Any = None,
-        headers: Mapping[str, str] | None = None,
-    ) -> Any:
-        """Send one request; the parsed JSON answer, or None when BC sends no body."""
-        return self.call(method, path, params=params, json=json, headers=headers).body
+    def request(self, method: str, path: str, **options: Any) -> Any:
+        """`call()` for its body: the parsed JSON answer, or None when BC sends no body."""
+        return self.call(method, path, **options).body
 
     def call(
         self,
@@ -775,19 +776,7 @@ class BusinessCentralClient:
         url = self._url(path, params)
         started = time.perf_counter()
         response = self._send(method, url, json=json, headers=headers)
-        elapsed = time.perf_counter() - started
-        body = _body(response)
-        etag = response.headers.get("ETag")
-        if etag is None and isinstance(body, dict):
-            etag = body.get("@odata.etag")
-        return CallResult(
-            status=response.status_code,
-            request_id=_request_id(response),
-            elapsed=elapsed,
-            etag=etag,
-            body=body,
-            headers=_response_headers(response),
-        )
+        return _call_result(response, elapsed=time.perf_counter() - started)
 
     # --- URLs ----------------------------------------------------------------------------
 
