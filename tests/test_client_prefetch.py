@@ -1,6 +1,5 @@
 """Paging one request ahead, call() reports and caller headers (issue 12)."""
 
-import gc
 import json
 import threading
 from urllib.parse import parse_qs, urlsplit
@@ -19,7 +18,7 @@ from bcconnect.client import (
     forbidden_header,
 )
 from bcconnect.prefetch import Ahead
-from tests.bc_helpers import OFFLINE_BASE, Tokens, make_client, offline_client
+from tests.bc_helpers import OFFLINE_BASE, FakeClock, Tokens, make_client, offline_client
 from tests.helpers import fresh
 
 COLLECTION = f"{OFFLINE_BASE}/customers"
@@ -185,29 +184,36 @@ def test_an_answer_that_is_not_a_collection_is_a_clear_error():
 def test_leaving_early_stops_the_prefetch_and_leaves_no_thread(how):
     release = threading.Event()
     bc = PagedCollection(pages=5, hold={2: release})
+    # The request ahead answers only once the caller is already leaving.
+    releaser = threading.Timer(0.05, release.set)
     before = set(threading.enumerate())
-    rows = offline_client().iter("customers", prefetch=True)
 
-    next(rows)
-    assert bc.started[2].wait(10)  # The request ahead is in flight ...
-    release.set()  # ... and answers once the caller has walked away.
-    if how == "close":
-        rows.close()
-    elif how == "break":
-        for _row in rows:
+    def reach_page_two_in_flight():
+        assert bc.started[2].wait(10)
+        releaser.start()
+
+    if how == "break":
+        for _row in offline_client().iter("customers", prefetch=True):
+            reach_page_two_in_flight()
             break
-        rows.close()
-    elif how == "lost":
-        del rows
-        gc.collect()
-    else:
+    elif how == "consumer raises":
         with pytest.raises(ZeroDivisionError):
-            for row in rows:
+            for row in offline_client().iter("customers", prefetch=True):
+                reach_page_two_in_flight()
                 row["page"] / 0
-        del rows
+    else:
+        rows = offline_client().iter("customers", prefetch=True)
+        next(rows)
+        reach_page_two_in_flight()
+        if how == "close":
+            rows.close()
+        else:
+            del rows  # Dropped: finalised at once, no garbage collection needed.
 
-    assert set(threading.enumerate()) == before
-    assert ("start", 3) not in bc.events
+    assert ("end", 2) in bc.events  # Leaving waited for the request under way ...
+    releaser.join()
+    assert set(threading.enumerate()) == before  # ... and no thread outlives it,
+    assert ("start", 3) not in bc.events  # nor is anything more asked for.
 
 
 def test_closing_early_leaves_no_connection_checked_out(fake):
@@ -585,3 +591,31 @@ def test_work_ahead_cancelled_from_its_own_thread_does_not_join_itself():
 
     assert holder["ahead"].result() is True
     assert prefetch_threads() == []
+
+
+def test_a_throttled_page_ahead_waits_its_retry_after_like_any_request(fake):
+    fake.bc.fail_next(("sleep", 0), ("status", 429, {"Retry-After": "2"}))
+    clock = FakeClock()
+    client = customers_client(fake, clock=clock)
+
+    rows = list(client.iter("customers", page_size=500, prefetch=True))
+
+    assert len(rows) == 2_500
+    assert sum(clock.sleeps) == pytest.approx(2.0)
+    assert fake.bc.count("GET", "/customers") == 6
+
+
+def test_paging_ahead_logs_no_token_and_no_header_value(fake, caplog):
+    tokens = Tokens(fake)
+    client = customers_client(fake, tokens=tokens)
+    headers = {"Data-Access-Intent": "ReadOnly", "X-Trace": "trace-value-0042"}
+    caplog.set_level("DEBUG", logger="bcconnect")
+
+    pages = list(client.pages("customers", page_size=500, headers=headers, prefetch=True))
+    result = client.call("GET", "customers", params={"$top": 1}, headers=headers)
+
+    assert len(pages) == 5 and result.status == 200
+    assert "GET" in caplog.text  # The requests were logged, from both threads ...
+    for secret in (tokens.current, "trace-value-0042", "Bearer"):  # ... without these.
+        assert secret not in caplog.text
+        assert secret not in repr(pages) + repr(result)
