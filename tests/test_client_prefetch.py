@@ -619,3 +619,32 @@ def test_paging_ahead_logs_no_token_and_no_header_value(fake, caplog):
     for secret in (tokens.current, "trace-value-0042", "Bearer"):  # ... without these.
         assert secret not in caplog.text
         assert secret not in repr(pages) + repr(result)
+
+
+@responses.activate
+def test_closing_while_the_request_ahead_waits_for_the_limit_sends_nothing_more():
+    key = "busy-elsewhere"
+    limiter = concurrency_limiter(key, 1)
+    bc = PagedCollection(pages=3)
+    asked = []
+
+    def tokens(force_refresh=False):
+        asked.append(force_refresh)
+        if len(asked) == 2:  # As the request ahead starts, another request takes the place.
+            assert limiter.acquire(blocking=False)
+        return "token"
+
+    client = offline_client(max_concurrency=1, concurrency_key=key)
+    client.token_provider = tokens
+    # The other request gives its place back in a while, should closing wait for it.
+    releaser = threading.Timer(5, limiter.release)
+    rows = client.iter("customers", prefetch=True)
+    next(rows)
+    releaser.start()
+    try:
+        rows.close()
+
+        assert prefetch_threads() == []
+        assert [e for e in bc.events if e[0] == "start"] == [("start", 1)]
+    finally:
+        releaser.join()
