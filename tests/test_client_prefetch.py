@@ -128,6 +128,9 @@ def test_page_two_is_requested_while_the_caller_still_reads_page_one():
     # Exactly one ahead: page 3 is asked for only once the caller moved on to page 2.
     assert events.index(("start", 3)) > events.index(("done reading", 1))
     assert [e for e in events if e[0] == "start"] == [("start", 1), ("start", 2), ("start", 3)]
+    # Page 1 is fetched by the caller; the pages ahead by threads of the generator's own.
+    assert bc.threads[0] is threading.current_thread()
+    assert threading.current_thread() not in bc.threads[1:]
 
 
 def test_prefetch_stays_exactly_one_request_ahead(fake):
