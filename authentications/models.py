@@ -251,6 +251,8 @@ class Event(models.Model):
         SECRET_EXPIRY = "secret_expiry", "Client secret expiry warning"
         DISCONNECTED = "disconnected", "Disconnected"
         KEY_ROTATED = "key_rotated", "Encryption key rotated"
+        ENDPOINT_MOVED = "endpoint_moved", "Endpoint pointed at another authentication"
+        ENDPOINT_WRITE_TESTED = "endpoint_write_tested", "Endpoint tested (changed data)"
 
     authentication = models.ForeignKey(
         Authentication, on_delete=models.CASCADE, related_name="events"
@@ -265,3 +267,6 @@ class Event(models.Model):
 
     def __str__(self):
         return f"{self.get_kind_display()} ({self.created_at:%Y-%m-%d %H:%M})"
+
+
+from .endpoints import Endpoint  # noqa: E402,F401

@@ -1,0 +1,120 @@
+"""Exporting a GET endpoint as CSV or JSON Lines, streamed while BC is paged through.
+
+`open_pages` fetches the first page before anything is streamed, so a refusal (permission,
+licence, a wrong company) becomes a message instead of a broken download; the rest is
+fetched one page ahead (`prefetch`) and written a page at a time: memory holds two pages,
+however many rows BC has.
+"""
+
+import csv
+import io
+import json
+import logging
+from collections.abc import Iterator
+
+from bcconnect.errors import BcconnectError
+
+from .diagnostics import describe_error
+
+logger = logging.getLogger(__name__)
+
+BOM = "\ufeff"
+EXTRA = "_extra"  # Keys first seen after the first page: kept as one JSON object.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def open_pages(endpoint, **overrides):
+    """The endpoint's pages, the first one already fetched (its error raises here)."""
+    pages = endpoint.pages(prefetch=True, **overrides)
+    try:
+        first = next(pages)
+    except BaseException:
+        pages.close()
+        raise
+    return _with_first(first, pages)
+
+
+def _with_first(first, pages):
+    try:
+        yield first
+        first = None
+        yield from pages
+    finally:
+        pages.close()  # A client that hangs up mid-download cancels the page fetched ahead.
+
+
+def csv_chunks(pages, *, excel=False) -> Iterator[str]:
+    """CSV text a page at a time: the header from the first page's keys, then `_extra`.
+
+    `excel` starts with a byte-order mark (Excel then reads UTF-8) and quotes text that
+    Excel would run as a formula (`=`, `+`, `-`, `@`) with a leading apostrophe.
+    """
+    columns = None
+    for page in _until_failure(pages, _csv_failure):
+        if isinstance(page, str):
+            yield page
+            return
+        if columns is None:
+            columns = list(dict.fromkeys(key for row in page.rows for key in row))
+            yield (BOM if excel else "") + _csv_lines([[*columns, EXTRA]])
+        known = set(columns)
+        lines = []
+        for row in page.rows:
+            extra = {key: value for key, value in row.items() if key not in known}
+            line = [_csv_value(row.get(column), excel) for column in columns]
+            line.append(_compact(extra) if extra else "")
+            lines.append(line)
+        yield _csv_lines(lines)
+
+
+def jsonl_chunks(pages) -> Iterator[str]:
+    """One JSON object per line, a page at a time."""
+    for page in _until_failure(pages, _jsonl_failure):
+        if isinstance(page, str):
+            yield page
+            return
+        yield "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in page.rows)
+
+
+def _until_failure(pages, failure):
+    """The pages, then, if BC fails midway, one last line saying the export is incomplete.
+
+    The download has started by then, so its status cannot change; the last line makes a
+    cut file impossible to mistake for a whole one.
+    """
+    try:
+        yield from pages
+    except BcconnectError as err:
+        message = f"Export incomplete: {describe_error(err)}"
+        logger.warning("Endpoint export stopped: %s", message)
+        yield failure(message)
+
+
+def _csv_failure(message):
+    return _csv_lines([[message]])
+
+
+def _jsonl_failure(message):
+    return json.dumps({"_error": message}, ensure_ascii=False) + "\n"
+
+
+def _csv_lines(rows):
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\r\n").writerows(rows)
+    return buffer.getvalue()
+
+
+def _csv_value(value, excel):
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        if excel and value.startswith(FORMULA_STARTS):
+            return "'" + value
+        return value
+    if isinstance(value, dict | list):
+        return _compact(value)
+    return json.dumps(value)  # Numbers as JSON writes them; true/false for booleans.
+
+
+def _compact(value):
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
