@@ -23,6 +23,13 @@ EXTRA = "_extra"  # Keys first seen after the first page: kept as one JSON objec
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
+def answer_rows(body):
+    """The rows of one answer: its `value` list, or the one entity it is."""
+    if isinstance(body, dict) and isinstance(body.get("value"), list):
+        return body["value"]
+    return [body] if isinstance(body, dict) else []
+
+
 def open_pages(endpoint, **overrides):
     """The endpoint's pages, the first one already fetched (its error raises here)."""
     pages = endpoint.pages(prefetch=True, **overrides)
@@ -76,6 +83,19 @@ def jsonl_chunks(pages) -> Iterator[str]:
         yield "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in page.rows)
 
 
+def json_chunks(pages) -> Iterator[str]:
+    """One JSON array of every row, written a page at a time."""
+    first = True
+    yield "["
+    for page in _until_failure(pages, _json_failure):
+        for row in [] if isinstance(page, str) else page.rows:
+            yield ("\n" if first else ",\n") + json.dumps(row, ensure_ascii=False)
+            first = False
+        if isinstance(page, str):
+            yield ("\n" if first else ",\n") + page
+    yield "\n]\n"
+
+
 def _until_failure(pages, failure):
     """The pages, then, if BC fails midway, one last line saying the export is incomplete.
 
@@ -96,6 +116,10 @@ def _csv_failure(message):
 
 def _jsonl_failure(message):
     return json.dumps({"_error": message}, ensure_ascii=False) + "\n"
+
+
+def _json_failure(message):
+    return json.dumps({"_error": message}, ensure_ascii=False)
 
 
 def _csv_lines(rows):

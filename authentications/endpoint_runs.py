@@ -15,6 +15,7 @@ from django.utils import timezone
 from bcconnect.errors import BcconnectError
 
 from . import diagnostics
+from .endpoint_exports import answer_rows
 from .endpoints import Endpoint
 from .models import Event
 
@@ -100,10 +101,7 @@ def _read(endpoint):
 def _write(endpoint):
     result = endpoint.call()
     body = result.body
-    if isinstance(body, dict) and isinstance(body.get("value"), list):
-        rows = body["value"]
-    else:
-        rows = [body] if isinstance(body, dict) else []
+    rows = answer_rows(body)
     return Trial(
         ok=True,
         elapsed=result.elapsed,
