@@ -7,6 +7,8 @@ the client's own header rule), so what the form accepts is exactly what can be s
 
 from django import forms
 from django.core.exceptions import ValidationError
+from django.template.loader import render_to_string
+from django.utils.safestring import mark_safe
 
 from bcconnect.client import BusinessCentralRequestRefused, forbidden_header
 
@@ -37,6 +39,11 @@ class KeyValueRowsWidget(forms.Widget):
         context = super().get_context(name, value, attrs)
         context["widget"]["key_label"] = self.key_label
         return context
+
+    def render(self, name, value, attrs=None, renderer=None):
+        """Rendered by the project's template engine, where templates/ lives (the form
+        renderer only searches Django's and the apps' own template folders)."""
+        return mark_safe(render_to_string(self.template_name, self.get_context(name, value, attrs)))
 
     def value_from_datadict(self, data, files, name):
         rows = []

@@ -140,3 +140,11 @@ def run_manage_py(*args, env, cwd=ROOT, timeout=60):
         text=True,
         timeout=timeout,
     )
+
+
+# --- endpoints (issue 12) ---------------------------------------------------------------
+
+
+def endpoint_url(endpoint, view="change"):
+    """The admin URL of one of `endpoint`'s pages: change, test, company, export/csv, ..."""
+    return f"/admin/authentications/endpoint/{endpoint.pk}/{view}/"
