@@ -148,3 +148,15 @@ def run_manage_py(*args, env, cwd=ROOT, timeout=60):
 def endpoint_url(endpoint, view="change"):
     """The admin URL of one of `endpoint`'s pages: change, test, company, export/csv, ..."""
     return f"/admin/authentications/endpoint/{endpoint.pk}/{view}/"
+
+
+def log_in_staff_with(client, *codenames):
+    """Log `client` in as a new staff user holding exactly the named permissions."""
+    from django.contrib.auth.models import Permission, User
+
+    user = User.objects.create_user(
+        f"staff-{secrets.token_hex(4)}", password="unused-password", is_staff=True
+    )
+    user.user_permissions.set(Permission.objects.filter(codename__in=codenames))
+    client.force_login(user)
+    return client
