@@ -8,7 +8,6 @@ the client's own header rule), so what the form accepts is exactly what can be s
 from django import forms
 from django.core.exceptions import ValidationError
 from django.template.loader import render_to_string
-from django.utils.safestring import mark_safe
 
 from bcconnect.client import BusinessCentralRequestRefused, forbidden_header
 
@@ -41,9 +40,9 @@ class KeyValueRowsWidget(forms.Widget):
         return context
 
     def render(self, name, value, attrs=None, renderer=None):
-        """Rendered by the project's template engine, where templates/ lives (the form
-        renderer only searches Django's and the apps' own template folders)."""
-        return mark_safe(render_to_string(self.template_name, self.get_context(name, value, attrs)))
+        """Render with the project's engine, which finds templates/ (the form renderer
+        searches only Django's and the apps' own template folders); its output is safe."""
+        return render_to_string(self.template_name, self.get_context(name, value, attrs))
 
     def value_from_datadict(self, data, files, name):
         rows = []

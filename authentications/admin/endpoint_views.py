@@ -122,11 +122,20 @@ def export(request, object_id, *, model_admin, format):
     else:
         chunks = endpoint_exports.jsonl_chunks(pages)
     content_type, extension = FORMATS[format]
-    response = StreamingHttpResponse((chunk.encode() for chunk in chunks), content_type)
+    response = StreamingHttpResponse(_encoded(chunks, pages), content_type)
     filename = f"{slugify(endpoint.name) or 'endpoint'}.{extension}"
     response["Content-Disposition"] = content_disposition_header(True, filename)
     response["Cache-Control"] = "no-store"
     return response
+
+
+def _encoded(chunks, pages):
+    """UTF-8 bytes; closing the download (the client left) closes the pages at once."""
+    try:
+        for chunk in chunks:
+            yield chunk.encode()
+    finally:
+        pages.close()
 
 
 def _may_export(model_admin):
