@@ -26,7 +26,7 @@ from urllib3.util import parse_url
 
 from bcconnect.errors import BcconnectError
 from bcconnect.headers import could_carry_credential, forbidden_header, shown_header_name
-from bcconnect.prefetch import Ahead, Cancelled, cancellable_sleep
+from bcconnect.prefetch import SLEEP_SLICE, Ahead, Cancelled, cancellable_sleep
 
 logger = logging.getLogger(__name__)
 
@@ -429,6 +429,21 @@ def _response_headers(response):
     }
 
 
+def _call_result(response, *, elapsed):
+    body = _body(response)
+    etag = response.headers.get("ETag")
+    if etag is None and isinstance(body, dict):
+        etag = body.get("@odata.etag")
+    return CallResult(
+        status=response.status_code,
+        request_id=_request_id(response),
+        elapsed=elapsed,
+        etag=etag,
+        body=body,
+        headers=_response_headers(response),
+    )
+
+
 def checked_headers(headers: Mapping[str, str] | None) -> dict[str, str]:
     """`headers` as a dict, or `BusinessCentralRequestRefused` naming the one refused."""
     checked = {}
@@ -533,20 +548,14 @@ class BusinessCentralClient:
         return self.request("DELETE", path, headers={"If-Match": self._etag(etag)})
 
     def iter(
-        self,
-        path: str,
-        params: Params = None,
-        page_size: int | None = None,
-        *,
-        headers: Mapping[str, str] | None = None,
-        prefetch: bool = False,
+        self, path: str, params: Params = None, page_size: int | None = None, **options: Any
     ) -> Iterator[dict[str, Any]]:
         """Yield every entity of a collection, one page in memory at a time.
 
-        With `prefetch`, two: the next page is fetched while the caller reads this one.
+        `options` are those of `pages()`: `headers=`, and `prefetch=True` to fetch the next
+        page while the caller reads this one (then two pages are in memory).
         """
-        pages = self.pages(path, params, page_size=page_size, headers=headers, prefetch=prefetch)
-        return self._rows(pages)
+        return self._rows(self.pages(path, params, page_size=page_size, **options))
 
     def pages(
         self,
@@ -628,18 +637,14 @@ class BusinessCentralClient:
             # in the caller's thread, and the token provider raises again if it must.
             return None
 
-        def work(cancelled):
-            def tokens(force_refresh=False):
-                if cancelled.is_set():
-                    raise Cancelled
-                if force_refresh:
-                    raise _RefreshInCallerThread
-                return token
+        def tokens(force_refresh=False):
+            if force_refresh:
+                raise _RefreshInCallerThread
+            return token
 
+        def work(cancelled):
             try:
-                return self._page(
-                    url, headers, tokens=tokens, sleep=cancellable_sleep(self._sleep, cancelled)
-                )
+                return self._page(url, headers, tokens=tokens, cancelled=cancelled)
             except _RefreshInCallerThread:
                 return None
 
@@ -736,17 +741,9 @@ class BusinessCentralClient:
             results.extend(self._run_batch(chunk, atomic=atomic))
         return results
 
-    def request(
-        self,
-        method: str,
-        path: str,
-        *,
-        params: Params = None,
-        json: Any = None,
-        headers: Mapping[str, str] | None = None,
-    ) -> Any:
-        """Send one request; the parsed JSON answer, or None when BC sends no body."""
-        return self.call(method, path, params=params, json=json, headers=headers).body
+    def request(self, method: str, path: str, **options: Any) -> Any:
+        """`call()` for its body: the parsed JSON answer, or None when BC sends no body."""
+        return self.call(method, path, **options).body
 
     def call(
         self,
@@ -775,19 +772,7 @@ class BusinessCentralClient:
         url = self._url(path, params)
         started = time.perf_counter()
         response = self._send(method, url, json=json, headers=headers)
-        elapsed = time.perf_counter() - started
-        body = _body(response)
-        etag = response.headers.get("ETag")
-        if etag is None and isinstance(body, dict):
-            etag = body.get("@odata.etag")
-        return CallResult(
-            status=response.status_code,
-            request_id=_request_id(response),
-            elapsed=elapsed,
-            etag=etag,
-            body=body,
-            headers=_response_headers(response),
-        )
+        return _call_result(response, elapsed=time.perf_counter() - started)
 
     # --- URLs ----------------------------------------------------------------------------
 
@@ -947,22 +932,23 @@ class BusinessCentralClient:
 
     # --- sending, retrying ---------------------------------------------------------------
 
-    def _send(self, method, url, *, json=None, headers=None, tokens=None, sleep=None):
+    def _send(self, method, url, *, json=None, headers=None, tokens=None, cancelled=None):
         """Send with auth, the concurrency limit, retries and redirects kept on the API host.
 
-        `tokens` and `sleep` replace the client's token provider and sleep for this request
-        (a prefetch thread's own).
+        `tokens` replaces the client's token provider for this request. Once `cancelled` is
+        set (its caller is gone), waits for a retry or for the concurrency limit stop with
+        `Cancelled` and nothing more is sent.
         """
-        tokens, sleep = tokens or self.token_provider, sleep or self._sleep
+        tokens = tokens or self.token_provider
+        sleep = self._sleep if cancelled is None else cancellable_sleep(self._sleep, cancelled)
         state = _Attempts(deadline=self._clock() + self.retry.retry_budget)
         idempotent = method in IDEMPOTENT_METHODS or (
             method == "PATCH" and (headers or {}).get("If-Match", "*") != "*"
         )
         while True:
             try:
-                response = self._send_once(
-                    method, url, json, headers, tokens(force_refresh=state.take_refresh())
-                )
+                token = tokens(force_refresh=state.take_refresh())
+                response = self._send_once(method, url, json, headers, token, cancelled)
             except (requests.ConnectionError, requests.Timeout) as err:
                 state.fate_unknown = True
                 if not idempotent:
@@ -995,7 +981,7 @@ class BusinessCentralClient:
                 )
             return response
 
-    def _send_once(self, method, url, json, headers, token):
+    def _send_once(self, method, url, json, headers, token, cancelled=None):
         all_headers = {"Accept": "application/json", **(headers or {})}
         all_headers["Authorization"] = f"Bearer {token}"
         data = None
@@ -1003,7 +989,7 @@ class BusinessCentralClient:
             data = jsonlib.dumps(json).encode()
             all_headers.setdefault("Content-Type", "application/json")
         started = time.perf_counter()
-        with self._limiter:
+        with self._slot(cancelled):
             try:
                 response = self.session.request(
                     method,
@@ -1030,6 +1016,23 @@ class BusinessCentralClient:
             (time.perf_counter() - started) * 1000,
         )
         return response
+
+    @contextlib.contextmanager
+    def _slot(self, cancelled):
+        """A place under the authentication's concurrency limit, unless cancelled first."""
+        if cancelled is None:
+            self._limiter.acquire()
+        else:
+            while not self._limiter.acquire(timeout=SLEEP_SLICE):
+                if cancelled.is_set():
+                    raise Cancelled
+            if cancelled.is_set():
+                self._limiter.release()
+                raise Cancelled
+        try:
+            yield
+        finally:
+            self._limiter.release()
 
     def _wait_or_raise(self, state, response, method, url, sleep, network_error=None):
         delay = None

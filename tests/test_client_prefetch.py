@@ -1,6 +1,5 @@
 """Paging one request ahead, call() reports and caller headers (issue 12)."""
 
-import gc
 import json
 import threading
 from urllib.parse import parse_qs, urlsplit
@@ -8,6 +7,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import responses
 
+from authentications.tokens import TokenError, bc_client
 from bcconnect.client import (
     BusinessCentralClient,
     BusinessCentralError,
@@ -17,7 +17,9 @@ from bcconnect.client import (
     concurrency_limiter,
     forbidden_header,
 )
-from tests.bc_helpers import OFFLINE_BASE, Tokens, make_client, offline_client
+from bcconnect.prefetch import Ahead
+from tests.bc_helpers import OFFLINE_BASE, FakeClock, Tokens, make_client, offline_client
+from tests.helpers import fresh
 
 COLLECTION = f"{OFFLINE_BASE}/customers"
 
@@ -182,29 +184,36 @@ def test_an_answer_that_is_not_a_collection_is_a_clear_error():
 def test_leaving_early_stops_the_prefetch_and_leaves_no_thread(how):
     release = threading.Event()
     bc = PagedCollection(pages=5, hold={2: release})
+    # The request ahead answers only once the caller is already leaving.
+    releaser = threading.Timer(0.05, release.set)
     before = set(threading.enumerate())
-    rows = offline_client().iter("customers", prefetch=True)
 
-    next(rows)
-    assert bc.started[2].wait(10)  # The request ahead is in flight ...
-    release.set()  # ... and answers once the caller has walked away.
-    if how == "close":
-        rows.close()
-    elif how == "break":
-        for _row in rows:
+    def reach_page_two_in_flight():
+        assert bc.started[2].wait(10)
+        releaser.start()
+
+    if how == "break":
+        for _row in offline_client().iter("customers", prefetch=True):
+            reach_page_two_in_flight()
             break
-        rows.close()
-    elif how == "lost":
-        del rows
-        gc.collect()
-    else:
+    elif how == "consumer raises":
         with pytest.raises(ZeroDivisionError):
-            for row in rows:
+            for row in offline_client().iter("customers", prefetch=True):
+                reach_page_two_in_flight()
                 row["page"] / 0
-        del rows
+    else:
+        rows = offline_client().iter("customers", prefetch=True)
+        next(rows)
+        reach_page_two_in_flight()
+        if how == "close":
+            rows.close()
+        else:
+            del rows  # Dropped: finalised at once, no garbage collection needed.
 
-    assert set(threading.enumerate()) == before
-    assert ("start", 3) not in bc.events
+    assert ("end", 2) in bc.events  # Leaving waited for the request under way ...
+    releaser.join()
+    assert set(threading.enumerate()) == before  # ... and no thread outlives it,
+    assert ("start", 3) not in bc.events  # nor is anything more asked for.
 
 
 def test_closing_early_leaves_no_connection_checked_out(fake):
@@ -475,3 +484,167 @@ def test_call_keeps_bc_headers_but_not_cookies():
     assert result.request_id == "r-1"
     assert "session-cookie-value" not in repr(result)
     assert "secret-token-value" not in repr(result)
+
+
+# --- through a stored authentication ------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_prefetch_through_a_stored_authentication_reads_tokens_in_the_callers_thread(
+    tokens_planted, fake_microsoft
+):
+    fake_microsoft.bc.company.generated = 450
+    # The row is not committed (the test runs in a transaction): a prefetch thread asking
+    # the database for the token would not find it.
+    client = bc_client(tokens_planted).company(fake_microsoft.bc.company.id)
+
+    rows = client.iter("customers", page_size=100, prefetch=True)
+    first = next(rows)
+    with fake_microsoft.entra.lock:  # BC stops accepting the token while page 1 is read.
+        fake_microsoft.entra.access_tokens.pop(tokens_planted.access_token)
+    rest = list(rows)
+
+    assert [first, *rest] == list(client.iter("customers", page_size=100))
+    assert fresh(tokens_planted).access_token != tokens_planted.access_token  # refreshed once
+    assert prefetch_threads() == []
+
+
+@responses.activate
+def test_a_token_provider_failure_waits_for_the_page_that_needed_it():
+    PagedCollection(pages=3)
+    asked = []
+
+    def tokens(force_refresh=False):
+        asked.append(force_refresh)
+        if len(asked) >= 2:  # Revoked while page 1 is read.
+            raise TokenError("The refresh token was revoked.", code="invalid_grant")
+        return "token"
+
+    client = offline_client()
+    client.token_provider = tokens
+    seen = []
+
+    with pytest.raises(TokenError):
+        for page in client.pages("customers", prefetch=True):
+            seen.append(page.rows[0]["page"])
+
+    assert seen == [1]
+
+
+# --- attacks -------------------------------------------------------------------------------------
+
+
+@responses.activate
+def test_a_next_link_to_another_host_is_refused_before_its_page_is_requested_ahead():
+    responses.get(
+        COLLECTION,
+        json={"value": [{"id": 1}], "@odata.nextLink": "https://evil.example/steal?$skiptoken=2"},
+    )
+    evil = responses.get("https://evil.example/steal", json={"value": []})
+
+    with pytest.raises(BusinessCentralRequestRefused):
+        list(offline_client().iter("customers", prefetch=True))
+
+    assert evil.call_count == 0
+    assert prefetch_threads() == []
+
+
+def test_closing_while_the_request_ahead_hangs_waits_no_longer_than_the_read_timeout(fake):
+    fake.bc.fail_next(("sleep", 0), ("sleep", 5))  # Page 2 hangs past the read timeout.
+    client = customers_client(fake, timeout=(5, 0.3))
+    rows = client.iter("customers", page_size=100, prefetch=True)
+
+    next(rows)
+    rows.close()  # The read timeout ends the request ahead; its retry is not waited for.
+
+    assert prefetch_threads() == []
+    assert checked_out_connections(client.session) == 0
+    assert fake.bc.count("GET", "/customers") == 2
+
+
+def test_two_prefetching_iterations_share_one_slot_without_deadlock(fake):
+    client = customers_client(fake, max_concurrency=1, concurrency_key="two-readers")
+    first = client.iter("customers", page_size=200, prefetch=True)
+    second = client.iter("customers", {"$filter": "city eq 'Miami'"}, page_size=50, prefetch=True)
+
+    pairs = list(zip(first, second, strict=False))
+
+    assert len(pairs) == 500  # Miami is one city in five
+    assert {b["city"] for _, b in pairs} == {"Miami"}
+    assert max(fake.bc.max_in_flight.values()) == 1
+    first.close()
+    assert prefetch_threads() == []
+
+
+def test_work_ahead_cancelled_from_its_own_thread_does_not_join_itself():
+    """The garbage collector may finalise a generator in the prefetch thread itself."""
+    go = threading.Event()
+    holder = {}
+
+    def work(cancelled):
+        go.wait(10)
+        holder["ahead"].cancel()
+        return cancelled.is_set()
+
+    holder["ahead"] = Ahead(work, name="bcconnect-prefetch-test")
+    go.set()
+
+    assert holder["ahead"].result() is True
+    assert prefetch_threads() == []
+
+
+def test_a_throttled_page_ahead_waits_its_retry_after_like_any_request(fake):
+    fake.bc.fail_next(("sleep", 0), ("status", 429, {"Retry-After": "2"}))
+    clock = FakeClock()
+    client = customers_client(fake, clock=clock)
+
+    rows = list(client.iter("customers", page_size=500, prefetch=True))
+
+    assert len(rows) == 2_500
+    assert sum(clock.sleeps) == pytest.approx(2.0)
+    assert fake.bc.count("GET", "/customers") == 6
+
+
+def test_paging_ahead_logs_no_token_and_no_header_value(fake, caplog):
+    tokens = Tokens(fake)
+    client = customers_client(fake, tokens=tokens)
+    headers = {"Data-Access-Intent": "ReadOnly", "X-Trace": "trace-value-0042"}
+    caplog.set_level("DEBUG", logger="bcconnect")
+
+    pages = list(client.pages("customers", page_size=500, headers=headers, prefetch=True))
+    result = client.call("GET", "customers", params={"$top": 1}, headers=headers)
+
+    assert len(pages) == 5 and result.status == 200
+    assert "GET" in caplog.text  # The requests were logged, from both threads ...
+    for secret in (tokens.current, "trace-value-0042", "Bearer"):  # ... without these.
+        assert secret not in caplog.text
+        assert secret not in repr(pages) + repr(result)
+
+
+@responses.activate
+def test_closing_while_the_request_ahead_waits_for_the_limit_sends_nothing_more():
+    key = "busy-elsewhere"
+    limiter = concurrency_limiter(key, 1)
+    bc = PagedCollection(pages=3)
+    asked = []
+
+    def tokens(force_refresh=False):
+        asked.append(force_refresh)
+        if len(asked) == 2:  # As the request ahead starts, another request takes the place.
+            assert limiter.acquire(blocking=False)
+        return "token"
+
+    client = offline_client(max_concurrency=1, concurrency_key=key)
+    client.token_provider = tokens
+    # The other request gives its place back in a while, should closing wait for it.
+    releaser = threading.Timer(5, limiter.release)
+    rows = client.iter("customers", prefetch=True)
+    next(rows)
+    releaser.start()
+    try:
+        rows.close()
+
+        assert prefetch_threads() == []
+        assert [e for e in bc.events if e[0] == "start"] == [("start", 1)]
+    finally:
+        releaser.join()
