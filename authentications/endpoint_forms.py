@@ -21,6 +21,12 @@ WRITES_WITH_BODY = (Endpoint.Method.POST, Endpoint.Method.PATCH)
 CONDITIONAL = (Endpoint.Method.PATCH, Endpoint.Method.DELETE)
 
 
+def as_rows(value):
+    """`[[name, value], ...]` from stored rows, or from a dict that code stored."""
+    pairs = value.items() if isinstance(value, dict) else value or []
+    return [list(pair) for pair in pairs]
+
+
 class KeyValueRowsWidget(forms.Widget):
     """Rows of two inputs, `<name>-key-<n>` and `<name>-value-<n>`, plus a few blank ones."""
 
@@ -31,7 +37,7 @@ class KeyValueRowsWidget(forms.Widget):
         self.key_label = key_label
 
     def format_value(self, value):
-        rows = [list(row) for row in value or [] if row[0] or row[1]]
+        rows = [row for row in as_rows(value) if row[0] or row[1]]
         return rows + [["", ""]] * BLANK_ROWS
 
     def get_context(self, name, value, attrs):
@@ -70,7 +76,7 @@ class KeyValueRowsField(forms.Field):
         return rows
 
     def has_changed(self, initial, data):
-        return self.to_python(initial or []) != self.to_python(data or [])
+        return self.to_python(as_rows(initial)) != self.to_python(as_rows(data))
 
 
 class EndpointForm(forms.ModelForm):

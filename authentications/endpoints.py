@@ -109,9 +109,14 @@ class Endpoint(models.Model):
         return path.replace(COMPANY_NAME, name)
 
     def query(self, overrides=None):
-        """The stored query options, with `overrides` replacing options of the same name."""
+        """The stored query options, with `overrides` replacing options of the same name.
+
+        The admin stores rows (`[[name, value], ...]`, a name may repeat); code may store a
+        dict.
+        """
         overrides = {key: str(value) for key, value in (overrides or {}).items()}
-        pairs = [(key, value) for key, value in self.params if key not in overrides]
+        stored = self.params.items() if isinstance(self.params, dict) else self.params
+        pairs = [(key, value) for key, value in stored if key not in overrides]
         return pairs + list(overrides.items())
 
     def request_headers(self):

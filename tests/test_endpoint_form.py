@@ -161,3 +161,12 @@ def test_a_refused_form_changes_nothing(admin_client, connected_row, make_endpoi
     assert "cannot be stored" in response.content.decode()
     endpoint.refresh_from_db()
     assert endpoint.name == "Kept" and endpoint.headers == []
+
+
+def test_parameters_stored_as_a_dict_show_as_rows(admin_client, connected_row, make_endpoint):
+    endpoint = make_endpoint(connected_row, params={"$top": "5", "$select": "number"})
+
+    page = admin_client.get(endpoint_url(endpoint)).content.decode()
+
+    assert 'name="params-key-1" value="$select"' in page
+    assert 'name="params-value-1" value="number"' in page

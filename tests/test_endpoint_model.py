@@ -136,3 +136,14 @@ def test_closing_iter_early_leaves_no_thread(tokens_planted, make_endpoint, fake
     assert len(first.rows) == 100 and first.more
     assert [t for t in threading.enumerate() if t.name.startswith("bcconnect-prefetch")] == []
     assert fake_microsoft.bc.count("GET") <= 2
+
+
+def test_code_may_store_parameters_and_headers_as_dicts(
+    tokens_planted, make_endpoint, fake_microsoft
+):
+    endpoint = make_endpoint(
+        tokens_planted, params={"$top": "2"}, headers={"Accept-Language": "da-DK"}
+    )
+
+    assert len(list(endpoint.iter())) == 2
+    assert fake_microsoft.bc.headers_seen[-1][2]["accept-language"] == "da-DK"
