@@ -396,3 +396,28 @@ def test_duplicate_copies_one_endpoint_untested(admin_client, tokens_planted, ma
     assert Endpoint.objects.filter(name="Customers (copy 2)").exists() and again.status_code == 302
     assert copy.params == [["$top", "3"]] and copy.company_id == endpoint.company_id
     assert copy.last_tested_at is None
+
+
+def test_a_patch_whose_answer_was_lost_says_it_may_have_been_applied(
+    admin_client, tokens_planted, make_endpoint, fake_microsoft
+):
+    endpoint = patch_endpoint(make_endpoint, tokens_planted, fake_microsoft)
+    fake_microsoft.bc.fail_next(("drop_after",))  # Applied, then the connection drops.
+
+    page = admin_client.post(endpoint_url(endpoint, "test"), {"bc_confirm": "yes"})
+
+    assertContains(page, "The first attempt may have been applied")
+    assert fake_microsoft.bc.company.at(4)["displayName"] == "Renamed by a test"
+
+
+def test_a_hung_answer_is_given_up_on_and_retried(
+    admin_client, tokens_planted, make_endpoint, fake_microsoft, settings
+):
+    settings.BC_HTTP_TIMEOUT = (2, 0.5)
+    fake_microsoft.bc.fail_next(("sleep", 1.5))
+    endpoint = make_endpoint(tokens_planted, params=[["$top", "3"]])
+
+    page = admin_client.get(endpoint_url(endpoint, "test"))
+
+    assertContains(page, "HTTP 200")
+    assert fake_microsoft.bc.count("GET", "/customers") == 2
