@@ -69,7 +69,7 @@ def csv_chunks(pages, *, excel=False) -> Iterator[str]:
         for row in page.rows:
             extra = {key: value for key, value in row.items() if key not in known}
             line = [_csv_value(row.get(column), excel) for column in columns]
-            line.append(_compact(extra) if extra else "")
+            line.append(compact(extra) if extra else "")
             lines.append(line)
         yield _csv_lines(lines)
 
@@ -136,9 +136,10 @@ def _csv_value(value, excel):
             return "'" + value
         return value
     if isinstance(value, dict | list):
-        return _compact(value)
+        return compact(value)
     return json.dumps(value)  # Numbers as JSON writes them; true/false for booleans.
 
 
-def _compact(value):
+def compact(value):
+    """JSON without spaces: nested values in a cell."""
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"))

@@ -9,13 +9,12 @@ import json
 import time
 from dataclasses import dataclass, field
 
-from django.db import transaction
 from django.utils import timezone
 
 from bcconnect.errors import BcconnectError
 
 from . import diagnostics
-from .endpoint_exports import answer_rows
+from .endpoint_exports import answer_rows, compact
 from .endpoints import Endpoint
 from .models import Event
 
@@ -56,9 +55,7 @@ class Trial:
 def cell(value, *, limit=CELL_CHARS):
     if value is None:
         return ""
-    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
-    if isinstance(value, dict | list):
-        text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    text = value if isinstance(value, str) else compact(value)
     return text if len(text) <= limit else text[:limit] + CUT
 
 
@@ -140,10 +137,9 @@ def remember(endpoint, outcome):
 
 def _record_write(endpoint, outcome, *, actor):
     result = f"HTTP {outcome.status}" if outcome.ok else f"failed: {outcome.error}"
-    with transaction.atomic():
-        endpoint.authentication.record(
-            Event.Kind.ENDPOINT_WRITE_TESTED,
-            actor=actor,
-            detail=f"{endpoint.method} endpoint “{endpoint}” ({endpoint.path}) sent from the "
-            f"admin; {result}.",
-        )
+    endpoint.authentication.record(
+        Event.Kind.ENDPOINT_WRITE_TESTED,
+        actor=actor,
+        detail=f"{endpoint.method} endpoint “{endpoint}” ({endpoint.path}) sent from the "
+        f"admin; {result}.",
+    )
