@@ -605,6 +605,7 @@ class BusinessCentralClient:
             page = self._page(url, headers)
             url = page.next_link
             yield page
+            page = None  # Not held while the next page is read: one page in memory.
 
     def _pages_ahead(self, url, headers):
         page, ahead = self._page(url, headers), None

@@ -2,6 +2,7 @@
 
 import json
 import threading
+import weakref
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -127,6 +128,9 @@ def test_page_two_is_requested_while_the_caller_still_reads_page_one():
     # Exactly one ahead: page 3 is asked for only once the caller moved on to page 2.
     assert events.index(("start", 3)) > events.index(("done reading", 1))
     assert [e for e in events if e[0] == "start"] == [("start", 1), ("start", 2), ("start", 3)]
+    # Page 1 is fetched by the caller; the pages ahead by threads of the generator's own.
+    assert bc.threads[0] is threading.current_thread()
+    assert threading.current_thread() not in bc.threads[1:]
 
 
 def test_prefetch_stays_exactly_one_request_ahead(fake):
@@ -648,3 +652,25 @@ def test_closing_while_the_request_ahead_waits_for_the_limit_sends_nothing_more(
         assert [e for e in bc.events if e[0] == "start"] == [("start", 1)]
     finally:
         releaser.join()
+
+
+@responses.activate
+@pytest.mark.parametrize("prefetch, held", [(False, 1), (True, 2)])
+def test_a_page_let_go_is_not_kept_while_the_next_ones_are_read(prefetch, held):
+    """One page in memory when reading (iter() lets go of each), two when paging ahead."""
+    bc = PagedCollection(pages=5, register=False)
+    pages_seen, alive_at_request = [], []
+
+    def count_alive(request):
+        alive_at_request.append(sum(ref() is not None for ref in pages_seen))
+        return bc(request)
+
+    responses.add_callback(responses.GET, COLLECTION, callback=count_alive)
+    for page in offline_client().pages("customers", prefetch=prefetch):
+        pages_seen.append(weakref.ref(page))
+        page = None
+
+    # While page N+1 is requested, page N is gone; paging ahead, page N+1 may be with the
+    # caller while N+2 is requested, never N as well.
+    assert len(alive_at_request) == 5
+    assert max(alive_at_request) <= held - 1
