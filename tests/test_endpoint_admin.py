@@ -421,3 +421,33 @@ def test_a_hung_answer_is_given_up_on_and_retried(
 
     assertContains(page, "HTTP 200")
     assert fake_microsoft.bc.count("GET", "/customers") == 2
+
+
+def test_a_confirmed_post_creates_and_a_confirmed_delete_deletes(
+    admin_client, tokens_planted, make_endpoint, fake_microsoft
+):
+    create = make_endpoint(
+        tokens_planted,
+        name="Create customer",
+        method=Endpoint.Method.POST,
+        body={"displayName": "Made in the admin"},
+    )
+    assertContains(admin_client.get(endpoint_url(create, "test")), "(creates a record)")
+
+    created = admin_client.post(endpoint_url(create, "test"), {"bc_confirm": "yes"})
+
+    assertContains(created, "HTTP 201")
+    (new_id,) = fake_microsoft.bc.company.created
+    remove = make_endpoint(
+        tokens_planted,
+        name="Delete customer",
+        method=Endpoint.Method.DELETE,
+        path=f"api/v2.0/companies({{company}})/customers({new_id})",
+        headers=[["If-Match", "*"]],
+    )
+    assertContains(admin_client.get(endpoint_url(remove, "test")), "(deletes a record)")
+    deleted = admin_client.post(endpoint_url(remove, "test"), {"bc_confirm": "yes"})
+
+    assertContains(deleted, "HTTP 204")
+    assert fake_microsoft.bc.company.get(new_id) is None
+    assert Event.objects.filter(kind=Event.Kind.ENDPOINT_WRITE_TESTED).count() == 2
