@@ -160,3 +160,16 @@ def log_in_staff_with(client, *codenames):
     user.user_permissions.set(Permission.objects.filter(codename__in=codenames))
     client.force_login(user)
     return client
+
+
+def rename_endpoint(make_endpoint, authentication, fake, *, position=4):
+    """A PATCH endpoint ("Rename customer 5") renaming one customer of the fake's first company."""
+    customer = fake.bc.company.generate(position)
+    return make_endpoint(
+        authentication,
+        name=f"Rename customer {position + 1}",
+        method="PATCH",
+        path=f"api/v2.0/companies({{company}})/customers({customer['id']})",
+        headers=[["If-Match", customer["@odata.etag"]]],
+        body={"displayName": "Renamed by a test"},
+    )

@@ -7,7 +7,7 @@ from pytest_django.asserts import assertContains, assertNotContains
 
 from authentications.endpoints import Endpoint
 from authentications.models import Event
-from tests.helpers import endpoint_url, log_in_staff_with
+from tests.helpers import endpoint_url, log_in_staff_with, rename_endpoint
 
 pytestmark = pytest.mark.django_db
 
@@ -152,22 +152,10 @@ def test_no_company_chosen_is_explained_without_a_request(
 # --- writes need a confirmation -------------------------------------------------------------
 
 
-def patch_endpoint(make_endpoint, authentication, fake):
-    customer = fake.bc.company.generate(4)
-    return make_endpoint(
-        authentication,
-        name="Rename customer 5",
-        method=Endpoint.Method.PATCH,
-        path=f"api/v2.0/companies({{company}})/customers({customer['id']})",
-        headers=[["If-Match", customer["@odata.etag"]]],
-        body={"displayName": "Renamed by a test"},
-    )
-
-
 def test_a_patch_is_confirmed_first_then_sent(
     admin_client, tokens_planted, make_endpoint, fake_microsoft
 ):
-    endpoint = patch_endpoint(make_endpoint, tokens_planted, fake_microsoft)
+    endpoint = rename_endpoint(make_endpoint, tokens_planted, fake_microsoft)
 
     confirmation = admin_client.get(endpoint_url(endpoint, "test"))
 
@@ -190,7 +178,7 @@ def test_a_patch_is_confirmed_first_then_sent(
 def test_a_post_without_the_confirmation_field_is_not_sent(
     admin_client, tokens_planted, make_endpoint, fake_microsoft
 ):
-    endpoint = patch_endpoint(make_endpoint, tokens_planted, fake_microsoft)
+    endpoint = rename_endpoint(make_endpoint, tokens_planted, fake_microsoft)
 
     page = admin_client.post(endpoint_url(endpoint, "test"), {})
 
@@ -199,7 +187,7 @@ def test_a_post_without_the_confirmation_field_is_not_sent(
 
 
 def test_a_stale_etag_is_explained(admin_client, tokens_planted, make_endpoint, fake_microsoft):
-    endpoint = patch_endpoint(make_endpoint, tokens_planted, fake_microsoft)
+    endpoint = rename_endpoint(make_endpoint, tokens_planted, fake_microsoft)
     admin_client.post(endpoint_url(endpoint, "test"), {"bc_confirm": "yes"})
 
     again = admin_client.post(endpoint_url(endpoint, "test"), {"bc_confirm": "yes"})
@@ -223,7 +211,7 @@ def test_viewers_may_test_a_get_but_not_export(client, tokens_planted, make_endp
 
 
 def test_a_write_test_needs_run_endpoint(client, tokens_planted, make_endpoint, fake_microsoft):
-    endpoint = patch_endpoint(make_endpoint, tokens_planted, fake_microsoft)
+    endpoint = rename_endpoint(make_endpoint, tokens_planted, fake_microsoft)
     log_in_staff_with(client, "view_endpoint", "change_endpoint")
 
     assert client.get(endpoint_url(endpoint, "test")).status_code == 403
@@ -232,7 +220,7 @@ def test_a_write_test_needs_run_endpoint(client, tokens_planted, make_endpoint, 
 
 
 def test_run_endpoint_allows_the_write_test(client, tokens_planted, make_endpoint, fake_microsoft):
-    endpoint = patch_endpoint(make_endpoint, tokens_planted, fake_microsoft)
+    endpoint = rename_endpoint(make_endpoint, tokens_planted, fake_microsoft)
     log_in_staff_with(client, "view_endpoint", "run_endpoint")
 
     assertContains(client.post(endpoint_url(endpoint, "test"), {"bc_confirm": "y"}), "HTTP 200")
@@ -401,7 +389,7 @@ def test_duplicate_copies_one_endpoint_untested(admin_client, tokens_planted, ma
 def test_a_patch_whose_answer_was_lost_says_it_may_have_been_applied(
     admin_client, tokens_planted, make_endpoint, fake_microsoft
 ):
-    endpoint = patch_endpoint(make_endpoint, tokens_planted, fake_microsoft)
+    endpoint = rename_endpoint(make_endpoint, tokens_planted, fake_microsoft)
     fake_microsoft.bc.fail_next(("drop_after",))  # Applied, then the connection drops.
 
     page = admin_client.post(endpoint_url(endpoint, "test"), {"bc_confirm": "yes"})

@@ -11,10 +11,9 @@ import logging
 import pytest
 from django.core.management import call_command
 
-from authentications.endpoints import Endpoint
 from authentications.models import Event
 from tests.fakes.entra import CLIENT_SECRET
-from tests.helpers import endpoint_url, expiring
+from tests.helpers import endpoint_url, expiring, rename_endpoint
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -28,16 +27,8 @@ def test_no_secret_on_endpoint_pages_downloads_or_logs(
     for name in LOGGERS:
         caplog.set_level(logging.DEBUG, logger=name or None)
     produced = []
-    customer = fake_microsoft.bc.company.generate(1)
     read = make_endpoint(signed_in, name="Customers", params=[["$top", "3"]])
-    write = make_endpoint(
-        signed_in,
-        name="Rename",
-        method=Endpoint.Method.PATCH,
-        path=f"api/v2.0/companies({{company}})/customers({customer['id']})",
-        headers=[["If-Match", "*"]],
-        body={"displayName": "Renamed"},
-    )
+    write = rename_endpoint(make_endpoint, signed_in, fake_microsoft)
     other = make_authentication(name="BC staging")
     expiring(signed_in, seconds=-1)  # The first call refreshes: old and new tokens exist.
 
@@ -74,7 +65,7 @@ def test_no_secret_on_endpoint_pages_downloads_or_logs(
         )
     keep(admin_client.post(LIST_URL, {"action": "duplicate", "_selected_action": [write.pk]}))
     out = io.StringIO()
-    for args in (["--endpoint", "Rename", "--json"], ["--endpoint", "Customers", "--all"]):
+    for args in (["--endpoint", write.name, "--json"], ["--endpoint", "Customers", "--all"]):
         try:
             call_command("bc", *args, stdout=out, stderr=out)
         except Exception as err:
