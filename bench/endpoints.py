@@ -159,8 +159,9 @@ class AdminSite:
 
 
 def bare_iteration(server, page_size, *, prefetch=False):
+    """Count the rows of a bare `iter()`: the least any consumer of them can do."""
     rows = server.client().iter("customers", page_size=page_size, prefetch=prefetch)
-    return consume(rows, page_size=1, work=0)
+    return sum(1 for _row in rows)
 
 
 def peak_download(site):
