@@ -439,3 +439,20 @@ def test_a_confirmed_post_creates_and_a_confirmed_delete_deletes(
     assertContains(deleted, "HTTP 204")
     assert fake_microsoft.bc.company.get(new_id) is None
     assert Event.objects.filter(kind=Event.Kind.ENDPOINT_WRITE_TESTED).count() == 2
+
+
+def test_a_credential_stored_by_code_is_not_shown_on_the_confirmation(
+    admin_client, tokens_planted, make_endpoint, fake_microsoft
+):
+    endpoint = rename_endpoint(make_endpoint, tokens_planted, fake_microsoft)
+    endpoint.headers.append(["X-Api-Key", "stored-by-code-secret"])
+    endpoint.save()
+
+    page = admin_client.get(endpoint_url(endpoint, "test"))
+    assertContains(page, "X-Api-Key: (refused, not sent)")
+    assertNotContains(page, "stored-by-code-secret")
+    sent = admin_client.post(endpoint_url(endpoint, "test"), {"bc_confirm": "yes"})
+
+    assertContains(sent, "Header_Refused")
+    assertNotContains(sent, "stored-by-code-secret")
+    assert fake_microsoft.bc.count("PATCH") == 0

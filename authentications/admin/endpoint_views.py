@@ -15,6 +15,7 @@ from django.urls import path, reverse
 from django.utils.http import content_disposition_header
 from django.utils.text import slugify
 
+from bcconnect.client import forbidden_header
 from bcconnect.errors import BcconnectError
 
 from .. import endpoint_exports, endpoint_moves, endpoint_runs
@@ -98,9 +99,18 @@ def _confirmation(request, model_admin, endpoint):
         title=f"Send {endpoint.method} to Business Central?",
         url=url,
         environment=endpoint.authentication.environment_name or endpoint.authentication.base_url,
-        request_headers=sorted(endpoint.request_headers().items()),
+        request_headers=shown_headers(endpoint),
         body=None if endpoint.body is None else json.dumps(endpoint.body, indent=2),
     )
+
+
+def shown_headers(endpoint):
+    """The stored headers; the value of one the client would refuse (stored by code, not
+    through the form) is not shown: it may be a credential."""
+    return [
+        (name, "(refused, not sent)" if forbidden_header(name, value) else value)
+        for name, value in sorted(endpoint.request_headers().items())
+    ]
 
 
 # --- exporting ------------------------------------------------------------------------------
