@@ -32,12 +32,15 @@ class KeyValueRowsWidget(forms.Widget):
 
     template_name = "admin/authentications/endpoint/key_value_rows.html"
 
-    def __init__(self, *, key_label="Name", attrs=None):
+    def __init__(self, *, key_label="Name", refuse=None, attrs=None):
         super().__init__(attrs)
         self.key_label = key_label
+        self.refuse = refuse  # (name, value) -> reason: such a value is never rendered back.
 
     def format_value(self, value):
         rows = [row for row in as_rows(value) if row[0] or row[1]]
+        if self.refuse:
+            rows = [[name, "" if self.refuse(name, v) else v] for name, v in rows]
         return rows + [["", ""]] * BLANK_ROWS
 
     def get_context(self, name, value, attrs):
@@ -88,7 +91,7 @@ class EndpointForm(forms.ModelForm):
     )
     headers = KeyValueRowsField(
         required=False,
-        widget=KeyValueRowsWidget(key_label="Header"),
+        widget=KeyValueRowsWidget(key_label="Header", refuse=forbidden_header),
         help_text=Endpoint._meta.get_field("headers").help_text,
     )
     body = forms.JSONField(

@@ -170,3 +170,16 @@ def test_parameters_stored_as_a_dict_show_as_rows(admin_client, connected_row, m
 
     assert 'name="params-key-1" value="$select"' in page
     assert 'name="params-value-1" value="number"' in page
+
+
+def test_a_refused_header_value_is_not_rendered_back(admin_client, connected_row, make_endpoint):
+    endpoint = make_endpoint(connected_row, headers=[["X-Api-Key", "stored-by-code-secret"]])
+
+    shown = admin_client.get(endpoint_url(endpoint)).content.decode()
+    typed = admin_client.post(
+        endpoint_url(endpoint),
+        endpoint_form_data(connected_row, headers=[("Cookie", "typed-session-secret")]),
+    ).content.decode()
+
+    assert 'value="X-Api-Key"' in shown and "stored-by-code-secret" not in shown
+    assert "cannot be stored" in typed and "typed-session-secret" not in typed
