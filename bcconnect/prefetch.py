@@ -52,10 +52,6 @@ class Ahead:
             self._thread.join()
         self._value = self._error = None
 
-    @property
-    def running(self) -> bool:
-        return self._thread.is_alive()
-
 
 def cancellable_sleep(
     sleep: Callable[[float], object], cancelled: threading.Event
