@@ -162,3 +162,13 @@ def test_an_empty_answer_has_a_header_only(admin_client, tokens_planted, make_en
     endpoint = make_endpoint(tokens_planted, params=[["$filter", "city eq 'Nowhere'"]])
 
     assert downloaded(admin_client.get(endpoint_url(endpoint, "export/csv"))) == "_extra\r\n"
+
+
+def test_csv_cells_are_written_the_way_bc_sends_them():
+    rows = [{"text": "=1+1", "int": 7, "float": 0.5, "yes": True, "no": False, "none": None}]
+
+    plain = "".join(endpoint_exports.csv_chunks(iter([page(rows, more=False)])))
+    excel = "".join(endpoint_exports.csv_chunks(iter([page(rows, more=False)]), excel=True))
+
+    assert plain.splitlines()[1] == "=1+1,7,0.5,true,false,,"
+    assert excel.splitlines()[1] == "'=1+1,7,0.5,true,false,,"
