@@ -131,8 +131,9 @@ def _csv_rows(rows, columns, excel):
     known = set(columns)
     convert = _EXCEL if excel else _CONVERT
     for row in rows:
-        line = [row.get(column) for column in columns]
-        line = [convert[v.__class__](v) if v.__class__ in convert else v for v in line]
+        line = list(map(row.get, columns))
+        if not convert.keys().isdisjoint(map(type, line)):
+            line = [convert[v.__class__](v) if v.__class__ in convert else v for v in line]
         if row.keys() <= known:
             line.append("")
         else:
