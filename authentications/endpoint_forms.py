@@ -82,6 +82,13 @@ class KeyValueRowsField(forms.Field):
         return self.to_python(as_rows(initial)) != self.to_python(as_rows(data))
 
 
+class OptionalJSONField(forms.JSONField):
+    """JSON, or nothing: an empty body shows as an empty box, not as `null`."""
+
+    def prepare_value(self, value):
+        return "" if value is None else super().prepare_value(value)
+
+
 class EndpointForm(forms.ModelForm):
     params = KeyValueRowsField(
         label="Query parameters",
@@ -94,7 +101,7 @@ class EndpointForm(forms.ModelForm):
         widget=KeyValueRowsWidget(key_label="Header", refuse=forbidden_header),
         help_text=Endpoint._meta.get_field("headers").help_text,
     )
-    body = forms.JSONField(
+    body = OptionalJSONField(
         label="JSON body",
         required=False,
         widget=forms.Textarea(attrs={"rows": 6, "cols": 80, "spellcheck": "false"}),

@@ -183,3 +183,14 @@ def test_a_refused_header_value_is_not_rendered_back(admin_client, connected_row
 
     assert 'value="X-Api-Key"' in shown and "stored-by-code-secret" not in shown
     assert "cannot be stored" in typed and "typed-session-secret" not in typed
+
+
+def test_no_body_shows_an_empty_box_and_saves_as_none(admin_client, connected_row, make_endpoint):
+    endpoint = make_endpoint(connected_row)
+
+    page = admin_client.get(endpoint_url(endpoint)).content.decode()
+    admin_client.post(endpoint_url(endpoint), endpoint_form_data(connected_row, body=""))
+
+    assert "null</textarea>" not in page
+    endpoint.refresh_from_db()
+    assert endpoint.body is None

@@ -185,7 +185,7 @@ def _set_company(request, endpoint):
     if chosen is None:
         messages.error(request, "That is not a company this authentication reaches.")
     elif chosen["id"]:
-        messages.success(request, f"“{endpoint}” now uses the company {chosen['name']}.")
+        messages.success(request, f"“{endpoint}” now uses the company “{chosen['name']}”.")
     else:
         messages.success(request, f"“{endpoint}” uses no company now.")
     return back_to(endpoint)

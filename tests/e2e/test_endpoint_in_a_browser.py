@@ -62,6 +62,7 @@ def test_staff_add_test_and_export_an_endpoint(browser, site, fake_microsoft, st
         f"companies({fake_microsoft.bc.company.id})/customers?$select=number,displayName,city"
     )
 
+    screenshot(browser, "endpoint-change-page")
     browser.find_element(By.LINK_TEXT, "Test endpoint").click()
     table = wait(browser, ec.presence_of_element_located((By.ID, "bc-rows")))
     headers = [th.text for th in table.find_elements(By.CSS_SELECTOR, "thead th")]
