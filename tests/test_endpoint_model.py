@@ -147,3 +147,17 @@ def test_code_may_store_parameters_and_headers_as_dicts(
 
     assert len(list(endpoint.iter())) == 2
     assert fake_microsoft.bc.headers_seen[-1][2]["accept-language"] == "da-DK"
+
+
+def test_the_demo_has_an_endpoint_ready_to_test(db, settings, fake_microsoft):
+    from tests.fakes.demo import DEMO_ENDPOINT, set_up_demo
+
+    settings.DEBUG = True
+
+    banner = set_up_demo()
+    set_up_demo()  # Again: the demo resets, it does not duplicate.
+
+    endpoint = Endpoint.objects.get(name=DEMO_ENDPOINT)
+    assert f"open “{DEMO_ENDPOINT}”" in banner
+    assert endpoint.company_id == fake_microsoft.bc.company.id
+    assert endpoint.url().endswith("/customers?$select=number,displayName,city,email&$top=100")

@@ -22,14 +22,17 @@ from django.contrib.auth import get_user_model  # noqa: E402
 from django.core.management import call_command  # noqa: E402
 from django.db import transaction  # noqa: E402
 
+from authentications.endpoints import Endpoint  # noqa: E402
 from authentications.models import Authentication  # noqa: E402
 from authentications.validators import LOOPBACK_HOSTS  # noqa: E402
 
+from .bc import FakeBusinessCentral  # noqa: E402
 from .entra import CLIENT_ID, CLIENT_SECRET, TENANT_ID  # noqa: E402
 
 DEMO_USERNAME = "demo"
 DEMO_PASSWORD = "demo"
 DEMO_AUTHENTICATION = "Demo (fake Microsoft)"
+DEMO_ENDPOINT = "Demo customers"
 
 
 class DemoRefused(Exception):
@@ -43,6 +46,7 @@ def set_up_demo():
     with transaction.atomic():
         create_demo_user()
         authentication = create_demo_authentication()
+        create_demo_endpoint(authentication)
     return welcome(authentication)
 
 
@@ -59,6 +63,7 @@ def welcome(authentication):
         "  and click “Sign in with Microsoft”. Your browser warns once about the fake's",
         f"  certificate ({settings.BC_AUTHORITY_HOST}): accept it, then click Accept.",
         "  You land back on the page with “Access token received”.",
+        f"  Then, under Endpoints, open “{DEMO_ENDPOINT}” and click “Test endpoint”.",
         "",
     ]
     return "\n".join(lines)
@@ -111,6 +116,23 @@ def create_demo_authentication():
     authentication.full_clean()
     authentication.save()
     return authentication
+
+
+def create_demo_endpoint(authentication):
+    """A GET endpoint over the fake's first company, ready to test once signed in."""
+    company = FakeBusinessCentral().company  # The fake's companies are the same every run.
+    endpoint, _ = Endpoint.objects.update_or_create(
+        name=DEMO_ENDPOINT,
+        defaults={
+            "authentication": authentication,
+            "method": Endpoint.Method.GET,
+            "path": "api/v2.0/companies({company})/customers",
+            "company_id": company.id,
+            "company_name": company.name,
+            "params": [["$select", "number,displayName,city,email"], ["$top", "100"]],
+        },
+    )
+    return endpoint
 
 
 def main():
