@@ -48,9 +48,42 @@ def describe_error(err, *, with_http=False):
     text = err.message
     if err.code and err.code not in text:
         text = f"{text} ({err.code})"
-    if err.transient:
+    advice = what_to_do(err)
+    if advice:
+        text = f"{text} {advice}"
+    elif err.transient:
         text += " Business Central is busy or unreachable; try again in a minute."
     return text
+
+
+def what_to_do(err):
+    """Advice for the BC refusals a person can fix, or "" (the generic words then apply)."""
+    message = err.message.lower()
+    if "licens" in message or "licenc" in message:
+        return (
+            "The signed-in user has no Business Central licence that allows this: assign "
+            "one in the Microsoft 365 admin center, or sign in as a licensed user."
+        )
+    if err.status == 403:
+        return (
+            "The signed-in user (or, for service-to-service, the app's Microsoft Entra "
+            "application card in Business Central) lacks a permission: ask a Business "
+            "Central administrator to assign a permission set that allows it."
+        )
+    if err.code == "BadRequest_ResourceNotFound" or (
+        err.status in (400, 404) and "company" in message
+    ):
+        return (
+            "The company is not in this environment (each environment has its own company "
+            "ids): choose the company again."
+        )
+    if err.status == 429:
+        wait = f"{err.retry_after:.0f} seconds" if err.retry_after else "a minute"
+        return (
+            "Business Central is throttling this user's requests (too many at once or per "
+            f"minute): try again in {wait}, or run fewer calls at the same time."
+        )
+    return ""
 
 
 def check_connection(authentication):

@@ -282,6 +282,8 @@ class Event(models.Model):
         ADMIN_CONSENT_GRANTED = "admin_consent_granted", "Admin consent granted"
         CERTIFICATE_CHANGED = "certificate_changed", "Certificate changed"
         CERTIFICATE_EXPIRY = "certificate_expiry", "Certificate expiry warning"
+        ENDPOINT_MOVED = "endpoint_moved", "Endpoint pointed at another authentication"
+        ENDPOINT_WRITE_TESTED = "endpoint_write_tested", "Endpoint tested (changed data)"
 
     authentication = models.ForeignKey(
         Authentication, on_delete=models.CASCADE, related_name="events"
@@ -299,3 +301,4 @@ class Event(models.Model):
 
 
 from .certificate_models import Certificate  # noqa: E402
+from .endpoints import Endpoint  # noqa: E402,F401

@@ -147,3 +147,27 @@ def notify_list(settings):
     """Who is emailed when a connection needs a person."""
     settings.BC_NOTIFY_EMAILS = ["ops@example.com"]
     return settings.BC_NOTIFY_EMAILS
+
+
+# --- endpoints (issue 12) -----------------------------------------------------------------
+
+
+@pytest.fixture
+def make_endpoint(db, fake_microsoft):
+    """Factory for endpoints: customers of the fake's first company, unless told otherwise."""
+    from authentications.endpoints import Endpoint
+
+    counter = iter(range(1, 10_000))
+
+    def make(authentication, **fields):
+        values = {
+            "name": f"Customers {next(counter)}",
+            "authentication": authentication,
+            "path": "api/v2.0/companies({company})/customers",
+            "company_id": fake_microsoft.bc.company.id,
+            "company_name": fake_microsoft.bc.company.name,
+            **fields,
+        }
+        return Endpoint.objects.create(**values)
+
+    return make

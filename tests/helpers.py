@@ -166,3 +166,36 @@ def use_certificate(fake, authentication, pair=None, *, uploaded=True):
     authentication.client_secret = ""
     authentication.save(update_fields=["credential_type", "client_secret"])
     return certificate
+
+
+# --- endpoints (issue 12) ---------------------------------------------------------------
+
+
+def endpoint_url(endpoint, view="change"):
+    """The admin URL of one of `endpoint`'s pages: change, test, company, export/csv, ..."""
+    return f"/admin/authentications/endpoint/{endpoint.pk}/{view}/"
+
+
+def log_in_staff_with(client, *codenames):
+    """Log `client` in as a new staff user holding exactly the named permissions."""
+    from django.contrib.auth.models import Permission, User
+
+    user = User.objects.create_user(
+        f"staff-{secrets.token_hex(4)}", password="unused-password", is_staff=True
+    )
+    user.user_permissions.set(Permission.objects.filter(codename__in=codenames))
+    client.force_login(user)
+    return client
+
+
+def rename_endpoint(make_endpoint, authentication, fake, *, position=4):
+    """A PATCH endpoint ("Rename customer 5") renaming one customer of the fake's first company."""
+    customer = fake.bc.company.generate(position)
+    return make_endpoint(
+        authentication,
+        name=f"Rename customer {position + 1}",
+        method="PATCH",
+        path=f"api/v2.0/companies({{company}})/customers({customer['id']})",
+        headers=[["If-Match", customer["@odata.etag"]]],
+        body={"displayName": "Renamed by a test"},
+    )

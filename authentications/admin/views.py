@@ -54,7 +54,7 @@ def object_or_404(model_admin, request, object_id, *, may):
     (a malformed id included), 403 unless `may(request, obj)`."""
     obj = model_admin.get_object(request, unquote(object_id))
     if obj is None:
-        raise Http404(f"No authentication with the id {object_id!r}.")
+        raise Http404(f"No {model_admin.opts.verbose_name} with the id {object_id!r}.")
     if not may(request, obj):
         raise PermissionDenied
     return obj
@@ -251,7 +251,7 @@ def choose_environment(request, obj):
 
 
 def object_page(request, model_admin, obj, template, *, title, **context):
-    """An admin page about `obj`, from templates/admin/authentications/authentication/."""
+    """An admin page about `obj`, from templates/admin/authentications/<its model>/."""
     context = {
         **model_admin.admin_site.each_context(request),
         "opts": model_admin.opts,
@@ -259,7 +259,8 @@ def object_page(request, model_admin, obj, template, *, title, **context):
         "title": title,
         **context,
     }
-    return TemplateResponse(request, f"admin/authentications/authentication/{template}", context)
+    folder = f"admin/{model_admin.opts.app_label}/{model_admin.opts.model_name}"
+    return TemplateResponse(request, f"{folder}/{template}", context)
 
 
 def change_page_context(model_admin, request, obj):

@@ -6,7 +6,12 @@ user gets at most 5 requests at a time (429 beyond); pages follow `odata.maxpage
 most 100 operations and `Isolation: snapshot` rolls a failed batch back. Customers are
 generated from their position on demand, so 200,000 of them cost no memory until changed.
 Next to `api/v2.0`, the environment's `ODataV4` web services answer too (the Customer_Card
-page, read-only), so paths under the environment root can be tested for real.
+page, read-only), so paths under the environment root can be tested for real, and so does
+a custom API (`api/contoso/sales/v1.0`, the same companies and customers). Pages take
+`$select`, `$expand=customerFinancialDetail` and `$orderby`; each request's headers are
+recorded (without the token), `Data-Access-Intent` included. Permissions are per user and
+resource (403 as BC words it), and a company that is not in the environment is a 400
+`BadRequest_ResourceNotFound`.
 """
 
 import base64
@@ -45,7 +50,14 @@ WRITABLE = {
     "taxLiable",
     "blocked",
 }
-ROUTE = re.compile(r"/v2\.0/([^/]+)/([^/]+)/(api/v2\.0|ODataV4|api/microsoft/runtime/beta)(/.*)?")
+CUSTOM_API = "api/contoso/sales/v1.0"
+ROUTE = re.compile(
+    r"/v2\.0/([^/]+)/([^/]+)/(api/v2\.0|api/contoso/sales/v1\.0|ODataV4|api/microsoft/runtime/beta)(/.*)?"
+)
+EXPANDABLE = "customerFinancialDetail"
+ORDER_BY = re.compile(r"(\w+)(?:\s+(asc|desc))?")
+# What BC answers when a permission set lacks read access to a table.
+TABLES = {"customers": "TableData 18 Customer", "companies": "TableData 2000000006 Company"}
 CUSTOMER_CARD = re.compile(r"/Company\('((?:[^']|'')*)'\)/Customer_Card")
 DATETIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d(:\d\d(\.\d+)?)?(Z|[+-]\d\d:\d\d)")
 ENTITY = re.compile(r"/?([A-Za-z]+)(?:\(([^)]*)\))?")
@@ -251,6 +263,8 @@ class FakeBusinessCentral:
         self.next_link = None  # When set, every page links here (a hostile nextLink).
         self.webhooks = FakeWebhooks(lambda: {company.id for company in self.companies})
         self._held_changes = None  # During a $batch: its changes, notified once it commits.
+        self.headers_seen = []  # (method, path, headers without Authorization) per request
+        self.denied = {}  # UPN -> resource names ("customers") the user may not touch
 
     def bind(self, fake):
         """Reach the fake Entra (to check bearer tokens); tests reach us as `fake.bc`."""
@@ -293,6 +307,8 @@ class FakeBusinessCentral:
             return None
         with self.lock:
             self.requests.append((request.method, request.path, getattr(request, "raw_query", "")))
+            seen = {k: v for k, v in request.headers.items() if k != "authorization"}
+            self.headers_seen.append((request.method, request.path, seen))
             fault = self.faults.pop(0) if self.faults else None
         headers = {"request-id": str(uuid.uuid4())}
         if fault and fault[0] == "sleep":  # A slow answer (the client's read timeout).
@@ -332,6 +348,7 @@ class FakeBusinessCentral:
             )
         if environment not in self.environment_names:
             raise BCError(404, "NoEnvironment", f"Environment '{environment}' was not found.")
+        self._check_permission(user, rest, request.method)
         if api == "ODataV4":
             return self.odata(request.method, rest, request)
         if api == "api/microsoft/runtime/beta":
@@ -343,6 +360,22 @@ class FakeBusinessCentral:
         if rest.rstrip("/") == "/$batch" and request.method == "POST":
             return self.batch(request, route, user)
         return self.resource(request.method, rest, request)
+
+    def _check_permission(self, user, rest, method):
+        denied = self.denied.get(user["key"].lower(), ())
+        for name in denied:
+            if re.search(rf"/{name}\b", rest or ""):
+                action = "Read" if method == "GET" else "Modify"
+                raise BCError(
+                    403,
+                    "Internal_ServerError",
+                    "Sorry, the current permissions prevented the action. "
+                    f"({TABLES.get(name, name)} {action}: Base Application)",
+                )
+
+    def intents(self):
+        """The Data-Access-Intent header of each request received ("" when absent)."""
+        return [headers.get("data-access-intent", "") for _, _, headers in self.headers_seen]
 
     def _fault(self, fault, headers):
         if fault[0] == "drop":
@@ -476,7 +509,11 @@ class FakeBusinessCentral:
         for company in self.companies:
             if company.id == key:
                 return company
-        raise BCError(404, "BadRequest_NotFound", f"The company '{key}' does not exist.")
+        raise BCError(
+            400,
+            "BadRequest_ResourceNotFound",
+            f"The company '{key}' was not found in this environment.",
+        )
 
     def _customer(self, company, customer_id):
         with self.lock:
@@ -502,6 +539,9 @@ class FakeBusinessCentral:
         matches = parse_filter(query["$filter"]) if query.get("$filter") else None
         top = int(query["$top"]) if query.get("$top") else None
         select = query.get("$select", "").split(",") if query.get("$select") else None
+        expand = self._expander(query.get("$expand"))
+        if query.get("$orderby"):
+            item_at = self._ordered(item_at, end, query["$orderby"])
         position = int(query.get("$skiptoken", 0))
         limit = min(page_size, top) if top is not None else page_size
         values = []
@@ -511,8 +551,14 @@ class FakeBusinessCentral:
             position += 1
             if item is None or (matches and not matches(item)):
                 continue
+            if expand:
+                item = expand(item)
             if select:
-                item = {k: v for k, v in item.items() if k in select or k == "@odata.etag"}
+                item = {
+                    k: v
+                    for k, v in item.items()
+                    if k in select or k == "@odata.etag" or (expand and k == EXPANDABLE)
+                }
             values.append(item)
         body = {"@odata.context": f"{self.fake.url}/$metadata#{request.path}", "value": values}
         remaining = None if top is None else top - len(values)
@@ -522,6 +568,41 @@ class FakeBusinessCentral:
             body["@odata.nextLink"] = self.next_link
         headers = {"Preference-Applied": f"odata.maxpagesize={page_size}"} if prefer else {}
         return json_response(body, headers=headers)
+
+    @staticmethod
+    def _expander(expression):
+        """`$expand=customerFinancialDetail` nests a customer's balances; BC refuses others."""
+        if not expression:
+            return None
+        if expression.strip() != EXPANDABLE:
+            raise BCError(
+                400,
+                "BadRequest_NotFound",
+                f"Could not find a navigation property named '{expression}'.",
+            )
+
+        def expand(item):
+            if "number" not in item:
+                raise BCError(400, "BadRequest_NotFound", "Nothing to expand on this entity.")
+            detail = {"id": item["id"], "number": item["number"], "balance": 0}
+            return {**item, EXPANDABLE: {**detail, "totalSalesExcludingTax": 0}}
+
+        return expand
+
+    def _ordered(self, item_at, end, expression):
+        """`$orderby=field [asc|desc]`: the collection sorted (materialised: tests only)."""
+        match = ORDER_BY.fullmatch(expression.strip())
+        if not match:
+            raise BCError(400, "BadRequest", f"Invalid $orderby expression: {expression}")
+        field_, descending = match.group(1), match.group(2) == "desc"
+        with self.lock:
+            items = [item for item in map(item_at, range(end)) if item is not None]
+        if items and field_ not in items[0]:
+            raise BCError(
+                400, "BadRequest_NotFound", f"Could not find a property named '{field_}'."
+            )
+        items.sort(key=lambda item: item.get(field_), reverse=descending)
+        return lambda position: items[position] if position < len(items) else None
 
     def _next_link(self, request, position, remaining):
         params = [

@@ -22,10 +22,12 @@ from django.contrib.auth import get_user_model  # noqa: E402
 from django.core.management import call_command  # noqa: E402
 from django.db import transaction  # noqa: E402
 
+from authentications.endpoints import Endpoint  # noqa: E402
 from authentications.models import Authentication  # noqa: E402
 from authentications.validators import LOOPBACK_HOSTS  # noqa: E402
 
 from .admin_consent import FABRIKAM_ADMIN, FABRIKAM_TENANT_ID, FABRIKAM_USER  # noqa: E402
+from .bc import FakeBusinessCentral  # noqa: E402
 from .bc_entra_applications import PATH as ENTRA_APPLICATIONS_PATH  # noqa: E402
 from .entra import CLIENT_ID, CLIENT_SECRET, TENANT_ID  # noqa: E402
 from .portal import PATH as PORTAL_PATH  # noqa: E402
@@ -35,6 +37,7 @@ DEMO_PASSWORD = "demo"
 DEMO_AUTHENTICATION = "Demo (fake Microsoft)"
 DEMO_CONSENT_AUTHENTICATION = "Demo customer (admin consent)"
 DEMO_CERTIFICATE_AUTHENTICATION = "Demo certificate (fake Microsoft)"
+DEMO_ENDPOINT = "Demo customers"
 
 
 class DemoRefused(Exception):
@@ -50,6 +53,7 @@ def set_up_demo():
         authentication = create_demo_authentication()
         customer = create_demo_consent_authentication()
         with_certificate = create_certificate_demo_authentication()
+        create_demo_endpoint(authentication)
     return (
         welcome(authentication)
         + welcome_admin_consent(customer)
@@ -70,6 +74,7 @@ def welcome(authentication):
         "  and click “Sign in with Microsoft”. Your browser warns once about the fake's",
         f"  certificate ({settings.BC_AUTHORITY_HOST}): accept it, then click Accept.",
         "  You land back on the page with “Access token received”.",
+        f"  Then, under Endpoints, open “{DEMO_ENDPOINT}” and click “Test endpoint”.",
         "",
     ]
     return "\n".join(lines)
@@ -189,6 +194,23 @@ def certificate_welcome(authentication):
         "",
     ]
     return "\n".join(lines)
+
+
+def create_demo_endpoint(authentication):
+    """A GET endpoint over the fake's first company, ready to test once signed in."""
+    company = FakeBusinessCentral().company  # The fake's companies are the same every run.
+    endpoint, _ = Endpoint.objects.update_or_create(
+        name=DEMO_ENDPOINT,
+        defaults={
+            "authentication": authentication,
+            "method": Endpoint.Method.GET,
+            "path": "api/v2.0/companies({company})/customers",
+            "company_id": company.id,
+            "company_name": company.name,
+            "params": [["$select", "number,displayName,city,email"], ["$top", "100"]],
+        },
+    )
+    return endpoint
 
 
 def main():

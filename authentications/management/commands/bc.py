@@ -7,6 +7,7 @@
         --etag 'W/"..."' --data '{"displayName": "New name"}'
     python manage.py bc "BC production" GET "ODataV4/Company('CRONUS USA, Inc.')/Customer_Card" \\
         --environment-root
+    python manage.py bc --endpoint Customers --all --format csv --param '$top=100'
 
 The bearer token goes only under the environment root (.../v2.0/<tenant>/<environment>/):
 a PATH or absolute URL elsewhere, or one that climbs with `..`, is refused in one line.
@@ -17,22 +18,31 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
+from authentications import endpoint_exports
 from authentications.diagnostics import describe_error
+from authentications.endpoints import Endpoint
 from authentications.models import Authentication
 from authentications.tokens import TokenError, bc_client
 from bcconnect.client import BusinessCentralError
+from bcconnect.errors import BcconnectError
 
 METHODS = ("GET", "POST", "PATCH", "PUT", "DELETE")
+FORMATS = {
+    "json": endpoint_exports.json_chunks,
+    "jsonl": endpoint_exports.jsonl_chunks,
+    "csv": endpoint_exports.csv_chunks,
+}
 
 
 class Command(BaseCommand):
     help = "Call a Business Central API path with a stored authentication; prints JSON."
 
     def add_arguments(self, parser):
-        parser.add_argument("authentication", help="The authentication's name.")
-        parser.add_argument("method", type=str.upper, choices=METHODS, metavar="METHOD")
+        parser.add_argument("authentication", nargs="?", help="The authentication's name.")
+        parser.add_argument("method", nargs="?", type=str.upper, choices=METHODS, metavar="METHOD")
         parser.add_argument(
             "path",
+            nargs="?",
             help="Relative to the BC URL, e.g. companies; or an absolute URL under the "
             "environment root.",
         )
@@ -53,8 +63,29 @@ class Command(BaseCommand):
         parser.add_argument("--etag", help="If-Match for PATCH/PUT/DELETE ('*' to overwrite).")
         parser.add_argument("--all", action="store_true", help="GET every page; print JSON Lines.")
         parser.add_argument("--json", action="store_true", help="Compact JSON on one line.")
+        parser.add_argument(
+            "--endpoint",
+            metavar="NAME",
+            help="Call a stored endpoint instead (no AUTHENTICATION METHOD PATH); --param "
+            "overrides its stored query parameters.",
+        )
+        parser.add_argument(
+            "--format",
+            choices=sorted(FORMATS),
+            help="With --endpoint: the rows as one JSON array, JSON Lines or CSV (default: "
+            "BC's answer as JSON; with --all, JSON Lines).",
+        )
 
     def handle(self, *args, **options):
+        if options["endpoint"] is not None:
+            return self.handle_endpoint(options)
+        if options["format"]:
+            raise CommandError("--format works with --endpoint.")
+        missing = [name for name in ("authentication", "method", "path") if not options[name]]
+        if missing:
+            raise CommandError(
+                f"Give AUTHENTICATION METHOD PATH, or --endpoint NAME ({missing[0]} is missing)."
+            )
         authentication = self._authentication(options["authentication"])
         params = self._params(options["param"])
         body = self._body(options["data"])
@@ -74,9 +105,49 @@ class Command(BaseCommand):
             )
         except (TokenError, BusinessCentralError) as err:
             raise CommandError(" ".join(describe_error(err, with_http=True).split())) from None
+        self._print_answer(answer, options)
+
+    def handle_endpoint(self, options):
+        """Run the stored endpoint; rows stream to stdout a page at a time."""
+        given = [options[name] for name in ("authentication", "method", "path") if options[name]]
+        if given or options["data"] or options["etag"] or options["environment_root"]:
+            raise CommandError(
+                "--endpoint takes no AUTHENTICATION METHOD PATH, --data, --etag or "
+                "--environment-root: the endpoint holds them."
+            )
+        endpoint = self._endpoint(options["endpoint"])
+        overrides = dict(self._params(options["param"]))
+        if options["all"] and not endpoint.is_read:
+            raise CommandError(f"--all only works with GET; {endpoint} is a {endpoint.method}.")
+        failures = []
+        try:
+            if options["all"]:
+                pages = endpoint_exports.open_pages(endpoint, **overrides)
+                chunks = FORMATS[options["format"] or "jsonl"](_stop_at(pages, failures))
+            else:
+                result = endpoint.call(**overrides)
+                if not options["format"]:
+                    return self._print_answer(result.body, options)
+                chunks = FORMATS[options["format"]]([_AnswerPage(result.body)])
+        except BcconnectError as err:
+            raise CommandError(" ".join(describe_error(err, with_http=True).split())) from None
+        for chunk in chunks:
+            self.stdout.write(chunk, ending="")
+        if failures:
+            message = describe_error(failures[0], with_http=True)
+            raise CommandError(" ".join(f"Export incomplete: {message}".split()))
+
+    def _print_answer(self, answer, options):
         if answer is not None:
             indent = None if options["json"] else 2
             self.stdout.write(json.dumps(answer, indent=indent, ensure_ascii=False))
+
+    @staticmethod
+    def _endpoint(name):
+        try:
+            return Endpoint.objects.select_related("authentication").get(name=name)
+        except Endpoint.DoesNotExist:
+            raise CommandError(f"No endpoint named {name!r}.") from None
 
     @staticmethod
     def _authentication(name):
@@ -108,3 +179,18 @@ class Command(BaseCommand):
             return json.loads(data)
         except ValueError as err:
             raise CommandError(f"--data is not valid JSON: {err}.") from None
+
+
+def _stop_at(pages, failures):
+    """The pages until BC fails; the failure is kept, so the command can exit non-zero."""
+    try:
+        yield from pages
+    except BcconnectError as err:
+        failures.append(err)
+
+
+class _AnswerPage:
+    """One answer seen as a page, for the row formats."""
+
+    def __init__(self, body):
+        self.rows = endpoint_exports.answer_rows(body)

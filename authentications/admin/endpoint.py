@@ -1,0 +1,144 @@
+"""The admin for endpoints: declarative; testing, exporting and choosing a company are in
+`endpoint_views`, moving and copying in `endpoint_moves`.
+
+Viewing a definition needs only the view permission and so does testing a GET (it reads);
+exports and tests that change data need `run_endpoint` as well.
+"""
+
+from django.contrib import admin, messages
+from django.http import HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import reverse
+
+from bcconnect.errors import BcconnectError
+
+from .. import endpoint_moves
+from ..endpoint_forms import EndpointForm, MoveEndpointsForm
+from ..endpoints import Endpoint
+from ..formatting import when
+from . import endpoint_views
+from .displays import badge
+
+
+@admin.display(description="Whole URL")
+def full_url(obj):
+    if obj is None or not obj.pk:
+        return "—"
+    try:
+        return obj.url()
+    except BcconnectError as err:  # Why it cannot be sent is the useful display.
+        return err.message
+
+
+@admin.display(description="Company")
+def company_display(obj):
+    if obj.company_id:
+        return f"{obj.company_name} ({obj.company_id})"
+    return "choose one (the path needs it)" if obj.needs_company else "—"
+
+
+@admin.display(description="Last test", ordering="last_tested_at")
+def last_test(obj):
+    if not obj.last_tested_at:
+        return "never"
+    moment = when(obj.last_tested_at)
+    if obj.last_test_error:
+        status = f"HTTP {obj.last_test_status}" if obj.last_test_status else "failed"
+        return badge("failing", f"{status} · {moment}")
+    rows = "" if obj.last_test_rows is None else f" · {obj.last_test_rows} rows"
+    return f"HTTP {obj.last_test_status} · {obj.last_test_ms} ms{rows} · {moment}"
+
+
+@admin.register(Endpoint)
+class EndpointAdmin(admin.ModelAdmin):
+    form = EndpointForm
+    change_form_template = "admin/authentications/endpoint/change_form.html"
+    list_display = ("name", "method", "authentication", "path", "company_name", last_test)
+    list_filter = ("method", "authentication")
+    list_select_related = ("authentication",)
+    search_fields = ("name", "description", "path")
+    actions = ["test_endpoint", "point_at_another_authentication", "duplicate"]
+    readonly_fields = (full_url, company_display, last_test)
+
+    class Media:
+        css = {"all": ["authentications/admin.css"]}
+
+    def get_fieldsets(self, request, obj=None):
+        request_fields = ["authentication", "method", "path", "params", "headers", "body"]
+        request_fields.append("read_only_intent")
+        if obj is not None:
+            request_fields[3:3] = [full_url, company_display]
+        fieldsets = [
+            (None, {"fields": ["name", "description"]}),
+            ("Request", {"fields": request_fields}),
+        ]
+        if obj is not None:
+            fieldsets.append(("Last test", {"fields": [last_test]}))
+        return fieldsets
+
+    def has_run_permission(self, request, obj=None):
+        return request.user.has_perm("authentications.run_endpoint")
+
+    def get_urls(self):
+        return endpoint_views.urls(self) + super().get_urls()
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        extra_context = {
+            **(extra_context or {}),
+            "bc_can_run": self.has_run_permission(request),
+            "bc_can_choose_company": self.has_change_permission(request),
+        }
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    # --- actions ------------------------------------------------------------------------
+
+    @admin.action(description="Test endpoint", permissions=["view"])
+    def test_endpoint(self, request, queryset):
+        if queryset.count() != 1:
+            self.message_user(request, "Select one endpoint to test.", messages.WARNING)
+            return None
+        return HttpResponseRedirect(endpoint_views.test_url(queryset.get()))
+
+    @admin.action(description="Duplicate", permissions=["add"])
+    def duplicate(self, request, queryset):
+        if queryset.count() != 1:
+            self.message_user(request, "Select one endpoint to duplicate.", messages.WARNING)
+            return None
+        copy = endpoint_moves.duplicate(queryset.get())
+        self.message_user(request, f"Copied as “{copy}”.", messages.SUCCESS)
+        return HttpResponseRedirect(
+            reverse("admin:authentications_endpoint_change", args=[copy.pk])
+        )
+
+    @admin.action(description="Point at another authentication", permissions=["change"])
+    def point_at_another_authentication(self, request, queryset):
+        """Choose the authentication, see what changes, confirm: three posts of one form."""
+        form = MoveEndpointsForm(request.POST if "bc_move_step" in request.POST else None)
+        if not form.is_valid():
+            return self._move_page(request, queryset, form, moves=None)
+        target = form.cleaned_data["authentication"]
+        moves = endpoint_moves.plan_moves(queryset.select_related("authentication"), target)
+        if request.POST["bc_move_step"] != "confirm":
+            return self._move_page(request, queryset, form, moves=moves)
+        done = endpoint_moves.apply_moves(moves, target, actor=request.user.get_username())
+        self.message_user(request, f"{len(done)} endpoint(s) now use “{target}”.", messages.SUCCESS)
+        if len(done) < len(moves):
+            self.message_user(
+                request,
+                f"{len(moves) - len(done)} endpoint(s) changed meanwhile and were not moved: "
+                "review them and try again.",
+                messages.WARNING,
+            )
+        return None
+
+    def _move_page(self, request, queryset, form, *, moves):
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "title": "Point endpoints at another authentication",
+            "form": form,
+            "endpoints": queryset,
+            "moves": moves,
+            "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
+        }
+        return TemplateResponse(request, "admin/authentications/endpoint/move.html", context)

@@ -1,0 +1,191 @@
+"""The endpoint admin's object views: test, export and choose the company.
+
+A GET endpoint is tested at once; one that changes data first shows what it will do and
+runs only when that page is confirmed (a POST). Exports stream while BC is paged through.
+Nothing here shows the request's authorization: the pages are built from the endpoint's
+own fields and from BC's answer.
+"""
+
+import json
+
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied
+from django.http import HttpResponseRedirect, StreamingHttpResponse
+from django.urls import path, reverse
+from django.utils.http import content_disposition_header
+from django.utils.text import slugify
+
+from bcconnect.client import forbidden_header
+from bcconnect.errors import BcconnectError
+
+from .. import endpoint_exports, endpoint_moves, endpoint_runs
+from ..diagnostics import describe_error
+from .views import object_or_404, object_page
+
+FORMATS = {
+    "csv": ("text/csv; charset=utf-8", "csv"),
+    "jsonl": ("application/x-ndjson; charset=utf-8", "jsonl"),
+}
+
+
+def urls(model_admin):
+    """The object views' URLs, behind the admin site's login, named as the admin names its own."""
+    prefix = f"{model_admin.opts.app_label}_{model_admin.opts.model_name}"
+    routes = [
+        ("test", test, "test", {}),
+        ("company", choose_company, "company", {}),
+        ("export/csv", export, "export_csv", {"format": "csv"}),
+        ("export/jsonl", export, "export_jsonl", {"format": "jsonl"}),
+    ]
+    return [
+        path(
+            f"<path:object_id>/{route}/",
+            model_admin.admin_site.admin_view(view),
+            {"model_admin": model_admin, **extra},
+            name=f"{prefix}_{name}",
+        )
+        for route, view, name, extra in routes
+    ]
+
+
+def test_url(endpoint):
+    return reverse("admin:authentications_endpoint_test", args=[endpoint.pk])
+
+
+def change_url(endpoint):
+    return reverse("admin:authentications_endpoint_change", args=[endpoint.pk])
+
+
+def back_to(endpoint):
+    return HttpResponseRedirect(change_url(endpoint))
+
+
+# --- testing --------------------------------------------------------------------------------
+
+
+def test(request, object_id, *, model_admin):
+    """Run a GET now; for a write, confirm first (GET shows the page, POST runs it)."""
+    endpoint = object_or_404(model_admin, request, object_id, may=model_admin.has_view_permission)
+    if not endpoint.is_read:
+        if not model_admin.has_run_permission(request):
+            raise PermissionDenied
+        if request.method != "POST" or "bc_confirm" not in request.POST:
+            return _confirmation(request, model_admin, endpoint)
+    trial = endpoint_runs.try_endpoint(endpoint, actor=request.user.get_username())
+    return object_page(
+        request,
+        model_admin,
+        endpoint,
+        "test.html",
+        title=f"Test of {endpoint}",
+        trial=trial,
+        columns=trial.columns,
+        table=trial.table(),
+        bc_can_run=model_admin.has_run_permission(request),
+    )
+
+
+def _confirmation(request, model_admin, endpoint):
+    try:
+        url = endpoint.url()
+    except BcconnectError as err:
+        messages.error(request, f"“{endpoint}”: {describe_error(err)}")
+        return back_to(endpoint)
+    return object_page(
+        request,
+        model_admin,
+        endpoint,
+        "confirm.html",
+        title=f"Send {endpoint.method} to Business Central?",
+        url=url,
+        environment=endpoint.authentication.environment_name or endpoint.authentication.base_url,
+        request_headers=shown_headers(endpoint),
+        body=None if endpoint.body is None else json.dumps(endpoint.body, indent=2),
+    )
+
+
+def shown_headers(endpoint):
+    """The stored headers; the value of one the client would refuse (stored by code, not
+    through the form) is not shown: it may be a credential."""
+    return [
+        (name, "(refused, not sent)" if forbidden_header(name, value) else value)
+        for name, value in sorted(endpoint.request_headers().items())
+    ]
+
+
+# --- exporting ------------------------------------------------------------------------------
+
+
+def export(request, object_id, *, model_admin, format):
+    """Stream every row of a GET endpoint; the first page is read before the download starts."""
+    endpoint = object_or_404(model_admin, request, object_id, may=_may_export(model_admin))
+    if not endpoint.is_read:
+        messages.error(request, "Only GET endpoints can be exported.")
+        return back_to(endpoint)
+    try:
+        pages = endpoint_exports.open_pages(endpoint)
+    except BcconnectError as err:
+        messages.error(request, f"“{endpoint}” cannot be exported: {describe_error(err)}")
+        return back_to(endpoint)
+    if format == "csv":
+        chunks = endpoint_exports.csv_chunks(pages, excel=request.GET.get("excel") == "1")
+    else:
+        chunks = endpoint_exports.jsonl_chunks(pages)
+    content_type, extension = FORMATS[format]
+    response = StreamingHttpResponse(_encoded(chunks, pages), content_type)
+    filename = f"{slugify(endpoint.name) or 'endpoint'}.{extension}"
+    response["Content-Disposition"] = content_disposition_header(True, filename)
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+def _encoded(chunks, pages):
+    """UTF-8 bytes; closing the download (the client left) closes the pages at once."""
+    try:
+        for chunk in chunks:
+            yield chunk.encode()
+    finally:
+        pages.close()
+
+
+def _may_export(model_admin):
+    def may(request, endpoint):
+        return model_admin.has_view_permission(request, endpoint) and (
+            model_admin.has_run_permission(request)
+        )
+
+    return may
+
+
+# --- the company ----------------------------------------------------------------------------
+
+
+def choose_company(request, object_id, *, model_admin):
+    """List the companies the authentication reaches (GET); give the endpoint one (POST)."""
+    endpoint = object_or_404(model_admin, request, object_id, may=model_admin.has_change_permission)
+    try:
+        if request.method == "POST":
+            return _set_company(request, endpoint)
+        companies = endpoint_moves.companies_reached(endpoint.authentication)
+    except BcconnectError as err:
+        messages.error(request, f"“{endpoint.authentication}”: {describe_error(err)}")
+        return back_to(endpoint)
+    return object_page(
+        request,
+        model_admin,
+        endpoint,
+        "company.html",
+        title=f"Choose the company for {endpoint}",
+        companies=companies,
+    )
+
+
+def _set_company(request, endpoint):
+    chosen = endpoint_moves.set_company(endpoint, request.POST.get("company_id", ""))
+    if chosen is None:
+        messages.error(request, "That is not a company this authentication reaches.")
+    elif chosen["id"]:
+        messages.success(request, f"“{endpoint}” now uses the company “{chosen['name']}”.")
+    else:
+        messages.success(request, f"“{endpoint}” uses no company now.")
+    return back_to(endpoint)
