@@ -12,6 +12,7 @@ the consent, and by reading the tenant the token names.
 """
 
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
 from django.utils import timezone
 
@@ -76,7 +77,23 @@ def consenting_tenant(authentication, claimed):
             "any organisation.",
             code="wrong_tenant",
         )
+    in_url = tenant_in_base_url(authentication)
+    if not stored and is_guid(in_url) and in_url != claimed:
+        # The BC URL already names the tenant this connection's calls go to: a token of
+        # another organisation would only be refused there, and must not switch it silently.
+        raise ConsentError(
+            f"An administrator of another organisation (tenant {claimed}) consented than the "
+            f"one this connection's BC URL is for (tenant {in_url}); nothing was stored. An "
+            "administrator of that tenant must consent, or correct the BC URL first.",
+            code="wrong_tenant",
+        )
     return claimed
+
+
+def tenant_in_base_url(authentication):
+    """The tenant segment of the BC URL (…/v2.0/<tenant>/<environment>/api/…), lowercased."""
+    parts = [part for part in urlsplit(authentication.base_url or "").path.split("/") if part]
+    return parts[1].lower() if len(parts) >= 3 and parts[0] == "v2.0" else ""
 
 
 def _token_in(authentication, tenant):
