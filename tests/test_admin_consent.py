@@ -31,17 +31,6 @@ def administrator():
     return Client()
 
 
-@pytest.fixture
-def fabrikam(make_authentication, fake_microsoft):
-    """A service-to-service authentication for the customer Fabrikam, not consented yet."""
-    return make_authentication(
-        name="Fabrikam",
-        kind=SERVICE,
-        tenant_id=FABRIKAM_TENANT_ID,
-        base_url=fake_microsoft.bc.base_url(tenant=FABRIKAM_TENANT_ID),
-    )
-
-
 def consent_path(authentication):
     url, _ = links.admin_consent_url(authentication)
     return urlsplit(url).path

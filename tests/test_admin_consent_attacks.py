@@ -45,25 +45,11 @@ CALLBACK = "/authentications/callback/"
 
 
 @pytest.fixture
-def fabrikam(make_authentication, fake_microsoft):
-    """A service-to-service authentication for the customer Fabrikam, not consented yet."""
-    return make_authentication(
-        name="Fabrikam",
-        kind=SERVICE,
-        tenant_id=FABRIKAM_TENANT_ID,
-        base_url=fake_microsoft.bc.base_url(tenant=FABRIKAM_TENANT_ID),
-    )
-
-
-@pytest.fixture
-def open_customer(make_authentication, fake_microsoft):
+def open_customer(undecided_customer, fake_microsoft):
     """Tenant left empty ("organizations") and a BC URL that names no tenant GUID either."""
-    return make_authentication(
-        name="Open customer",
-        kind=SERVICE,
-        tenant_id="",
-        base_url=fake_microsoft.bc.base_url(tenant="customer.example.com"),
-    )
+    base_url = fake_microsoft.bc.base_url(tenant="customer.example.com")
+    Authentication.objects.filter(pk=undecided_customer.pk).update(base_url=base_url)
+    return fresh(undecided_customer)
 
 
 def link_path(authentication):

@@ -22,28 +22,6 @@ SERVICE = Authentication.Kind.SERVICE_TO_SERVICE
 AWAITING = "Admin consent has not been granted yet: send the Admin consent URL"
 
 
-@pytest.fixture
-def fabrikam(make_authentication, fake_microsoft):
-    """A service-to-service authentication for the customer Fabrikam, not consented yet."""
-    return make_authentication(
-        name="Fabrikam",
-        kind=SERVICE,
-        tenant_id=FABRIKAM_TENANT_ID,
-        base_url=fake_microsoft.bc.base_url(tenant=FABRIKAM_TENANT_ID),
-    )
-
-
-@pytest.fixture
-def undecided(make_authentication, fake_microsoft):
-    """A service-to-service authentication waiting for a tenant to consent ("organizations")."""
-    return make_authentication(
-        name="Undecided",
-        kind=SERVICE,
-        tenant_id="",
-        base_url=fake_microsoft.bc.base_url(tenant=FABRIKAM_TENANT_ID),
-    )
-
-
 def press_refresh_now(admin_client, authentication):
     url = admin_change_url(authentication).replace("change/", "refresh/")
     return admin_client.post(url, follow=True)
@@ -175,14 +153,14 @@ def test_a_wrong_secret_of_a_service_connection_is_not_blamed_on_consent(fabrika
 
 
 def test_refresh_now_with_the_tenant_left_empty_asks_for_the_consent(
-    admin_client, undecided, fake_microsoft
+    admin_client, undecided_customer, fake_microsoft
 ):
-    page = press_refresh_now(admin_client, undecided)
+    page = press_refresh_now(admin_client, undecided_customer)
 
     assertContains(page, AWAITING)
     assertNotContains(page, "app registration is incomplete")
     assert fake_microsoft.entra.count("client_credentials") == 0
-    assert fresh(undecided).status == Authentication.Status.NOT_CONNECTED
+    assert fresh(undecided_customer).status == Authentication.Status.NOT_CONNECTED
 
 
 def test_saving_a_service_connection_without_a_tenant_says_consent_is_awaited(
@@ -203,12 +181,12 @@ def test_saving_a_service_connection_without_a_tenant_says_consent_is_awaited(
 
 
 def test_saving_a_change_to_a_consent_pending_connection_says_so(
-    admin_client, undecided, fake_microsoft
+    admin_client, undecided_customer, fake_microsoft
 ):
-    data = change_form_data(undecided, name="Undecided customer", _continue="Save")
+    data = change_form_data(undecided_customer, name="Undecided customer Ltd", _continue="Save")
     data["client_secret"] = "a-new-secret-value"
 
-    page = admin_client.post(admin_change_url(undecided), data, follow=True)
+    page = admin_client.post(admin_change_url(undecided_customer), data, follow=True)
 
     assertContains(page, AWAITING)
     assert "a-new-secret-value" not in page.content.decode()
