@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 
 from django.utils import timezone
 
-from . import oauth
+from . import links, oauth
 from .models import Authentication
 from .oauth import ConsentError
 from .validators import is_guid
@@ -203,12 +203,8 @@ class ConsentMissing(oauth.TokenRefreshError):
 def awaiting_consent(authentication):
     """Whether `authentication` is a service-to-service one still waiting for its first
     consent: everything filled in but the tenant, which the consent will name."""
-    return (
-        not authentication.is_user_impersonation
-        and not authentication.tenant_id
-        and bool(authentication.client_id and authentication.client_secret)
-        and bool(authentication.base_url)
-    )
+    consent_link = links.link_available(authentication, links.ADMIN_CONSENT)
+    return consent_link and not authentication.tenant_id
 
 
 def in_plain_words(authentication, err):

@@ -15,7 +15,7 @@ from django.db import connection, models
 from django.db.models import Q
 from django.utils import timezone
 
-from . import notifications
+from . import certificate_reminders, notifications
 from .models import Authentication, Event
 from .tokens import SKIPPED_UNREACHABLE, TokenError, UnreachableHosts, refresh
 
@@ -137,7 +137,10 @@ def secret_reminders_due(*, today=None):
     """(authentication, days left, reminder threshold) for secrets expiring within 30 days."""
     today = today or timezone.localdate()
     reminders = []
-    for authentication in Authentication.objects.filter(client_secret_expires_on__isnull=False):
+    with_secret = Authentication.objects.filter(
+        client_secret_expires_on__isnull=False, credential_type=Authentication.Credential.SECRET
+    )
+    for authentication in with_secret:
         days_left = (authentication.client_secret_expires_on - today).days
         threshold = min((d for d in SECRET_REMINDER_DAYS if days_left <= d), default=None)
         if threshold is None:
@@ -176,7 +179,7 @@ def send_secret_reminders(*, today=None):
         else:
             _give_back_reminder(authentication.pk, threshold, previous=previous)
             reminders.unsent.append((authentication, days_left))
-    return reminders
+    return certificate_reminders.send(reminders, days=SECRET_REMINDER_DAYS, today=today)
 
 
 def _claim_reminder(pk, threshold):
@@ -199,9 +202,8 @@ def _give_back_reminder(pk, threshold, *, previous):
 
 def _notify_secret_expiry(authentication, *, days_left):
     """Send the reminder; False when no mail server took it (the log says why)."""
-    when = f"in {days_left} day{'s' if days_left != 1 else ''}" if days_left > 0 else "expired"
-    subject = f"“{authentication.name}”: client secret " + (
-        f"expires {when}" if days_left > 0 else "expired"
+    when, subject = notifications.expiry_wording(
+        authentication, "client secret", days_left=days_left
     )
     context = {
         "authentication": authentication,

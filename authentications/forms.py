@@ -30,6 +30,7 @@ class AuthenticationForm(forms.ModelForm):
         fields = [
             "name",
             "kind",
+            "credential_type",
             "client_id",
             "tenant_id",
             "client_secret",
@@ -48,12 +49,16 @@ class AuthenticationForm(forms.ModelForm):
             "client_id": forms.TextInput(attrs={"size": 40, "spellcheck": "false"}),
             "tenant_id": forms.TextInput(attrs={"size": 40, "spellcheck": "false"}),
             "expected_user": forms.TextInput(attrs={"size": 40}),
+            "credential_type": forms.RadioSelect,
         }
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self._stored_secret = self.instance.client_secret if self.instance.pk else ""
         self.initial["client_secret"] = ""
+        # Forms that predate certificates post no credential: theirs stays as stored.
+        if "credential_type" in self.fields:  # Not for a user who may only view it.
+            self.fields["credential_type"].required = False
 
     def clean_client_id(self):
         return self.cleaned_data["client_id"].strip().lower()
@@ -76,10 +81,15 @@ class AuthenticationForm(forms.ModelForm):
     def clean_expected_user(self):
         return self.cleaned_data["expected_user"].strip()
 
+    def clean_credential_type(self):
+        return self.cleaned_data["credential_type"] or self.instance.credential_type
+
     def clean_client_secret(self):
         typed = self.cleaned_data.get("client_secret", "")
         if typed:
             return typed
+        if self.cleaned_data.get("credential_type") == Authentication.Credential.CERTIFICATE:
+            return self._stored_secret  # Not used while the certificate is; may stay empty.
         if self._stored_secret or isinstance(self._stored_secret, Undecryptable):
             # Blank keeps the stored secret; one no key decrypts stays as it is stored.
             return self._stored_secret

@@ -13,7 +13,7 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
-from .fields import EncryptedTextField, undecryptable_fields
+from .fields import EncryptedTextField, Undecryptable, undecryptable_fields
 from .validators import validate_base_url, validate_guid, validate_name, validate_tenant
 
 REFRESH_TOKEN_LIFETIME = timedelta(days=90)  # Entra's inactivity limit for refresh tokens.
@@ -50,6 +50,10 @@ class Authentication(models.Model):
         LINK = "link", "Authorization URL"
         CLIENT_CREDENTIALS = "client_credentials", "Client credentials"
 
+    class Credential(models.TextChoices):
+        SECRET = "secret", "Client secret"
+        CERTIFICATE = "certificate", "Certificate"
+
     name = models.CharField(max_length=100, unique=True, validators=[validate_name])
     kind = models.CharField(
         max_length=32, choices=Kind.choices, default=Kind.USER_IMPERSONATION, verbose_name="type"
@@ -61,6 +65,9 @@ class Authentication(models.Model):
     # consenting tenant is stored then. The form requires it for user impersonation.
     tenant_id = models.CharField(
         "Directory (tenant) ID", max_length=253, blank=True, validators=[validate_tenant]
+    )
+    credential_type = models.CharField(
+        "credential", max_length=16, choices=Credential.choices, default=Credential.SECRET
     )
     client_secret = EncryptedTextField("client secret", blank=True)
     client_secret_expires_on = models.DateField(
@@ -139,11 +146,23 @@ class Authentication(models.Model):
 
     @property
     def cannot_decrypt(self):
-        """Whether a stored secret was encrypted with a key no longer in FERNET_KEYS."""
-        return bool(undecryptable_fields(self))
+        """Whether a stored secret (or the private key of the certificate in use) was
+        encrypted with a key no longer in FERNET_KEYS."""
+        if undecryptable_fields(self):
+            return True
+        current = self.uses_certificate and self.pk and Certificate.objects.current_for(self)
+        return bool(current) and isinstance(current.private_key, Undecryptable)
+
+    @property
+    def uses_certificate(self):
+        return self.credential_type == self.Credential.CERTIFICATE
 
     def has_credentials(self):
-        return bool(self.client_id and self.tenant_id and self.client_secret and self.base_url)
+        if self.uses_certificate:
+            credential = self.pk and Certificate.objects.current_for(self)
+        else:
+            credential = self.client_secret
+        return bool(self.client_id and self.tenant_id and credential and self.base_url)
 
     def token_valid_for(self, seconds=0):
         """Whether the stored access token stays valid for at least `seconds` more."""
@@ -261,6 +280,8 @@ class Event(models.Model):
         DISCONNECTED = "disconnected", "Disconnected"
         KEY_ROTATED = "key_rotated", "Encryption key rotated"
         ADMIN_CONSENT_GRANTED = "admin_consent_granted", "Admin consent granted"
+        CERTIFICATE_CHANGED = "certificate_changed", "Certificate changed"
+        CERTIFICATE_EXPIRY = "certificate_expiry", "Certificate expiry warning"
 
     authentication = models.ForeignKey(
         Authentication, on_delete=models.CASCADE, related_name="events"
@@ -275,3 +296,6 @@ class Event(models.Model):
 
     def __str__(self):
         return f"{self.get_kind_display()} ({self.created_at:%Y-%m-%d %H:%M})"
+
+
+from .certificate_models import Certificate  # noqa: E402

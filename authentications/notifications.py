@@ -28,6 +28,15 @@ def subject_line(text):
     return " ".join(visible.split())
 
 
+def expiry_wording(authentication, what, *, days_left):
+    """(when, subject) of a reminder that `what` ("client secret", "certificate") expires."""
+    when = f"in {days_left} day{'s' if days_left != 1 else ''}" if days_left > 0 else "expired"
+    subject = f"“{authentication.name}”: {what} " + (
+        f"expires {when}" if days_left > 0 else "expired"
+    )
+    return when, subject
+
+
 def build_email(template, context, *, to, subject):
     """The multipart message for `template` (.txt and .html), its subject on one line."""
     context = {"site_name": settings.SITE_NAME, **context}

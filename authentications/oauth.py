@@ -29,6 +29,7 @@ from msal.exceptions import MsalServiceError
 
 from bcconnect.errors import BcconnectError
 
+from . import credentials
 from .per_process import PerProcess
 from .validators import is_guid
 
@@ -39,6 +40,9 @@ NEEDS_SIGN_IN_ERRORS = {"invalid_grant", "interaction_required", "consent_requir
 NEEDS_SIGN_IN_AADSTS = {70008, 700082, 50173, 65001, 50076, 50079, 700084, 50078}
 # Answers that mean the app registration's secret no longer works.
 SECRET_AADSTS = {7000222, 7000215}
+# Answers that mean Entra refused the client assertion signed with our certificate: not
+# uploaded (or deleted) in Entra, a wrong signature, or outside its validity.
+CERTIFICATE_AADSTS = {700027, 700024, 700021, 50027}
 # Answers that mean Entra has no usable app registration: not found in the directory
 # (deleted, or a wrong client or tenant ID), or disabled.
 APP_MISSING_AADSTS = {700016, 7000112}
@@ -63,7 +67,7 @@ class EntraError(BcconnectError):
 
     @property
     def secret_invalid(self):
-        return self.code == "invalid_client" or self.aadsts in SECRET_AADSTS
+        return self.code == "invalid_client" or self.aadsts in SECRET_AADSTS | CERTIFICATE_AADSTS
 
     @property
     def app_missing(self):
@@ -250,7 +254,7 @@ def _is_microsoft_authority():
     return urlsplit(settings.BC_AUTHORITY_HOST).hostname in WELL_KNOWN_AUTHORITY_HOSTS
 
 
-def _application(authentication, error_class):
+def _application(authentication, error_class, *, certificate=None):
     """A fresh MSAL app; the first one per authority fetches the discovery, alone.
 
     Otherwise every thread that starts at once (refresh_tokens' workers) misses the shared
@@ -260,10 +264,10 @@ def _application(authentication, error_class):
     """
     authority = authority_url(authentication.tenant_id)
     if authority in _discovered or not _take_discovery(authority, error_class):
-        return _new_application(authentication, error_class)
+        return _new_application(authentication, error_class, certificate)
     outcome = "refused"
     try:
-        app = _new_application(authentication, error_class)
+        app = _new_application(authentication, error_class, certificate)
         outcome = "found"
         return app
     except EntraError as err:
@@ -302,11 +306,11 @@ _DISCOVERY_UNREACHABLE = (
 )
 
 
-def _new_application(authentication, error_class):
+def _new_application(authentication, error_class, certificate=None):
     try:
         app = msal.ConfidentialClientApplication(
             authentication.client_id,
-            client_credential=authentication.client_secret,
+            client_credential=credentials.for_msal(authentication, certificate),
             authority=authority_url(authentication.tenant_id),
             http_client=http_session(),
             http_cache=_http_cache,
@@ -383,6 +387,12 @@ def explain(result, error_class):
 
 def _advice(code, aadsts, *, authentication_hint):
     said = f" Microsoft said: {authentication_hint}" if authentication_hint else ""
+    if aadsts in CERTIFICATE_AADSTS:
+        return (
+            "Entra refused the certificate: it is not uploaded to the app registration (or "
+            "was deleted there), or it is not valid now. In Entra, open the app registration "
+            "> Certificates & secrets > Certificates and upload it." + said
+        )
     if code == "invalid_client" or aadsts in SECRET_AADSTS:
         return (
             "The client secret is wrong or expired. In Entra, open the app registration > "
@@ -547,9 +557,12 @@ def redeem_refresh_token(authentication, refresh_token):
     return _token_result(result, TokenRefreshError)
 
 
-def acquire_for_client(authentication):
-    """Service-to-service: a token for the app itself (client credentials grant)."""
-    app = _application(authentication, TokenRefreshError)
+def acquire_for_client(authentication, *, certificate=None):
+    """Service-to-service: a token for the app itself (client credentials grant).
+
+    `certificate`: sign with it instead of the credential in use (does Entra know it yet?).
+    """
+    app = _application(authentication, TokenRefreshError, certificate=certificate)
     result = _call(TokenRefreshError, app.acquire_token_for_client, client_credentials_scopes())
     return _token_result(result, TokenRefreshError)
 

@@ -25,12 +25,11 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
-from django.utils.crypto import salted_hmac
 
 from bcconnect.client import BusinessCentralClient
 from bcconnect.errors import BcconnectError
 
-from . import admin_consent, links, notifications, oauth, policies
+from . import admin_consent, credentials, links, notifications, oauth, policies
 from .fields import KEY_MISSING
 from .formatting import when
 from .models import Authentication, Event
@@ -286,8 +285,7 @@ def _backing_off(row):
 
 def _credentials_fingerprint(row):
     """A keyed hash of what Entra refused: it tells when someone changed it, and no more."""
-    credentials = "\n".join((row.client_id, row.tenant_id, row.client_secret))
-    return salted_hmac("bcconnect.tokens.refused-credentials", credentials).hexdigest()
+    return credentials.fingerprint(row)
 
 
 def _stored_error(row):
@@ -324,7 +322,8 @@ def _request_tokens(row, lease_id, *, actor, unreachable):
         raise TokenError(admin_consent.AWAITING_CONSENT, code="awaiting_consent")
     if not row.has_credentials():
         raise TokenError(
-            "The app registration is incomplete: fill in the client ID, tenant, secret and BC URL.",
+            "The app registration is incomplete: fill in the client ID, tenant, secret (or "
+            "certificate) and BC URL.",
             code="not_configured",
         )
     if not row.is_user_impersonation:

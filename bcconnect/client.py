@@ -5,6 +5,7 @@ It knows HTTP, OData and BC's limits, and nothing about Django or where tokens c
 `requests.Session` per client keeps connections pooled; `company()` clients share it.
 """
 
+import contextlib
 import copy
 import email.utils
 import json as jsonlib
@@ -24,6 +25,8 @@ from urllib3.exceptions import LocationParseError
 from urllib3.util import parse_url
 
 from bcconnect.errors import BcconnectError
+from bcconnect.headers import could_carry_credential, forbidden_header, shown_header_name
+from bcconnect.prefetch import SLEEP_SLICE, Ahead, Cancelled, cancellable_sleep
 
 logger = logging.getLogger(__name__)
 
@@ -35,6 +38,7 @@ RETRY_STATUSES = frozenset({429, 502, 503, 504})
 RETRY_ANY_METHOD = frozenset({429, 503})
 FATE_UNKNOWN_STATUSES = RETRY_STATUSES - RETRY_ANY_METHOD  # 502, 504
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
+METHODS = IDEMPOTENT_METHODS | {"POST", "PATCH"}
 CONDITIONAL_METHODS = frozenset({"PATCH", "PUT", "DELETE"})
 REQUEST_ID_HEADERS = ("request-id", "ms-correlation-x", "x-ms-request-id", "client-request-id")
 MAX_REDIRECTS = 5
@@ -258,6 +262,42 @@ class TokenProvider(Protocol):
     def __call__(self, force_refresh: bool = False) -> str: ...
 
 
+@dataclass(frozen=True)
+class Page:
+    """One page of a collection, with how BC answered it.
+
+    `next_link` is the next page's URL, already checked to be under the environment root;
+    `elapsed` is the seconds its request took, retries included.
+    """
+
+    rows: list[dict[str, Any]]
+    status: int
+    request_id: str | None
+    elapsed: float
+    next_link: str | None
+
+    @property
+    def more(self) -> bool:
+        return self.next_link is not None
+
+
+@dataclass(frozen=True)
+class CallResult:
+    """How BC answered one request: what the admin's endpoint test shows.
+
+    `body` is the parsed JSON (the text when BC sent something else, None when it sent
+    nothing); `headers` are BC's response headers, without any that could carry a
+    credential (Set-Cookie); the request's own headers are never kept.
+    """
+
+    status: int
+    request_id: str | None
+    elapsed: float
+    etag: str | None
+    body: Any
+    headers: dict[str, str]
+
+
 @dataclass
 class BatchResult:
     """One operation's answer inside a `$batch`, in the order the operations were given."""
@@ -348,9 +388,7 @@ def error_from_response(
             f"{message} The first attempt may have been applied: its answer was lost, so "
             f"the {method} was sent again; check the entity before repeating it."
         )
-    request_id = next(
-        (response.headers[name] for name in REQUEST_ID_HEADERS if name in response.headers), ""
-    )
+    request_id = _request_id(response) or ""
     cls = (
         BusinessCentralRetryLaterError
         if response.status_code in RETRY_STATUSES or response.status_code >= 500
@@ -365,6 +403,68 @@ def error_from_response(
         url=_loggable(response.url or ""),
         may_have_applied=may_have_applied,
     )
+
+
+def _request_id(response):
+    """BC's id for the request (`request-id`), which Microsoft support asks for."""
+    return next(
+        (response.headers[name] for name in REQUEST_ID_HEADERS if name in response.headers), None
+    )
+
+
+def _body(response):
+    """The parsed JSON answer; the text when it is not JSON; None when there is none."""
+    if response.status_code == 204 or not response.content:
+        return None
+    try:
+        return response.json()
+    except ValueError:
+        return response.text
+
+
+def _response_headers(response):
+    """BC's response headers, leaving out any that could carry a credential."""
+    return {
+        name: value for name, value in response.headers.items() if not could_carry_credential(name)
+    }
+
+
+def _call_result(response, *, elapsed):
+    body = _body(response)
+    etag = response.headers.get("ETag")
+    if etag is None and isinstance(body, dict):
+        etag = body.get("@odata.etag")
+    return CallResult(
+        status=response.status_code,
+        request_id=_request_id(response),
+        elapsed=elapsed,
+        etag=etag,
+        body=body,
+        headers=_response_headers(response),
+    )
+
+
+def checked_headers(headers: Mapping[str, str] | None) -> dict[str, str]:
+    """`headers` as a dict, or `BusinessCentralRequestRefused` naming the one refused."""
+    checked = {}
+    for name, value in dict(headers or {}).items():
+        reason = forbidden_header(name, value)
+        if reason:
+            raise BusinessCentralRequestRefused(
+                f"Header {shown_header_name(name)} refused: {reason}.", code="Header_Refused"
+            )
+        checked[name] = value
+    return checked
+
+
+def _checked_method(method):
+    method = str(method).upper()
+    if method not in METHODS:
+        raise BusinessCentralRequestRefused(
+            f"Method {method[:20]!r} refused: use one of {', '.join(sorted(METHODS))}.",
+            code="Method_Refused",
+        )
+    return method
 
 
 def _loggable(url):
@@ -448,26 +548,134 @@ class BusinessCentralClient:
         return self.request("DELETE", path, headers={"If-Match": self._etag(etag)})
 
     def iter(
-        self, path: str, params: Params = None, page_size: int | None = None
+        self, path: str, params: Params = None, page_size: int | None = None, **options: Any
     ) -> Iterator[dict[str, Any]]:
-        """Yield every entity of a collection, one page in memory at a time."""
-        headers = {}
+        """Yield every entity of a collection, one page in memory at a time.
+
+        `options` are those of `pages()`: `headers=`, and `prefetch=True` to fetch the next
+        page while the caller reads this one (then two pages are in memory).
+        """
+        return self._rows(self.pages(path, params, page_size=page_size, **options))
+
+    def pages(
+        self,
+        path: str,
+        params: Params = None,
+        *,
+        page_size: int | None = None,
+        headers: Mapping[str, str] | None = None,
+        prefetch: bool = False,
+    ) -> Iterator[Page]:
+        """Yield a collection page by page, following `@odata.nextLink`.
+
+        With `prefetch`, page N+1 is requested (in a thread of this generator's own, under
+        the same concurrency limit) as page N is handed over: exactly one request ahead.
+        Its error, if any, is raised when the caller asks for page N+1. Closing the
+        generator (`close()`, `break` out of a loop over it, losing it) waits for that
+        request to end, at most the client's timeout, so no thread or connection is left.
+        Headers, URL and page size are checked here, before anything is sent.
+        """
+        headers = self._page_headers(page_size, checked_headers(headers))
+        url = self._url(path, params)
+        if prefetch:
+            return self._pages_ahead(url, headers)
+        return self._pages(url, headers)
+
+    @staticmethod
+    def _page_headers(page_size, headers):
         if page_size is not None:
             if not 1 <= int(page_size) <= MAX_PAGE_SIZE:
                 raise ValueError(f"page_size must be between 1 and {MAX_PAGE_SIZE}")
-            headers["Prefer"] = f"odata.maxpagesize={int(page_size)}"
-        return self._entities(self._url(path, params), headers)
+            prefer = [value for name, value in headers.items() if name.lower() == "prefer"]
+            headers = {name: value for name, value in headers.items() if name.lower() != "prefer"}
+            headers["Prefer"] = ", ".join([*prefer, f"odata.maxpagesize={int(page_size)}"])
+        return headers
 
-    def _entities(self, url, headers):
+    @staticmethod
+    def _rows(pages):
+        """Yield the rows of `pages`, letting go of each page before asking for the next."""
+        with contextlib.closing(pages):
+            for page in pages:
+                rows, page = page.rows, None
+                yield from rows
+                rows = None
+
+    def _pages(self, url, headers):
         while url:
-            page = self._send("GET", url, headers=headers).json()
-            url = page.get("@odata.nextLink")
-            if url:
-                url = self._resolve(url, base=self.base_url + "/")
-            values = page.get("value", [])
-            page = None  # Only `values` stays alive while the caller consumes it.
-            yield from values
-            values = None
+            page = self._page(url, headers)
+            url = page.next_link
+            yield page
+            page = None  # Not held while the next page is read: one page in memory.
+
+    def _pages_ahead(self, url, headers):
+        page, ahead = self._page(url, headers), None
+        try:
+            while True:
+                url = page.next_link
+                ahead = self._fetch_ahead(url, headers) if url else None
+                yield page
+                page = None  # The caller has it, or has let it go: at most two pages held.
+                if not url:
+                    return
+                page = (ahead and ahead.result()) or self._page(url, headers)
+                ahead = None
+        finally:
+            if ahead is not None:
+                ahead.cancel()
+
+    def _fetch_ahead(self, url, headers):
+        """Start fetching the page at `url` in a thread; a None result means "fetch it here".
+
+        Only HTTP runs in that thread. The token is taken here, in the caller's thread, since
+        a token provider may use a database whose connections belong to the thread that
+        opened them; a 401 there gives up, and the caller's thread fetches the page again,
+        refreshing the token as any request does.
+        """
+        try:
+            token = self.token_provider(force_refresh=False)
+        except Exception:
+            # Not raised now but when the caller reaches that page: it is fetched then,
+            # in the caller's thread, and the token provider raises again if it must.
+            return None
+
+        def tokens(force_refresh=False):
+            if force_refresh:
+                raise _RefreshInCallerThread
+            return token
+
+        def work(cancelled):
+            try:
+                return self._page(url, headers, tokens=tokens, cancelled=cancelled)
+            except _RefreshInCallerThread:
+                return None
+
+        return Ahead(work, name=f"bcconnect-prefetch-{self.concurrency_key}")
+
+    def _page(self, url, headers, **attempt):
+        started = time.perf_counter()
+        response = self._send("GET", url, headers=headers, **attempt)
+        elapsed = time.perf_counter() - started
+        body = _body(response)
+        rows = body.get("value", []) if isinstance(body, dict) else None
+        if not isinstance(rows, list):
+            raise BusinessCentralError(
+                "Business Central did not answer with an OData collection (no 'value' list).",
+                status=response.status_code,
+                code="Response_NotACollection",
+                request_id=_request_id(response) or "",
+                method="GET",
+                url=_loggable(url),
+            )
+        next_link = body.get("@odata.nextLink")
+        if next_link:
+            next_link = self._resolve(next_link, base=self.base_url + "/")
+        return Page(
+            rows=rows,
+            status=response.status_code,
+            request_id=_request_id(response),
+            elapsed=elapsed,
+            next_link=next_link or None,
+        )
 
     def companies(self) -> list[dict[str, Any]]:
         return list(self.iter("companies"))
@@ -534,7 +742,11 @@ class BusinessCentralClient:
             results.extend(self._run_batch(chunk, atomic=atomic))
         return results
 
-    def request(
+    def request(self, method: str, path: str, **options: Any) -> Any:
+        """`call()` for its body: the parsed JSON answer, or None when BC sends no body."""
+        return self.call(method, path, **options).body
+
+    def call(
         self,
         method: str,
         path: str,
@@ -542,22 +754,26 @@ class BusinessCentralClient:
         params: Params = None,
         json: Any = None,
         headers: Mapping[str, str] | None = None,
-    ) -> Any:
-        """Send one request; the parsed JSON answer, or None when BC sends no body."""
-        method = method.upper()
-        headers = dict(headers or {})
+        etag: str | None = None,
+    ) -> CallResult:
+        """Send one request and report how BC answered (status, request id, time, ETag).
+
+        `etag` becomes If-Match; PATCH, PUT and DELETE need one. Headers are checked
+        (`forbidden_header`) before anything is sent.
+        """
+        method = _checked_method(method)
+        headers = checked_headers(headers)
+        if etag is not None:
+            headers["If-Match"] = self._etag(etag)
         self._require_if_match(
             method,
             headers,
             f"{method} needs an ETag (If-Match); pass etag='*' to overwrite blindly.",
         )
-        response = self._send(method, self._url(path, params), json=json, headers=headers)
-        if response.status_code == 204 or not response.content:
-            return None
-        try:
-            return response.json()
-        except ValueError:
-            return response.text
+        url = self._url(path, params)
+        started = time.perf_counter()
+        response = self._send(method, url, json=json, headers=headers)
+        return _call_result(response, elapsed=time.perf_counter() - started)
 
     # --- URLs ----------------------------------------------------------------------------
 
@@ -717,15 +933,23 @@ class BusinessCentralClient:
 
     # --- sending, retrying ---------------------------------------------------------------
 
-    def _send(self, method, url, *, json=None, headers=None):
-        """Send with auth, the concurrency limit, retries and redirects kept on the API host."""
+    def _send(self, method, url, *, json=None, headers=None, tokens=None, cancelled=None):
+        """Send with auth, the concurrency limit, retries and redirects kept on the API host.
+
+        `tokens` replaces the client's token provider for this request. Once `cancelled` is
+        set (its caller is gone), waits for a retry or for the concurrency limit stop with
+        `Cancelled` and nothing more is sent.
+        """
+        tokens = tokens or self.token_provider
+        sleep = self._sleep if cancelled is None else cancellable_sleep(self._sleep, cancelled)
         state = _Attempts(deadline=self._clock() + self.retry.retry_budget)
         idempotent = method in IDEMPOTENT_METHODS or (
             method == "PATCH" and (headers or {}).get("If-Match", "*") != "*"
         )
         while True:
             try:
-                response = self._send_once(method, url, json, headers, state.take_refresh())
+                token = tokens(force_refresh=state.take_refresh())
+                response = self._send_once(method, url, json, headers, token, cancelled)
             except (requests.ConnectionError, requests.Timeout) as err:
                 state.fate_unknown = True
                 if not idempotent:
@@ -735,7 +959,7 @@ class BusinessCentralClient:
                         method=method,
                         url=url,
                     ) from None
-                self._wait_or_raise(state, None, method, url, network_error=err)
+                self._wait_or_raise(state, None, method, url, sleep, network_error=err)
                 continue
             if response.status_code == 401 and not state.refreshed:
                 state.refreshed = state.force_refresh = True  # Once: a second 401 is final.
@@ -745,7 +969,7 @@ class BusinessCentralClient:
                 idempotent or response.status_code in RETRY_ANY_METHOD
             ):
                 state.fate_unknown |= response.status_code in FATE_UNKNOWN_STATUSES
-                self._wait_or_raise(state, response, method, url)
+                self._wait_or_raise(state, response, method, url, sleep)
                 continue
             if response.is_redirect:
                 url = self._redirect_target(response, method, state)
@@ -758,8 +982,7 @@ class BusinessCentralClient:
                 )
             return response
 
-    def _send_once(self, method, url, json, headers, force_refresh):
-        token = self.token_provider(force_refresh=force_refresh)
+    def _send_once(self, method, url, json, headers, token, cancelled=None):
         all_headers = {"Accept": "application/json", **(headers or {})}
         all_headers["Authorization"] = f"Bearer {token}"
         data = None
@@ -767,7 +990,7 @@ class BusinessCentralClient:
             data = jsonlib.dumps(json).encode()
             all_headers.setdefault("Content-Type", "application/json")
         started = time.perf_counter()
-        with self._limiter:
+        with self._slot(cancelled):
             try:
                 response = self.session.request(
                     method,
@@ -795,7 +1018,24 @@ class BusinessCentralClient:
         )
         return response
 
-    def _wait_or_raise(self, state, response, method, url, network_error=None):
+    @contextlib.contextmanager
+    def _slot(self, cancelled):
+        """A place under the authentication's concurrency limit, unless cancelled first."""
+        if cancelled is None:
+            self._limiter.acquire()
+        else:
+            while not self._limiter.acquire(timeout=SLEEP_SLICE):
+                if cancelled.is_set():
+                    raise Cancelled
+            if cancelled.is_set():
+                self._limiter.release()
+                raise Cancelled
+        try:
+            yield
+        finally:
+            self._limiter.release()
+
+    def _wait_or_raise(self, state, response, method, url, sleep, network_error=None):
         delay = None
         if response is not None:
             delay = parse_retry_after(response.headers.get("Retry-After"), now=self._clock())
@@ -818,7 +1058,7 @@ class BusinessCentralClient:
             response.close()
         state.retries += 1
         logger.debug("BC %s %s: retry %s in %.2f s", method, url, state.retries, delay)
-        self._sleep(delay)
+        sleep(delay)
 
     def _redirect_target(self, response, method, state):
         """Follow a redirect only within the API root; elsewhere the token would leak."""
@@ -834,6 +1074,10 @@ class BusinessCentralClient:
                 url=_loggable(urljoin(response.url, location)),
             )
         return self._resolve(location, base=response.url)
+
+
+class _RefreshInCallerThread(Exception):
+    """A prefetch thread got a 401: the caller's thread fetches the page with a new token."""
 
 
 @dataclass

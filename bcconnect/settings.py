@@ -175,6 +175,8 @@ BC_LINK_MAX_AGE_DAYS = env.int("BC_LINK_MAX_AGE_DAYS", default=7)
 BC_EVENT_RETENTION_DAYS = env.int("BC_EVENT_RETENTION_DAYS", default=180)
 BC_NOTIFY_EMAILS = env.list("BC_NOTIFY_EMAILS", default=[address for _, address in ADMINS])
 BC_CLIENT_MAX_CONCURRENCY = env.int("BC_CLIENT_MAX_CONCURRENCY", default=5)
+# How long a certificate made by "Generate certificate" is valid.
+BC_CERTIFICATE_VALID_MONTHS = env.int("BC_CERTIFICATE_VALID_MONTHS", default=12)
 
 # Public pages (Authorization URL landing, callback): requests per client IP.
 BC_PUBLIC_RATE_LIMIT = env.str("BC_PUBLIC_RATE_LIMIT", default="30/minute")

@@ -33,7 +33,7 @@ from tests.fakes.microsoft import FakeMicrosoft
 
 
 def serve(customers, conn):
-    """Child process: run the fake and answer 'connections' / 'stop' over the pipe."""
+    """Child process: run the fake and answer 'connections' / ('latency', s) / 'stop'."""
     bc = FakeBusinessCentral(customers=customers)
     fake = FakeMicrosoft(cert_dir=tempfile.mkdtemp(prefix="bench-bc-"), parts=[bc]).start()
     fake.entra.register_app(CLIENT_ID, CLIENT_SECRET)
@@ -42,6 +42,9 @@ def serve(customers, conn):
         command = conn.recv()
         if command == "connections":
             conn.send(fake.connections_opened)
+        elif command[0] == "latency":  # Seconds each BC request takes (bench/endpoints.py).
+            bc.latency = command[1]
+            conn.send(bc.latency)
         else:
             fake.stop()
             return
@@ -76,6 +79,10 @@ class Server:
 
     def connections(self):
         self.conn.send("connections")
+        return self.conn.recv()
+
+    def set_latency(self, seconds):
+        self.conn.send(("latency", seconds))
         return self.conn.recv()
 
     def stop(self):

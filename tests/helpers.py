@@ -4,6 +4,7 @@ Fixtures live in conftest.py and may use these; nothing here imports from confte
 test module imports what it needs from here and takes its fixtures as arguments.
 """
 
+import functools
 import secrets
 import subprocess
 import sys
@@ -15,6 +16,7 @@ from django.contrib.admin.models import LogEntry
 from django.db import connection
 from django.utils import timezone
 
+from authentications import certificate_flows, certificates
 from authentications.models import Authentication, AuthorizationRequest, Event
 from tests.bc_helpers import issue_token
 from tests.fakes.entra import CLIENT_ID, CLIENT_SECRET, TENANT_ID
@@ -162,3 +164,27 @@ def run_manage_py(*args, env, cwd=ROOT, timeout=60):
         text=True,
         timeout=timeout,
     )
+
+
+# --- certificates -----------------------------------------------------------------------
+
+
+@functools.cache
+def key_pair(index=0, *, valid_days=365):
+    """A key pair made once per test session (3072-bit keys take a while to make)."""
+    return certificates.generate(f"bcconnect test {index}", valid_days=valid_days)
+
+
+def use_certificate(fake, authentication, pair=None, *, uploaded=True):
+    """Make `pair` (or a fresh key pair made here) `authentication`'s credential, no secret;
+    `uploaded`: also upload its certificate to the fake's app registration."""
+    if pair is None:
+        certificate = certificate_flows.generate(authentication, actor="test")
+    else:
+        certificate = certificate_flows.add_uploaded(authentication, pair, actor="test")
+    if uploaded:
+        fake.entra.upload_certificate(certificate.certificate_pem)
+    authentication.credential_type = Authentication.Credential.CERTIFICATE
+    authentication.client_secret = ""
+    authentication.save(update_fields=["credential_type", "client_secret"])
+    return certificate

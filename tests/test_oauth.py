@@ -27,8 +27,8 @@ def test_msal_keeps_no_token_between_client_credentials_requests(
     caches = []
     real_application = oauth._application
 
-    def spy(authentication, error_class):
-        app = real_application(authentication, error_class)
+    def spy(authentication, error_class, **options):
+        app = real_application(authentication, error_class, **options)
         caches.append(app.token_cache)
         return app
 

@@ -8,7 +8,7 @@ from django.views.decorators.debug import sensitive_post_parameters
 from .. import changes, diagnostics, link_email, links, policies
 from ..forms import AuthenticationForm
 from ..models import Authentication
-from . import displays, views
+from . import certificates, displays, views
 
 # The "Connection" fieldset: what is stored about the grant and its tokens.
 CONNECTION_FIELDSET = (
@@ -46,6 +46,7 @@ class AuthenticationAdmin(admin.ModelAdmin):
         displays.admin_consent_url,
         *CONNECTION_FIELDSET,
         displays.event_history,
+        certificates.certificates_display,
     )
 
     class Media:
@@ -53,9 +54,9 @@ class AuthenticationAdmin(admin.ModelAdmin):
         js = ["authentications/admin.js"]
 
     def get_fieldsets(self, request, obj=None):
-        entra = ["client_id", "tenant_id", "client_secret_expires_on"]
+        entra = ["client_id", "tenant_id", "credential_type", "client_secret_expires_on"]
         if self._secret_is_editable(request, obj):
-            entra.insert(2, "client_secret")
+            entra.insert(3, "client_secret")
         if obj is not None:
             entra.insert(-1, displays.secret_state)
         fieldsets = [
@@ -78,6 +79,8 @@ class AuthenticationAdmin(admin.ModelAdmin):
                 else displays.admin_consent_url
             )
             fieldsets.insert(3, (link_email.link_name(obj), {"fields": [link]}))
+        if obj is not None:
+            fieldsets.insert(2, ("Certificates", {"fields": [certificates.certificates_display]}))
         return fieldsets
 
     def _secret_is_editable(self, request, obj):
@@ -103,7 +106,7 @@ class AuthenticationAdmin(admin.ModelAdmin):
         )
 
     def get_urls(self):
-        return views.urls(self) + super().get_urls()
+        return views.urls(self) + certificates.urls(self) + super().get_urls()
 
     # --- actions ------------------------------------------------------------------------
 

@@ -9,7 +9,7 @@ from django.template.loader import render_to_string
 from django.utils import timezone
 from django.utils.html import format_html
 
-from .. import cron, links, oauth
+from .. import credentials, cron, links, oauth
 from ..fields import Undecryptable
 from ..formatting import when
 
@@ -41,11 +41,12 @@ def secret_state(obj):
     return "stored" if obj.client_secret else "not set"
 
 
-@admin.display(description="Client secret expires", ordering="client_secret_expires_on")
+@admin.display(description="Credential expires", ordering="client_secret_expires_on")
 def secret_days_left(obj):
-    if not obj.client_secret_expires_on:
+    expires_on = credentials.expires_on(obj)
+    if not expires_on:
         return "—"
-    days = (obj.client_secret_expires_on - timezone.localdate()).days
+    days = (expires_on - timezone.localdate()).days
     if days < 0:
         return badge("secret_invalid", "expired")
     label = f"{days} day{'s' if days != 1 else ''} left"

@@ -28,11 +28,13 @@ from authentications.validators import LOOPBACK_HOSTS  # noqa: E402
 from .admin_consent import FABRIKAM_ADMIN, FABRIKAM_TENANT_ID, FABRIKAM_USER  # noqa: E402
 from .bc_entra_applications import PATH as ENTRA_APPLICATIONS_PATH  # noqa: E402
 from .entra import CLIENT_ID, CLIENT_SECRET, TENANT_ID  # noqa: E402
+from .portal import PATH as PORTAL_PATH  # noqa: E402
 
 DEMO_USERNAME = "demo"
 DEMO_PASSWORD = "demo"
 DEMO_AUTHENTICATION = "Demo (fake Microsoft)"
 DEMO_CONSENT_AUTHENTICATION = "Demo customer (admin consent)"
+DEMO_CERTIFICATE_AUTHENTICATION = "Demo certificate (fake Microsoft)"
 
 
 class DemoRefused(Exception):
@@ -47,7 +49,12 @@ def set_up_demo():
         create_demo_user()
         authentication = create_demo_authentication()
         customer = create_demo_consent_authentication()
-    return welcome(authentication) + welcome_admin_consent(customer)
+        with_certificate = create_certificate_demo_authentication()
+    return (
+        welcome(authentication)
+        + welcome_admin_consent(customer)
+        + certificate_welcome(with_certificate)
+    )
 
 
 def welcome(authentication):
@@ -151,6 +158,37 @@ def reset_demo_authentication(name, **connection):
     authentication.full_clean()
     authentication.save()
     return authentication
+
+
+def create_certificate_demo_authentication():
+    """The same app registration, set to sign with a certificate that is yet to be made."""
+    Authentication.objects.filter(name=DEMO_CERTIFICATE_AUTHENTICATION).delete()
+    authentication = Authentication(
+        name=DEMO_CERTIFICATE_AUTHENTICATION,
+        kind=Authentication.Kind.USER_IMPERSONATION,
+        credential_type=Authentication.Credential.CERTIFICATE,
+        client_id=CLIENT_ID,
+        tenant_id=TENANT_ID,
+        base_url=f"{settings.BC_API_HOST}/v2.0/{TENANT_ID}/Production/api/v2.0",
+    )
+    authentication.full_clean()
+    authentication.save()
+    return authentication
+
+
+def certificate_welcome(authentication):
+    change_url = (
+        f"{settings.PUBLIC_BASE_URL}/admin/authentications/authentication/"
+        f"{authentication.pk}/change/"
+    )
+    lines = [
+        f"Certificates instead of client secrets: open “{authentication.name}” ({change_url}),",
+        "  click “Generate certificate”, then “.pem” to download it; open the fake Entra's",
+        f"  Certificates & secrets page ({settings.BC_AUTHORITY_HOST}{PORTAL_PATH}), paste",
+        "  the file's text and click Add; back on the connection click “Save” and Accept.",
+        "",
+    ]
+    return "\n".join(lines)
 
 
 def main():

@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from urllib.parse import unquote
 
 from .admin_consent import AdminConsents
+from .assertions import AssertionChecker, AssertionRefused
 from .http import DropConnection, Response, html_response, json_response
 
 TENANT_ID = "72f988bf-86f1-41af-91ab-2d7cd011db47"
@@ -43,6 +44,7 @@ class App:
     secret: str
     redirect_uris: set
     secret_expired: bool = False
+    certificates: list = field(default_factory=list)  # PEM certificates uploaded to it.
 
 
 def _b64(data):
@@ -77,6 +79,7 @@ class FakeEntra:
         self.discovery_requests = 0
         self.refresh_token_reuse = 0
         self.access_token_lifetime = 3600
+        self.assertions = AssertionChecker()
         # Faults, switchable by tests: seconds of latency, forced answers, dropped sockets.
         self.token_latency = 0.0
         # Queue of ("status", code) / ("error", body) / ("drop",) / ("echo",) / ("sleep", s).
@@ -111,6 +114,10 @@ class FakeEntra:
         self.apps[client_id] = app
         self.admin_consents.consent(client_id, TENANT_ID)  # Its home tenant: consented.
         return app
+
+    def upload_certificate(self, certificate_pem, client_id=CLIENT_ID):
+        """What Entra > Certificates & secrets > Upload certificate does."""
+        self.apps[client_id].certificates.append(certificate_pem)
 
     def fail_next_token_request(self, *faults):
         with self.lock:
@@ -194,6 +201,7 @@ class FakeEntra:
                 "token_endpoint_auth_methods_supported": [
                     "client_secret_post",
                     "client_secret_basic",
+                    "private_key_jwt",
                 ],
                 "code_challenge_methods_supported": ["plain", "S256"],
                 "tenant_region_scope": "EU",
@@ -321,14 +329,18 @@ class FakeEntra:
                 700016,
                 f"Application with identifier '{client_id}' was not found in the directory.",
             )
-        if app.secret_expired:
+        if form.get("client_assertion") or form.get("client_assertion_type"):
+            refused = self._assertion_refused(app, tid, tenant, form)
+            if refused:
+                return refused
+        elif app.secret_expired:
             return self._error(
                 401,
                 "invalid_client",
                 7000222,
                 f"The provided client secret keys for app '{client_id}' are expired.",
             )
-        if not secrets.compare_digest(secret.encode(), app.secret.encode()):
+        elif not secrets.compare_digest(secret.encode(), app.secret.encode()):
             return self._error(
                 401,
                 "invalid_client",
@@ -364,6 +376,15 @@ class FakeEntra:
                 fault[2] if len(fault) > 2 else {"Content-Type": "text/html"},
             )
         return json_response(fault[1], status=fault[2] if len(fault) > 2 else 400)
+
+    def _assertion_refused(self, app, tid, tenant, form):
+        """Entra's answer to a client assertion it refuses, or None when it accepts it."""
+        endpoints = {f"{self.base_url}/{name}/oauth2/v2.0/token" for name in (tid, tenant)}
+        try:
+            self.assertions.check(form, certificates=app.certificates, token_endpoints=endpoints)
+        except AssertionRefused as refused:
+            return self._error(401, "invalid_client", refused.aadsts, refused.description)
+        return None
 
     @staticmethod
     def _client_credentials(request, form):

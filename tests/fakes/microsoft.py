@@ -23,6 +23,8 @@ from .bc_entra_applications import EntraApplicationsPage
 from .certs import make_certificates
 from .entra import CLIENT_ID, CLIENT_SECRET, TENANT_DOMAIN, TENANT_ID, FakeEntra
 from .http import FakeServer
+from .portal import PATH as PORTAL_PATH
+from .portal import CertificatePortal
 
 
 class _FormParser(html.parser.HTMLParser):
@@ -55,7 +57,7 @@ class FakeMicrosoft:
         self.cert_dir = Path(cert_dir or tempfile.mkdtemp(prefix="fake-microsoft-"))
         self.ca_path, cert_path, key_path = make_certificates(self.cert_dir)
         self.entra = FakeEntra()
-        self.parts = [self.entra, *parts]
+        self.parts = [self.entra, CertificatePortal(self.entra), *parts]
         self.server = FakeServer(
             self.parts, cert_path=cert_path, key_path=key_path, host=host, port=port
         )
@@ -121,6 +123,7 @@ def main(argv=None):
     print(f"  Client secret:           {CLIENT_SECRET}", flush=True)
     print(f"  Business Central URL:    {fake.url}/v2.0/{TENANT_ID}/Production/api/v2.0", flush=True)
     print(f"  Redirect URI registered: {redirect_uri}", flush=True)
+    print(f"Certificates & secrets (upload a certificate): {fake.url}{PORTAL_PATH}", flush=True)
     print("Users: jane@contoso.com (Jane Doe), john@contoso.com (John Smith)", flush=True)
     print(f"Admin consent: {FABRIKAM_ADMIN} administers tenant {FABRIKAM_TENANT_ID}", flush=True)
     print(f"  ({FABRIKAM_USER} is no administrator; {CONTOSO_ADMIN} is Contoso's)", flush=True)

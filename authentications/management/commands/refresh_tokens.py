@@ -12,7 +12,7 @@ from collections import Counter
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
-from authentications import cron, policies, retention
+from authentications import credentials, cron, policies, retention
 from authentications.fields import KEY_MISSING
 from authentications.formatting import when
 from authentications.models import Authentication
@@ -145,13 +145,13 @@ class Command(BaseCommand):
         for row, days_left in reminders.sent:
             verb = "would warn" if options["dry_run"] else "warned"
             self.stdout.write(
-                f"Client secret of {row.name}: {verb} ({days_left} days left, "
-                f"expires {row.client_secret_expires_on})."
+                f"{row.get_credential_type_display()} of {row.name}: {verb} ({days_left} days "
+                f"left, expires {credentials.expires_on(row)})."
             )
         for row, days_left in reminders.unsent:
             self.stdout.write(
-                f"Client secret of {row.name}: could not warn ({days_left} days left, "
-                f"expires {row.client_secret_expires_on}): the email was not sent; "
+                f"{row.get_credential_type_display()} of {row.name}: could not warn ({days_left} "
+                f"days left, expires {credentials.expires_on(row)}): the email was not sent; "
                 "the next run tries again."
             )
         self.stdout.write(self._summary(outcomes, dry_run=options["dry_run"]))

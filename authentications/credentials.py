@@ -1,0 +1,40 @@
+"""An authentication's credential as MSAL takes it: its client secret, or its certificate.
+
+`oauth` asks here rather than reading `client_secret`, so every flow (sign-in, refresh,
+client credentials) works with either kind.
+"""
+
+from django.utils import timezone
+from django.utils.crypto import salted_hmac
+
+from . import certificates
+from .models import Certificate
+
+
+def for_msal(authentication, certificate=None):
+    """MSAL's `client_credential`: `certificate` when given, else the one in use."""
+    if certificate is None and authentication.uses_certificate:
+        certificate = Certificate.objects.current_for(authentication)
+        if certificate is None:
+            return ""
+    if certificate is not None:
+        return certificates.msal_credential(certificate.key_pair)
+    return authentication.client_secret
+
+
+def fingerprint(authentication):
+    """A keyed hash of the credential in use: it tells when someone changed it, and no more."""
+    parts = [authentication.client_id, authentication.tenant_id, authentication.client_secret]
+    if authentication.uses_certificate:
+        certificate = Certificate.objects.current_for(authentication)
+        parts[2:] = ["certificate", certificate.thumbprint_sha256 if certificate else ""]
+    credentials = "\n".join(parts)
+    return salted_hmac("bcconnect.tokens.refused-credentials", credentials).hexdigest()
+
+
+def expires_on(authentication):
+    """The day the credential in use expires: the certificate's, or the secret's as entered."""
+    if not authentication.uses_certificate:
+        return authentication.client_secret_expires_on
+    certificate = Certificate.objects.current_for(authentication)
+    return timezone.localdate(certificate.not_after) if certificate else None
