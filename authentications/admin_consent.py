@@ -12,10 +12,11 @@ the consent, and by reading the tenant the token names.
 """
 
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
 from django.utils import timezone
 
-from . import oauth
+from . import links, oauth
 from .models import Authentication
 from .oauth import ConsentError
 from .validators import is_guid
@@ -76,7 +77,23 @@ def consenting_tenant(authentication, claimed):
             "any organisation.",
             code="wrong_tenant",
         )
+    in_url = tenant_in_base_url(authentication)
+    if not stored and is_guid(in_url) and in_url != claimed:
+        # The BC URL already names the tenant this connection's calls go to: a token of
+        # another organisation would only be refused there, and must not switch it silently.
+        raise ConsentError(
+            f"An administrator of another organisation (tenant {claimed}) consented than the "
+            f"one this connection's BC URL is for (tenant {in_url}); nothing was stored. An "
+            "administrator of that tenant must consent, or correct the BC URL first.",
+            code="wrong_tenant",
+        )
     return claimed
+
+
+def tenant_in_base_url(authentication):
+    """The tenant segment of the BC URL (…/v2.0/<tenant>/<environment>/api/…), lowercased."""
+    parts = [part for part in urlsplit(authentication.base_url or "").path.split("/") if part]
+    return parts[1].lower() if len(parts) >= 3 and parts[0] == "v2.0" else ""
 
 
 def _token_in(authentication, tenant):
@@ -153,3 +170,55 @@ def grant_changes(authentication, consent):
         "refused_credentials": "",
         "updated_at": now,
     }
+
+
+# --- a service-to-service token refused for want of consent ---------------------------------
+
+# Entra's answers to a client-credentials request in a tenant where the app has no service
+# principal: no administrator consented there yet, or the consent was revoked (700016: the
+# app "was not found in the directory"; 7000229: its service principal is missing; 65001:
+# consent_required). In the app's home tenant 700016 can also mean a deleted app.
+CONSENT_MISSING_AADSTS = {700016, 7000229, 65001}
+
+AWAITING_CONSENT = (
+    "Admin consent has not been granted yet: send the Admin consent URL to an administrator "
+    "of the customer's tenant."
+)
+
+
+class ConsentMissing(oauth.TokenRefreshError):
+    """Entra refused a service-to-service token because the tenant never consented (or took
+    the consent back). Only a person fixes it, once, like a missing app registration: the
+    connection stops asking until its credentials change or someone clicks "Refresh now"."""
+
+    @property
+    def secret_invalid(self):
+        return False  # Entra answers 7000229 with invalid_client: the secret is not to blame.
+
+    @property
+    def app_missing(self):
+        return True
+
+
+def awaiting_consent(authentication):
+    """Whether `authentication` is a service-to-service one still waiting for its first
+    consent: everything filled in but the tenant, which the consent will name."""
+    consent_link = links.link_available(authentication, links.ADMIN_CONSENT)
+    return consent_link and not authentication.tenant_id
+
+
+def in_plain_words(authentication, err):
+    """`err`, Entra's refusal of a service-to-service token, told as a missing consent when
+    that is what it means; any other refusal as it was."""
+    missing = err.aadsts in CONSENT_MISSING_AADSTS or err.code == "consent_required"
+    if authentication.is_user_impersonation or err.transient or not missing:
+        return err
+    message = (
+        f"{AWAITING_CONSENT} Entra gives this app no token in tenant "
+        f"{authentication.tenant_id}: no administrator "
+        "of that tenant has consented to it, or the consent was revoked. Copy or email the "
+        "Admin consent URL from this connection's admin page. If the tenant is your own, "
+        "check in Entra > App registrations that the app exists and that the Application "
+        "(client) ID and Directory (tenant) ID are right."
+    )
+    return ConsentMissing(message, code=err.code, aadsts=err.aadsts)

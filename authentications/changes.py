@@ -17,6 +17,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
+from . import admin_consent
 from .fields import Undecryptable
 from .models import Authentication, Event, new_link_nonce
 
@@ -107,7 +108,9 @@ def after_save(authentication, *, changed_fields, continue_editing, may_sign_in)
     connection_changed = bool(CONNECTION_FIELDS & set(changed_fields))
     if not authentication.is_user_impersonation:
         if not authentication.has_credentials():
-            return AfterSave.NOTHING
+            # Still waiting for its first consent: Save says so (the token request would).
+            waiting = admin_consent.awaiting_consent(authentication)
+            return AfterSave.ACQUIRE_TOKEN if waiting and connection_changed else AfterSave.NOTHING
         due = not authentication.token_valid_for(settings.BC_TOKEN_SKEW_SECONDS)
         return AfterSave.ACQUIRE_TOKEN if connection_changed or due else AfterSave.NOTHING
     stale = connection_changed or not authentication.token_valid_for(0)

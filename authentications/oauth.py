@@ -463,8 +463,9 @@ def finish_auth_code_flow(authentication, flow, auth_response):
     try:
         result = _call(ConsentError, app.acquire_token_by_auth_code_flow, flow, auth_response)
     # MSAL: ValueError for a state or scope mismatch; RuntimeError when the ID token's
-    # nonce is not this flow's (an ID token replayed from another sign-in).
-    except (ValueError, RuntimeError) as err:
+    # nonce is not this flow's (an ID token replayed from another sign-in); TypeError for a
+    # client_info that is JSON but not an object ("3", "null").
+    except (ValueError, RuntimeError, TypeError) as err:
         raise ConsentError(
             "The answer from Microsoft did not match this sign-in; start again.",
             code="invalid_response",

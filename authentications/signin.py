@@ -232,6 +232,10 @@ def _sign_in_grant(request, tokens):
 def _consent_grant(request, params):
     """Prove Microsoft's answer to an admin consent; Entra's refusal becomes a SignInError."""
     authentication = request.authentication
+    if not _grant_target(request).exists():
+        # Changed (a new secret, type or tenant) or its link revoked since the consent
+        # started: say so, rather than what Entra answers the changed credentials.
+        raise _grant_refused(request)
     try:
         consent = admin_consent.finish_admin_consent(authentication, params)
     except ConsentError as err:
@@ -393,7 +397,7 @@ def _store_grant(request, grant):
     """
     authentication = request.authentication
     with transaction.atomic():
-        if not _grant_target(request).update(**grant.changes):
+        if not _grant_target(request, grant).update(**grant.changes):
             raise _grant_refused(request)
         AuthorizationRequest.objects.filter(pk=request.pk).update(
             outcome=AuthorizationRequest.Outcome.GRANTED
@@ -437,23 +441,33 @@ def _grant_changes(request, tokens):
     return changes
 
 
-def _grant_target(request):
+def _grant_target(request, grant=None):
     """The row, only while nothing changed the connection since this sign-in started."""
     target = Authentication.objects.filter(
         pk=request.authentication_id, generation=request.generation
     )
     if _via_link(request):  # Spent by another sign-in, or revoked, since: no grant.
         target = target.filter(link_nonce=request.link_nonce)
+    if grant and _is_admin_consent(request):  # No other organisation's consent since read.
+        unchanged = {request.authentication.tenant_id, grant.changes["tenant_id"]}
+        target = target.filter(tenant_id__in=unchanged)
     return target
 
 
 def _grant_refused(request):
     """Why `_grant_target` matched nothing, for the person who just signed in."""
-    nonce = (
+    nonce, tenant = (
         Authentication.objects.filter(pk=request.authentication_id)
-        .values_list("link_nonce", flat=True)
+        .values_list("link_nonce", "tenant_id")
         .first()
-    )
+    ) or ("", "")
+    if _is_admin_consent(request) and tenant != request.authentication.tenant_id:
+        return SignInError(
+            f"An administrator of another organisation consented at the same time, and tenant "
+            f"{tenant} is now stored for this connection, so this consent was not stored.",
+            code="wrong_tenant",
+            auth_request=request,
+        )
     if _via_link(request) and nonce != request.link_nonce:
         return SignInError(
             "This Authorization URL was revoked or already used while you were signing in. "

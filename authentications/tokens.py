@@ -29,7 +29,7 @@ from django.utils import timezone
 from bcconnect.client import BusinessCentralClient
 from bcconnect.errors import BcconnectError
 
-from . import credentials, links, notifications, oauth, policies
+from . import admin_consent, credentials, links, notifications, oauth, policies
 from .fields import KEY_MISSING
 from .formatting import when
 from .models import Authentication, Event
@@ -318,6 +318,8 @@ def _request_tokens(row, lease_id, *, actor, unreachable):
     """Ask Entra for new tokens; never with a transaction or lock open."""
     if row.cannot_decrypt:
         raise TokenError(KEY_MISSING, code="key_missing")
+    if admin_consent.awaiting_consent(row):
+        raise TokenError(admin_consent.AWAITING_CONSENT, code="awaiting_consent")
     if not row.has_credentials():
         raise TokenError(
             "The app registration is incomplete: fill in the client ID, tenant, secret (or "
@@ -328,7 +330,8 @@ def _request_tokens(row, lease_id, *, actor, unreachable):
         try:
             return _ask_entra(unreachable, oauth.acquire_for_client, row)
         except EntraError as err:
-            raise _record_failure(row, lease_id, err, actor=actor) from err
+            refusal = admin_consent.in_plain_words(row, err)
+            raise _record_failure(row, lease_id, refusal, actor=actor) from err
     used = row.refresh_token
     if not used:
         raise _no_refresh_token(row, lease_id)
@@ -508,6 +511,7 @@ def _notify_broken(row, *, status, err):
             "code": err.display_code,
             "secret_invalid": status == Authentication.Status.SECRET_INVALID,
             "app_missing": status == Authentication.Status.APP_MISSING,
+            "consent_missing": isinstance(err, admin_consent.ConsentMissing),
             "admin_url": notifications.admin_url(row),
             "authorization_url": _fix_link(row.pk, status=status),
         },

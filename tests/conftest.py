@@ -7,6 +7,7 @@ from django.core.cache import cache
 
 from authentications import oauth, signin
 from authentications.models import Authentication
+from tests.fakes.admin_consent import FABRIKAM_TENANT_ID
 from tests.fakes.bc import FakeBusinessCentral
 from tests.fakes.entra import CLIENT_ID, CLIENT_SECRET, TENANT_ID
 from tests.fakes.microsoft import FakeMicrosoft
@@ -171,3 +172,27 @@ def make_endpoint(db, fake_microsoft):
         return Endpoint.objects.create(**values)
 
     return make
+
+
+@pytest.fixture
+def fabrikam(make_authentication, fake_microsoft):
+    """A service-to-service authentication for the fake's customer tenant (Fabrikam),
+    whose administrator has not consented yet: Entra gives it no token there."""
+    return make_authentication(
+        name="Fabrikam",
+        kind=Authentication.Kind.SERVICE_TO_SERVICE,
+        tenant_id=FABRIKAM_TENANT_ID,
+        base_url=fake_microsoft.bc.base_url(tenant=FABRIKAM_TENANT_ID),
+    )
+
+
+@pytest.fixture
+def undecided_customer(make_authentication, fake_microsoft):
+    """A service-to-service authentication whose tenant is left empty: its Admin consent URL
+    asks "organizations", and whoever consents names the tenant. Its BC URL is Fabrikam's."""
+    return make_authentication(
+        name="Undecided customer",
+        kind=Authentication.Kind.SERVICE_TO_SERVICE,
+        tenant_id="",
+        base_url=fake_microsoft.bc.base_url(tenant=FABRIKAM_TENANT_ID),
+    )

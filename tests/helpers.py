@@ -12,11 +12,12 @@ from datetime import timedelta
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
+from django.contrib.admin.models import LogEntry
 from django.db import connection
 from django.utils import timezone
 
 from authentications import certificate_flows, certificates
-from authentications.models import Authentication
+from authentications.models import Authentication, AuthorizationRequest, Event
 from tests.bc_helpers import issue_token
 from tests.fakes.entra import CLIENT_ID, CLIENT_SECRET, TENANT_ID
 
@@ -127,6 +128,27 @@ def sibling_acts_during_the_token_request(fake_microsoft, monkeypatch, act):
         return answer(tenant, request)
 
     monkeypatch.setattr(fake_microsoft.entra, "token", token)
+
+
+# --- what people and operators read -------------------------------------------------------
+
+
+def email_parts(message):
+    """Everything a recipient reads of `message`: subject, text and HTML bodies."""
+    return [message.subject, message.body, *(body for body, _ in message.alternatives)]
+
+
+def operator_text(caplog):
+    """What operators read: log lines, the audit trail and the admin's change log."""
+    return "\n".join(
+        [
+            *Event.objects.values_list("detail", flat=True),
+            *Event.objects.values_list("actor", flat=True),
+            *LogEntry.objects.values_list("change_message", flat=True),
+            *AuthorizationRequest.objects.values_list("error_message", flat=True),
+            caplog.text,
+        ]
+    )
 
 
 # --- processes --------------------------------------------------------------------------

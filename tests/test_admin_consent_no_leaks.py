@@ -12,15 +12,14 @@ import logging
 from urllib.parse import urlsplit
 
 import pytest
-from django.contrib.admin.models import LogEntry
 from django.core import mail
 from django.test import Client
 
 from authentications import links
-from authentications.models import Authentication, AuthorizationRequest, Event
+from authentications.models import Authentication, Event
 from tests.fakes.admin_consent import FABRIKAM_TENANT_ID, FABRIKAM_USER, consent_at_microsoft
 from tests.fakes.entra import CLIENT_SECRET
-from tests.helpers import add_form_data, admin_change_url
+from tests.helpers import add_form_data, admin_change_url, email_parts, operator_text
 
 pytestmark = pytest.mark.django_db
 
@@ -80,20 +79,3 @@ def test_no_secret_leaks_along_the_admin_consent(admin_client, fake_microsoft, c
     link_token = link_path.rstrip("/").rsplit("/", 1)[1]
     assert link_token not in operator_text(caplog)
     assert Event.objects.filter(kind=Event.Kind.ADMIN_CONSENT_GRANTED).exists()
-
-
-def email_parts(message):
-    return [message.subject, message.body, *(body for body, _ in message.alternatives)]
-
-
-def operator_text(caplog):
-    """What operators read: log lines, the audit trail and the admin's change log."""
-    return "\n".join(
-        [
-            *Event.objects.values_list("detail", flat=True),
-            *Event.objects.values_list("actor", flat=True),
-            *LogEntry.objects.values_list("change_message", flat=True),
-            *AuthorizationRequest.objects.values_list("error_message", flat=True),
-            caplog.text,
-        ]
-    )

@@ -87,6 +87,8 @@ def test_random_answers_at_the_callback_are_refused_cleanly(
 @FIXTURES_OK
 @given(extra=params)
 @example(extra={"error": "0", "error_description": "\r"})  # Once a 500: a blank first line.
+@example(extra={"client_info": "M0"})  # Once a 500: client_info "3", not a JSON object.
+@example(extra={"client_info": "bnVsbA"})  # And "null".
 def test_a_valid_state_with_hostile_extras_never_redirects_off_site(
     admin_client, connected_row, no_rate_limit, extra
 ):
