@@ -251,6 +251,10 @@ class Event(models.Model):
         SECRET_EXPIRY = "secret_expiry", "Client secret expiry warning"
         DISCONNECTED = "disconnected", "Disconnected"
         KEY_ROTATED = "key_rotated", "Encryption key rotated"
+        SUBSCRIPTION_CREATED = "subscription_created", "Webhook subscription created"
+        SUBSCRIPTION_RECREATED = "subscription_recreated", "Webhook subscription recreated"
+        SUBSCRIPTION_FAILED = "subscription_failed", "Webhook subscription failing"
+        SUBSCRIPTION_STOPPED = "subscription_stopped", "Webhook subscription deleted"
 
     authentication = models.ForeignKey(
         Authentication, on_delete=models.CASCADE, related_name="events"
@@ -265,3 +269,6 @@ class Event(models.Model):
 
     def __str__(self):
         return f"{self.get_kind_display()} ({self.created_at:%Y-%m-%d %H:%M})"
+
+
+from .subscription_models import ChangeNotification, Subscription  # noqa: E402,F401

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import views
+from . import notification_views, views
 
 app_name = "authentications"
 
@@ -8,4 +8,5 @@ urlpatterns = [
     path("callback/", views.callback, name="callback"),
     path("granted/", views.granted, name="granted"),
     path("authorize/<str:token>/", views.authorize, name="authorize"),
+    path("notifications/", notification_views.notifications, name="notifications"),
 ]

@@ -78,3 +78,63 @@ def offline_client(base_url=OFFLINE_BASE, **kwargs):
         random=lambda: 0.5,
         **kwargs,
     )
+
+
+# --- change notifications (BC webhooks) ---------------------------------------------------
+
+COMPANY_ID = "11111111-2222-3333-4444-555555555555"
+NOTIFICATIONS_PATH = "/authentications/notifications/"
+
+
+def make_subscription(authentication, **fields):
+    """A subscription BC already created (active), with a clientState only this test knows."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from authentications.subscription_models import Subscription
+
+    values = {
+        "company_id": COMPANY_ID,
+        "company_name": "CRONUS USA, Inc.",
+        "entity": "customers",
+        "subscription_id": secrets.token_hex(16),
+        "client_state": "state-" + secrets.token_urlsafe(24),
+        "status": Subscription.Status.ACTIVE,
+        "etag": 'W/"1"',
+        "expires_at": timezone.now() + timedelta(days=3),
+        **fields,
+    }
+    return Subscription.objects.create(authentication=authentication, **values)
+
+
+def notification_item(subscription, record_id="", *, change_type="updated", **overrides):
+    """One item of BC's notification body for `subscription`."""
+    resource = f"api/v2.0/companies({subscription.company_id})/{subscription.entity}"
+    item = {
+        "subscriptionId": subscription.subscription_id,
+        "clientState": str(subscription.client_state),
+        "expirationDateTime": "2030-01-01T00:00:00Z",
+        "resource": f"{resource}({record_id})" if record_id else resource,
+        "changeType": change_type,
+        "lastModifiedDateTime": f"2026-11-30T10:00:{secrets.randbelow(60):02d}."
+        f"{secrets.randbelow(10**6):06d}Z",
+    }
+    item.update(overrides)
+    return item
+
+
+def post_notifications(client, items, **extra):
+    """POST `items` to the notification endpoint as BC does (Django test client)."""
+    import json
+
+    return client.post(
+        NOTIFICATIONS_PATH, json.dumps({"value": items}), content_type="application/json", **extra
+    )
+
+
+def run_worker():
+    """Run the database task worker until the queue is empty, in this process."""
+    from django.core.management import call_command
+
+    call_command("db_worker", "--batch", "--no-startup-delay", "--interval", "0", verbosity=0)

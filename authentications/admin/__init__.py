@@ -3,6 +3,6 @@
 Importing a model's module registers its ModelAdmin, so each is imported here.
 """
 
-from . import authentication
+from . import authentication, subscription
 
-__all__ = ["authentication"]
+__all__ = ["authentication", "subscription"]
