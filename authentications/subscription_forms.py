@@ -60,14 +60,11 @@ def _find_company(authentication, wanted):
 
 
 def _check_supported(authentication, company_id, cleaned):
-    """Standard API entities must be ones BC sends notifications for; custom APIs are typed."""
-    if cleaned["api_path"] != "api/v2.0":
-        return
-    resource = f"api/v2.0/companies({company_id})/{cleaned['entity']}"
+    """The entity must be one BC sends notifications for (when BC lists them)."""
+    wanted = f"{cleaned['api_path'].removeprefix('api/')}/{cleaned['entity']}"
     supported = subscriptions.supported_resources(authentication, company_id)
-    if supported and resource not in {row.strip("/") for row in supported}:
-        names = sorted({row.rstrip("/").rsplit("/", 1)[-1] for row in supported})
+    if supported and wanted not in {row.strip("/") for row in supported}:
         raise forms.ValidationError(
-            f"Business Central sends no notifications for “{cleaned['entity']}”. "
-            f"Supported: {', '.join(names)}."
+            f"Business Central sends no notifications for “{wanted}”. "
+            f"Supported: {', '.join(row.strip('/') for row in supported)}."
         )

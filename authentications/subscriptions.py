@@ -61,7 +61,8 @@ def notification_url():
 
 
 def supported_resources(authentication, company_id):
-    """The entities BC can send notifications for in this company (webhookSupportedResources)."""
+    """What BC can send notifications for in this company: `v2.0/customers`,
+    `<publisher>/<group>/<version>/<entity>` for custom APIs (webhookSupportedResources)."""
     client = bc_client(authentication).environment_client(SUPPORTED_RESOURCES)
     rows = client.get(f"companies({company_id})/webhookSupportedResources").get("value", [])
     return sorted({row.get("resource", "") for row in rows if row.get("resource")})
@@ -166,7 +167,8 @@ def renew_due(*, within=None):
 
 
 def _client(subscription):
-    return bc_client(subscription.authentication)
+    """A client for the subscription's API: a custom API has its own `subscriptions`."""
+    return bc_client(subscription.authentication).environment_client(subscription.api_path)
 
 
 def _path(subscription):
@@ -179,7 +181,7 @@ def _body(subscription):
         raise SubscriptionError("The clientState is longer than BC allows.", code="too_long")
     return {
         "notificationUrl": notification_url(),
-        "resource": subscription.resource,
+        "resource": "/" + subscription.resource,  # As BC's documentation writes it.
         "clientState": client_state,
     }
 
