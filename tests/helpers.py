@@ -9,7 +9,7 @@ import subprocess
 import sys
 from datetime import timedelta
 from pathlib import Path
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, quote, urlsplit
 
 from django.db import connection
 from django.utils import timezone
@@ -140,3 +140,14 @@ def run_manage_py(*args, env, cwd=ROOT, timeout=60):
         text=True,
         timeout=timeout,
     )
+
+
+def database_url():
+    """The test database as a DATABASE_URL, for child processes (a SQLite file or PostgreSQL)."""
+    db = connection.settings_dict
+    if db["ENGINE"] == "django.db.backends.sqlite3":
+        assert db["NAME"] != ":memory:" and "mode=memory" not in str(db["NAME"])
+        return f"sqlite:///{db['NAME']}"
+    user = quote(db["USER"] or "", safe="")
+    password = f":{quote(db['PASSWORD'], safe='')}" if db["PASSWORD"] else ""
+    return f"postgres://{user}{password}@{db['HOST']}:{db['PORT'] or 5432}/{db['NAME']}"
