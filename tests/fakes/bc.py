@@ -19,6 +19,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit
 
+from .bc_webhooks import FakeWebhooks
 from .entra import TENANT_ID
 from .http import DropConnection, Request, Response, json_response
 
@@ -44,11 +45,12 @@ WRITABLE = {
     "taxLiable",
     "blocked",
 }
-ROUTE = re.compile(r"/v2\.0/([^/]+)/([^/]+)/(api/v2\.0|ODataV4)(/.*)?")
+ROUTE = re.compile(r"/v2\.0/([^/]+)/([^/]+)/(api/v2\.0|ODataV4|api/microsoft/runtime/beta)(/.*)?")
 CUSTOMER_CARD = re.compile(r"/Company\('((?:[^']|'')*)'\)/Customer_Card")
+DATETIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d(:\d\d(\.\d+)?)?(Z|[+-]\d\d:\d\d)")
 ENTITY = re.compile(r"/?([A-Za-z]+)(?:\(([^)]*)\))?")
 CONDITION = re.compile(
-    r"(?:(\w+)\s+(eq|ne|gt|ge|lt|le)\s+('(?:[^']|'')*'|[\w.-]+))"
+    r"(?:(\w+)\s+(eq|ne|gt|ge|lt|le)\s+('(?:[^']|'')*'|[\w.:+-]+))"
     r"|(?:(startswith|contains)\((\w+),\s*('(?:[^']|'')*')\))"
 )
 
@@ -73,6 +75,8 @@ def _literal(text):
         return text[1:-1].replace("''", "'")
     if text in ("true", "false"):
         return text == "true"
+    if DATETIME.fullmatch(text):  # OData v4: a DateTimeOffset literal goes unquoted.
+        return datetime.fromisoformat(text)
     try:
         return float(text) if "." in text else int(text)
     except ValueError:
@@ -101,6 +105,8 @@ def parse_filter(expression):
                     f"Could not find a property named '{field_}' on type 'Microsoft.NAV.customer'.",
                 )
             have = entity[field_]
+            if isinstance(value, datetime):
+                have = datetime.fromisoformat(have)
             if op == "startswith" and not str(have).startswith(str(value)):
                 return False
             if op == "contains" and str(value) not in str(have):
@@ -240,11 +246,17 @@ class FakeBusinessCentral:
         # last one runs the request, then drops the connection (applied, answer lost).
         self.faults = []
         self.next_link = None  # When set, every page links here (a hostile nextLink).
+        self.webhooks = FakeWebhooks(lambda: {company.id for company in self.companies})
+        self._held_changes = None  # During a $batch: its changes, notified once it commits.
 
     def bind(self, fake):
         """Reach the fake Entra (to check bearer tokens); tests reach us as `fake.bc`."""
         self.fake = fake
         fake.bc = self
+        fake.webhooks = self.webhooks
+
+    def stop(self):
+        self.webhooks.stop()
 
     # --- configuration for tests -------------------------------------------------------
 
@@ -316,6 +328,12 @@ class FakeBusinessCentral:
             raise BCError(404, "NoEnvironment", f"Environment '{environment}' was not found.")
         if api == "ODataV4":
             return self.odata(request.method, rest, request)
+        if api == "api/microsoft/runtime/beta":
+            return self.webhooks.answer_supported(request, rest)
+        if re.match(r"/subscriptions\b", rest):
+            return self.webhooks.answer(
+                request, rest, tenant=tenant, environment=environment, user_key=user["key"]
+            )
         if rest.rstrip("/") == "/$batch" and request.method == "POST":
             return self.batch(request, route, user)
         return self.resource(request.method, rest, request)
@@ -544,6 +562,7 @@ class FakeBusinessCentral:
             customer["@odata.etag"] = _etag(customer_id, 1)
             company.changed[customer_id] = customer
             company.created.append(customer_id)
+            self._changed(company, customer_id, "created", customer["lastModifiedDateTime"])
         return json_response(customer, 201, {"ETag": customer["@odata.etag"]})
 
     def _check_etag(self, customer, request):
@@ -577,6 +596,7 @@ class FakeBusinessCentral:
             customer["@odata.etag"] = _etag(customer_id, version)
             customer["lastModifiedDateTime"] = _now()
             company.changed[customer_id] = customer
+            self._changed(company, customer_id, "updated", customer["lastModifiedDateTime"])
         return json_response(customer, headers={"ETag": customer["@odata.etag"]})
 
     def remove(self, company, customer_id, request):
@@ -585,7 +605,22 @@ class FakeBusinessCentral:
             self._check_etag(customer, request)
             company.changed.pop(customer_id, None)
             company.deleted.add(customer_id)
+            self._changed(company, customer_id, "deleted", _now())
         return Response(204)
+
+    def _changed(self, company, customer_id, change_type, modified):
+        """Tell the webhooks, or hold the change until the $batch that made it commits."""
+        change = {
+            "company_id": company.id,
+            "entity": "customers",
+            "record_id": customer_id,
+            "change_type": change_type,
+            "modified": modified,
+        }
+        if self._held_changes is not None:
+            self._held_changes.append(change)
+        else:
+            self.webhooks.record(**change)
 
     # --- $batch ------------------------------------------------------------------------
 
@@ -605,13 +640,20 @@ class FakeBusinessCentral:
         with self.lock:  # One batch at a time: a snapshot batch is one transaction.
             saved = [company.snapshot() for company in self.companies] if atomic else None
             responses = []
-            for operation in operations:
-                answer = self._batch_operation(operation, root)
-                responses.append(answer)
-                if atomic and answer["status"] >= 400:
-                    for company, snapshot in zip(self.companies, saved, strict=True):
-                        company.restore(snapshot)
-                    break
+            self._held_changes = held = []
+            try:
+                for operation in operations:
+                    answer = self._batch_operation(operation, root)
+                    responses.append(answer)
+                    if atomic and answer["status"] >= 400:
+                        for company, snapshot in zip(self.companies, saved, strict=True):
+                            company.restore(snapshot)
+                        held.clear()  # Rolled back: nothing changed, nothing to notify.
+                        break
+            finally:
+                self._held_changes = None
+            for change in held:
+                self.webhooks.record(**change)
         return json_response({"responses": responses})
 
     def _batch_operation(self, operation, root):

@@ -75,6 +75,9 @@ class FakeMicrosoft:
 
     def stop(self):
         self.server.stop()
+        for part in self.parts:
+            if hasattr(part, "stop"):
+                part.stop()
 
     def sign_in(self, authorize_url, *, username=None, accept=True):
         """Do what a person does on the sign-in page; return the fields Microsoft posts back.
