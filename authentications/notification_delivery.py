@@ -56,17 +56,19 @@ def _claim_next(record_key):
     now = timezone.now()
     head = (
         ChangeNotification.objects.filter(record_key=record_key, status__in=ChangeNotification.OPEN)
+        .select_related("subscription")
         .order_by("id")
         .first()
     )
     if head is None or not _runnable(head, now):
         return None
+    claimed_until = now + timedelta(seconds=CLAIM_SECONDS)
     claimed = ChangeNotification.objects.filter(
         pk=head.pk, status=head.status, claimed_until=head.claimed_until
-    ).update(status=Status.DELIVERING, claimed_until=now + timedelta(seconds=CLAIM_SECONDS))
+    ).update(status=Status.DELIVERING, claimed_until=claimed_until)
     if not claimed:
         return None  # Another worker took it; it carries on with the record.
-    head.refresh_from_db()
+    head.status, head.claimed_until = Status.DELIVERING, claimed_until
     return head
 
 

@@ -95,9 +95,8 @@ def renew(subscription, *, actor=""):
     if not _take(subscription):
         return subscription, "busy"
     Subscription.objects.filter(pk=subscription.pk).update(status=Status.RENEWING)
-    client = _client(subscription)
     try:
-        answer = client.patch(_path(subscription), _body(subscription), subscription.etag or "*")
+        answer = _patch(subscription)
     except BusinessCentralError as err:
         if err.status == 404:
             return _recreate(subscription, actor=actor), "recreated"
@@ -108,6 +107,18 @@ def renew(subscription, *, actor=""):
         raise SubscriptionError(_explain(subscription, err), code=err.code) from err
     _stored(subscription, answer)
     return subscription, "renewed"
+
+
+def _patch(subscription):
+    """PATCH with the stored ETag; once more with BC's current one if it moved on (412)."""
+    client = _client(subscription)
+    try:
+        return client.patch(_path(subscription), _body(subscription), subscription.etag or "*")
+    except BusinessCentralError as err:
+        if err.status != 412:
+            raise
+    current = client.get(_path(subscription)).get("@odata.etag") or "*"
+    return client.patch(_path(subscription), _body(subscription), current)
 
 
 def _recreate(subscription, *, actor):

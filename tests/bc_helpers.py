@@ -152,6 +152,7 @@ class FakeSubscriptionsAtBC:
         mocked.add_callback("PATCH", re.compile(root + r"/subscriptions\('.*'\)$"), self.renew)
         mocked.add_callback("DELETE", re.compile(root + r"/subscriptions\('.*'\)$"), self.delete)
         mocked.add_callback("GET", re.compile(root + r"/subscriptions$"), self.list)
+        mocked.add_callback("GET", re.compile(root + r"/subscriptions\('.*'\)$"), self.one)
         mocked.get(f"{base_url}/companies", json={"value": [COMPANY]})
         environment = base_url.removesuffix("/api/v2.0")
         mocked.get(
@@ -174,6 +175,9 @@ class FakeSubscriptionsAtBC:
             {},
             json.dumps({"value": [{"subscriptionId": str(n)} for n in range(self.existing)]}),
         )
+
+    def one(self, request):
+        return 200, {}, json.dumps({"@odata.etag": 'W/"1"'})
 
     def create(self, request):
         self.requests.append(request)

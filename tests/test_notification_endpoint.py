@@ -3,7 +3,7 @@
 import json
 
 import pytest
-from django.db import DatabaseError
+from django.db import connection
 from django.utils import timezone
 
 from authentications.subscription_models import ChangeNotification, Subscription
@@ -109,16 +109,20 @@ def test_an_item_for_another_resource_is_dropped(client, subscription):
     assert ChangeNotification.objects.count() == 0
 
 
-def test_a_storage_failure_answers_503_so_bc_sends_it_again(client, subscription, monkeypatch):
-    def broken(*args, **kwargs):
-        raise DatabaseError("disk full")
-
-    monkeypatch.setattr(ChangeNotification.objects, "bulk_create", broken)
-
-    response = post_notifications(client, [notification_item(subscription, "c-1")])
+@pytest.mark.django_db(transaction=True)
+def test_a_storage_failure_answers_503_so_bc_sends_it_again(client, subscription):
+    table = ChangeNotification._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(f"ALTER TABLE {table} RENAME TO {table}_away")  # The disk is gone.
+    try:
+        response = post_notifications(client, [notification_item(subscription, "c-1")])
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute(f"ALTER TABLE {table}_away RENAME TO {table}")
 
     assert response.status_code == 503
     assert ChangeNotification.objects.count() == 0
+    assert post_notifications(client, [notification_item(subscription, "c-1")]).status_code == 202
 
 
 @pytest.mark.parametrize(

@@ -56,10 +56,10 @@ def test_no_client_state_in_pages_events_emails_output_or_logs(
         entity="items",
         subscription_id="sub-2",
         expires_at=timezone.now() + timedelta(hours=1),
-        etag='W/"0"',  # BC answers 412: the renewal fails and is reported.
     )
     secrets = {str(active.client_state), str(failing.client_state)}
     produced = []
+    bc.answer_status = 500  # The renewal fails and is reported.
 
     produced.append(post_notifications(client, [notification_item(active, "c-1")]).content)
     forged = notification_item(active, "c-2", clientState=str(failing.client_state))

@@ -60,6 +60,16 @@ def test_renew_patches_with_the_etag_and_bc_repeats_the_handshake(bc, tokens_pla
     assert Subscription.objects.get().etag == 'W/"2"'
 
 
+def test_a_stale_etag_is_read_again_and_the_renewal_goes_through(bc, tokens_planted):
+    subscription = make_subscription(tokens_planted, subscription_id="sub-1", etag='W/"old"')
+
+    subscription, outcome = subscriptions.renew(subscription)
+
+    assert outcome == "renewed"
+    assert [request.method for request in bc.requests] == ["PATCH", "PATCH"]
+    assert Subscription.objects.get().etag == 'W/"2"'
+
+
 def test_a_subscription_bc_deleted_is_recreated_and_the_history_says_so(bc, tokens_planted):
     subscription = make_subscription(tokens_planted, subscription_id="gone", etag='W/"1"')
     bc.forgotten.add("gone")
