@@ -6,6 +6,7 @@ Parked notifications (their handler kept failing) are listed with their error an
 """
 
 from django.contrib import admin, messages
+from django.db import transaction
 from django.template.loader import render_to_string
 
 from .. import notification_delivery, subscriptions
@@ -61,6 +62,12 @@ class SubscriptionAdmin(admin.ModelAdmin):
     def save_model(self, request, obj, form, change):
         if change:
             return
+        obj.save()
+        # The admin saves inside a transaction; BC's handshake reaches us on another
+        # connection, which sees the row and its open window only once it is committed.
+        transaction.on_commit(lambda: self._create_at_bc(request, obj))
+
+    def _create_at_bc(self, request, obj):
         try:
             subscriptions.create(obj, actor=request.user.get_username())
         except subscriptions.SubscriptionError as err:
