@@ -4,6 +4,7 @@ Fixtures live in conftest.py and may use these; nothing here imports from confte
 test module imports what it needs from here and takes its fixtures as arguments.
 """
 
+import os
 import secrets
 import subprocess
 import sys
@@ -11,6 +12,7 @@ from datetime import timedelta
 from pathlib import Path
 from urllib.parse import parse_qs, quote, urlsplit
 
+from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 
@@ -151,3 +153,16 @@ def database_url():
     user = quote(db["USER"] or "", safe="")
     password = f":{quote(db['PASSWORD'], safe='')}" if db["PASSWORD"] else ""
     return f"postgres://{user}{password}@{db['HOST']}:{db['PORT'] or 5432}/{db['NAME']}"
+
+
+def child_env(**overrides):
+    """The environment of a child manage.py on the test database, with this run's keys."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "BC_"))}
+    env.update(
+        DATABASE_URL=database_url(),
+        SECRET_KEY=settings.SECRET_KEY,
+        FERNET_KEYS=",".join(settings.FERNET_KEYS),
+        LOG_LEVEL="WARNING",
+        **overrides,
+    )
+    return env

@@ -3,17 +3,13 @@ renewing the subscription with its handshake, notifying after changes made throu
 and the real worker (a child process) handing the changes to the site's handler."""
 
 import json
-import os
-import subprocess
-import sys
 
 import pytest
-from django.conf import settings as django_settings
 
 from authentications import subscriptions
 from authentications.subscription_models import ChangeNotification, Subscription
 from authentications.tokens import bc_client
-from tests.helpers import ROOT, database_url
+from tests.helpers import child_env, run_manage_py
 
 # The live server and the worker process share the database: no test transaction.
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -30,24 +26,11 @@ def site(live_server, settings, fake_microsoft):
 
 
 def run_worker_process(log_path):
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "BC_"))}
-    env.update(
-        DATABASE_URL=database_url(),
-        SECRET_KEY=django_settings.SECRET_KEY,
-        FERNET_KEYS=",".join(django_settings.FERNET_KEYS),
-        BC_NOTIFICATION_HANDLERS="tests.notification_handlers",
-        NOTIFICATION_LOG=str(log_path),
-        LOG_LEVEL="WARNING",
+    env = child_env(
+        BC_NOTIFICATION_HANDLERS="tests.notification_handlers", NOTIFICATION_LOG=str(log_path)
     )
     command = ["db_worker", "--batch", "--no-startup-delay", "--interval", "0"]
-    return subprocess.run(
-        [sys.executable, "manage.py", *command],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    return run_manage_py(*command, env=env, timeout=120)
 
 
 def new_subscription(authentication, fake):

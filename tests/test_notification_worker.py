@@ -1,6 +1,5 @@
 """The real worker (`manage.py db_worker`) in a child process: stopping it loses nothing."""
 
-import os
 import signal
 import subprocess
 import sys
@@ -8,30 +7,23 @@ import time
 from datetime import timedelta
 
 import pytest
-from django.conf import settings as django_settings
 from django.utils import timezone
 
 from authentications import notification_delivery
 from authentications.subscription_models import ChangeNotification
 from tests.bc_helpers import make_subscription, notification_item, post_notifications
-from tests.helpers import ROOT, database_url, run_manage_py
+from tests.helpers import ROOT, child_env, run_manage_py
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def worker_env(log_path, *, delay="0"):
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "BC_"))}
-    env.update(
-        DATABASE_URL=database_url(),
-        SECRET_KEY=django_settings.SECRET_KEY,
-        FERNET_KEYS=",".join(django_settings.FERNET_KEYS),
+    return child_env(
         BC_NOTIFICATION_HANDLERS="tests.notification_handlers",
         NOTIFICATION_LOG=str(log_path),
         NOTIFICATION_DELAY=delay,
-        LOG_LEVEL="WARNING",
         DEBUG="false",
     )
-    return env
 
 
 def delivered(log_path):
