@@ -14,6 +14,15 @@ from ..subscription_forms import SubscriptionForm
 from ..subscription_models import ChangeNotification, Subscription
 
 LATEST = 20
+# What the list and the change page show of a subscription's life.
+STATE = (
+    "status",
+    "expires_at",
+    "last_notification_at",
+    "notifications_received",
+    "notifications_dropped",
+    "consecutive_failures",
+)
 
 
 @admin.display(description="Latest notifications")
@@ -25,15 +34,7 @@ def latest_notifications(obj):
 @admin.register(Subscription)
 class SubscriptionAdmin(admin.ModelAdmin):
     form = SubscriptionForm
-    list_display = (
-        "__str__",
-        "status",
-        "expires_at",
-        "last_notification_at",
-        "notifications_received",
-        "notifications_dropped",
-        "consecutive_failures",
-    )
+    list_display = ("__str__", *STATE)
     list_filter = ("status", "entity")
     actions = ["renew_now"]
     readonly_fields = (
@@ -43,12 +44,7 @@ class SubscriptionAdmin(admin.ModelAdmin):
         "api_path",
         "entity",
         "subscription_id",
-        "status",
-        "expires_at",
-        "last_notification_at",
-        "notifications_received",
-        "notifications_dropped",
-        "consecutive_failures",
+        *STATE,
         "last_error",
         latest_notifications,
     )
