@@ -4,6 +4,7 @@ import json
 
 import pytest
 import responses
+from django.contrib.auth.models import Permission, User
 
 from authentications.subscription_models import ChangeNotification, Subscription
 from tests.bc_helpers import (
@@ -111,3 +112,22 @@ def test_deleting_a_subscription_deletes_it_at_bc(admin_client, bc, tokens_plant
     ]
     assert Subscription.objects.count() == 0
     assert ChangeNotification.objects.count() == 0
+
+
+def test_staff_who_may_only_view_notifications_cannot_retry_them(client, tokens_planted):
+    staff = User.objects.create_user("viewer", password="pw", is_staff=True)
+    staff.user_permissions.add(Permission.objects.get(codename="view_changenotification"))
+    subscription = make_subscription(tokens_planted)
+    post_notifications(client, [notification_item(subscription, "c-1")])
+    ChangeNotification.objects.update(status=ChangeNotification.Status.PARKED)
+    client.force_login(staff)
+
+    listing = client.get("/admin/authentications/changenotification/")
+    client.post(
+        "/admin/authentications/changenotification/",
+        {"action": "retry", "_selected_action": [ChangeNotification.objects.get().pk]},
+    )
+
+    assert listing.status_code == 200
+    assert b'value="retry"' not in listing.content
+    assert ChangeNotification.objects.get().status == ChangeNotification.Status.PARKED

@@ -125,7 +125,11 @@ class ChangeNotificationAdmin(admin.ModelAdmin):
     def has_change_permission(self, request, obj=None):
         return False
 
-    @admin.action(description="Retry", permissions=["view"])
+    def has_retry_permission(self, request):
+        """Retrying runs the site's handlers again: staff who may change notifications."""
+        return request.user.has_perm("authentications.change_changenotification")
+
+    @admin.action(description="Retry", permissions=["retry"])
     def retry(self, request, queryset):
         count = notification_delivery.retry(queryset)
         self.message_user(request, f"{count} notifications queued again.", messages.SUCCESS)
