@@ -9,6 +9,7 @@ from django.utils import timezone
 from authentications import change_notifications, notification_delivery
 from authentications.subscription_models import ChangeNotification
 from tests.bc_helpers import make_subscription, notification_item, post_notifications, run_worker
+from tests.helpers import child_env, run_manage_py
 
 # The worker closes its database connection between tasks, as in production: no test transaction.
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -199,3 +200,29 @@ def _forget_queued_tasks():
     from django_tasks_db.models import DBTaskResult
 
     DBTaskResult.objects.all().delete()
+
+
+def test_another_tasks_backend_is_a_setting_not_a_code_change(
+    client, subscription, heard, settings
+):
+    settings.TASKS = {"default": {"BACKEND": "django_tasks.backends.immediate.ImmediateBackend"}}
+
+    post_notifications(client, [notification_item(subscription, "c-1")])
+
+    assert [change.record_id for change in heard.calls] == ["c-1"]  # Ran at once, no worker.
+    assert ChangeNotification.objects.get().status == Status.DELIVERED
+
+
+def test_tasks_backend_names_the_backend_class():
+    code = "from django_tasks import task_backends; print(type(task_backends['default']).__name__)"
+    immediate = "django_tasks.backends.immediate.ImmediateBackend"
+
+    default = run_manage_py("shell", "--no-imports", "-c", code, env=child_env())
+    switched = run_manage_py(
+        "shell", "--no-imports", "-c", code, env=child_env(TASKS_BACKEND=immediate)
+    )
+
+    assert (default.stdout.strip(), switched.stdout.strip()) == (
+        "DatabaseBackend",
+        "ImmediateBackend",
+    )
