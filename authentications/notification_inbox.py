@@ -228,10 +228,11 @@ INSERTED = (
 
 
 KEY = '"key"'
+INSERT_CHUNK = 500  # Rows per statement: 6,000 parameters, well within SQLite's limit.
 
 
 def _insert(rows):
-    """One INSERT for all `rows`, skipping keys already stored.
+    """Insert `rows`, skipping keys already stored: one multi-row INSERT per INSERT_CHUNK.
 
     Plain SQL (valid on SQLite and PostgreSQL) rather than bulk_create: building 100 model
     instances and their per-field SQL costs more than the rest of the request together,
@@ -239,31 +240,39 @@ def _insert(rows):
     """
     ops = connection.ops
     now = ops.adapt_datetimefield_value(timezone.now())
-    # Names are constants and every value is a parameter.
+    pending = ChangeNotification.Status.PENDING.value
+    with connection.cursor() as cursor:
+        for start in range(0, len(rows), INSERT_CHUNK):
+            chunk = rows[start : start + INSERT_CHUNK]
+            params = [
+                value
+                for row in chunk
+                for value in (
+                    row.subscription_id,
+                    row.key,
+                    row.record_key,
+                    row.entity,
+                    row.record_id,
+                    row.change_type,
+                    ops.adapt_datetimefield_value(row.changed_at),
+                    row.resource,
+                    pending,
+                    0,
+                    "",
+                    now,
+                )
+            ]
+            cursor.execute(_insert_sql(len(chunk)), params)
+
+
+def _insert_sql(count):
+    """The INSERT of `count` rows: names are constants and every value is a parameter."""
+    ops = connection.ops
     table = ops.quote_name(ChangeNotification._meta.db_table)
     columns = ", ".join(ops.quote_name(name) for name in INSERTED)
-    values = ", ".join(["%s"] * len(INSERTED))
-    sql = f"INSERT INTO {table} ({columns}) VALUES ({values}) ON CONFLICT ({KEY}) DO NOTHING"  # noqa: S608
-    pending = ChangeNotification.Status.PENDING.value
-    params = [
-        (
-            row.subscription_id,
-            row.key,
-            row.record_key,
-            row.entity,
-            row.record_id,
-            row.change_type,
-            ops.adapt_datetimefield_value(row.changed_at),
-            row.resource,
-            pending,
-            0,
-            "",
-            now,
-        )
-        for row in rows
-    ]
-    with connection.cursor() as cursor:
-        cursor.executemany(sql, params)
+    row = "(" + ", ".join(["%s"] * len(INSERTED)) + ")"
+    values = ", ".join([row] * count)
+    return f"INSERT INTO {table} ({columns}) VALUES {values} ON CONFLICT ({KEY}) DO NOTHING"  # noqa: S608
 
 
 def _unique(rows):

@@ -234,3 +234,13 @@ def test_the_answer_holds_no_client_state(client, subscription):
 
     assert str(subscription.client_state).encode() not in response.content
     assert json.dumps(item).encode() not in response.content
+
+
+def test_a_post_of_more_items_than_one_insert_takes_stores_them_all(client, subscription):
+    items = [notification_item(subscription, f"c-{number}") for number in range(1_201)]
+
+    response = post_notifications(client, items)
+
+    assert response.status_code == 202
+    assert ChangeNotification.objects.count() == 1_201
+    assert Subscription.objects.get(pk=subscription.pk).notifications_received == 1_201
