@@ -166,6 +166,21 @@ def send_all(url, payloads, *, senders):
     return time.perf_counter() - started, answers
 
 
+def warm_up(url, subscriptions, *, count):
+    """A running site is warm: let every gunicorn thread answer once, then forget it all."""
+    from django_tasks_db.models import DBTaskResult
+
+    from authentications.subscription_models import ChangeNotification
+
+    warm = [
+        body.replace("items(item-", "items(warm-")
+        for body in bodies(subscriptions, total=count, batch=1)
+    ]
+    send_all(url, warm, senders=8)
+    ChangeNotification.objects.all().delete()
+    DBTaskResult.objects.all().delete()
+
+
 def percentile(values, fraction):
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(len(ordered) * fraction))]
@@ -210,6 +225,7 @@ def main(argv=None):
         payloads = bodies(subscriptions, total=args.n, batch=args.batch)
         server, url = serve(free_port(), workers=args.web_workers, threads=args.threads)
         try:
+            warm_up(url, subscriptions, count=4 * args.web_workers * args.threads)
             wall, answers = send_all(url, payloads, senders=args.senders)
         finally:
             server.terminate()

@@ -35,7 +35,8 @@ def test_notifications_of_two_subscriptions_in_one_post_are_stored_before_202(
     assert response.status_code == 202
     stored = {(row.subscription_id, row.record_id) for row in ChangeNotification.objects.all()}
     assert stored == {(customers.pk, "c-1"), (items.pk, "i-1")}
-    assert Subscription.objects.get(pk=customers.pk).notifications_received == 1
+    counted = Subscription.objects.get(pk=customers.pk)
+    assert counted.notifications_received == 1 and counted.last_notification_at is not None
 
 
 def test_a_notification_sent_twice_by_bc_is_stored_once(client, subscription):
@@ -56,7 +57,8 @@ def test_wrong_client_state_is_dropped_counted_and_still_answered_202(client, su
 
     assert response.status_code == 202
     assert ChangeNotification.objects.count() == 0
-    assert Subscription.objects.get(pk=subscription.pk).notifications_dropped == 1
+    counted = Subscription.objects.get(pk=subscription.pk)
+    assert counted.notifications_dropped == 1 and counted.last_notification_at is None
 
 
 def test_forged_items_beside_real_ones_do_not_stop_the_real_ones(client, subscription):
