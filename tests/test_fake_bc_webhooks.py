@@ -8,6 +8,7 @@ import pytest
 import requests
 
 from tests.bc_helpers import issue_token
+from tests.fakes.entra import TENANT_DOMAIN
 from tests.fakes.webhook_receiver import WebhookReceiver
 
 START = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
@@ -237,6 +238,18 @@ def test_subscriptions_need_a_valid_token_and_belong_to_their_environment(
 
     assert anonymous.status_code == 401
     assert sandbox.json()["value"] == []
+
+
+def test_the_tenant_domain_and_its_id_see_the_same_subscriptions(
+    fake_microsoft, api, hooks, receiver
+):
+    created = api.subscribe(receiver.url).json()
+    by_domain = Api(fake_microsoft)
+    by_domain.root = fake_microsoft.bc.base_url(tenant=TENANT_DOMAIN)
+
+    listed = by_domain.call("GET", "subscriptions").json()["value"]
+
+    assert [s["subscriptionId"] for s in listed] == [created["subscriptionId"]]
 
 
 def test_the_201st_subscription_of_an_environment_is_refused(fake_microsoft, hooks, receiver):
@@ -528,6 +541,34 @@ def test_a_transient_answer_is_retried_until_delivered(api, hooks, receiver, sta
     assert api.call("GET", path).status_code == 200
 
 
+def test_a_retry_keeps_later_changes_of_the_url_behind_it(api, hooks, receiver):
+    hooks.retry_delays = (0.5,)
+    api.subscribe(receiver.url)
+    receiver.answers.append(503)
+
+    customer = api.create_customer()
+    api.update_customer(customer, displayName="Later")
+    assert hooks.wait_idle(10)
+
+    delivered = [i for d in hooks.deliveries if d.status == 202 for i in d.body["value"]]
+    assert [i["changeType"] for i in delivered] == ["created", "updated"]
+
+
+def test_subscriptions_on_different_urls_get_their_own_posts(api, hooks, receiver):
+    elsewhere = WebhookReceiver().start()
+    try:
+        api.subscribe(receiver.url)
+        api.subscribe(elsewhere.url)
+
+        api.create_customer()
+        assert hooks.wait_idle(5)
+    finally:
+        elsewhere.stop()
+
+    assert len(receiver.notifications) == len(elsewhere.notifications) == 1
+    assert receiver.items[0]["subscriptionId"] != elsewhere.items[0]["subscriptionId"]
+
+
 def test_a_receiver_slower_than_the_timeout_is_retried(api, hooks, receiver):
     hooks.notification_timeout = 0.2
     api.subscribe(receiver.url)
@@ -603,6 +644,17 @@ def test_wait_idle_says_so_when_delivery_is_still_going(api, hooks, receiver):
     api.create_customer()
 
     assert hooks.wait_idle(0.5) is False
+
+
+def test_wait_idle_raises_when_the_delivery_thread_died(api, hooks, receiver):
+    hooks.retry_delays = None  # A misconfigured fake: the first retry breaks the thread.
+    api.subscribe(receiver.url)
+    receiver.answers.append(503)
+
+    api.create_customer()
+
+    with pytest.raises(RuntimeError, match="delivery thread died"):
+        hooks.wait_idle(5)
 
 
 def test_stopping_the_fake_joins_the_delivery_thread(fake_microsoft, api, hooks, receiver):

@@ -332,7 +332,7 @@ class FakeBusinessCentral:
             return self.webhooks.answer_supported(request, rest)
         if re.match(r"/subscriptions\b", rest):
             return self.webhooks.answer(
-                request, rest, tenant=tenant, environment=environment, user_key=user["key"]
+                request, rest, tenant=user["tid"], environment=environment, user_key=user["key"]
             )
         if rest.rstrip("/") == "/$batch" and request.method == "POST":
             return self.batch(request, route, user)

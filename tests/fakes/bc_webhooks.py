@@ -157,7 +157,7 @@ class FakeWebhooks:
         self.sending = None  # the Batch being posted right now
         self.deliveries = []  # every Delivery attempt, in order
         self.handshakes = []  # every Handshake, in order
-        self.removed = []  # (subscription id, why): "expired", "refused", "retries", "deleted"
+        self.removed = []  # (id, why): expired, refused, retries, deleted, dropped
         # Configuration (BC's values in comments); tests shorten the times.
         self.delay = 0.05  # BC: 30 s
         self.collection_threshold = 1000
@@ -171,6 +171,7 @@ class FakeWebhooks:
         self.offset = timedelta(0)
         self._thread = None
         self._stopping = False
+        self.failure = None  # What killed the delivery thread, if anything did
 
     # --- time -------------------------------------------------------------------------
 
@@ -509,6 +510,14 @@ class FakeWebhooks:
             self._thread.start()
 
     def _run(self):
+        try:
+            self._deliver_until_stopped()
+        except Exception as err:  # wait_idle() raises it: a test must not wait in vain.
+            with self.lock:
+                self.failure = err
+                self.lock.notify_all()
+
+    def _deliver_until_stopped(self):
         while True:
             with self.lock:
                 batch, wait = self._next_due()
@@ -601,11 +610,15 @@ class FakeWebhooks:
         """Block until every collected change was delivered or given up; False on timeout."""
         deadline = time.monotonic() + timeout
         with self.lock:
-            while self.collecting or any(self.outbox.values()) or self.sending:
+            while self.failure is None and (
+                self.collecting or any(self.outbox.values()) or self.sending
+            ):
                 left = deadline - time.monotonic()
                 if left <= 0:
                     return False
                 self.lock.wait(min(left, 0.05))
+            if self.failure is not None:
+                raise RuntimeError("The fake BC's delivery thread died.") from self.failure
         return True
 
     def stop(self, timeout=5.0):
