@@ -73,3 +73,11 @@ demo: install
 	  { cat $(DEMO_DIR)/fake-microsoft.log; echo "The fake Microsoft did not start (port $(FAKE_PORT) in use? set FAKE_PORT=...)."; exit 1; }; \
 	echo "Fake Microsoft: https://127.0.0.1:$(FAKE_PORT) (log: $(DEMO_DIR)/fake-microsoft.log). Ctrl-C stops both."; \
 	$(DEMO_ENV) $(BIN)/python manage.py runserver --noreload 127.0.0.1:$(DEMO_PORT)
+
+# Beside a running `make demo`: change a customer in the fake BC (a subscription then gets a
+# notification, shown in the admin), and run the task worker that delivers notifications.
+.PHONY: demo-change demo-worker
+demo-change: install
+	@$(DEMO_ENV) $(BIN)/python -m tests.fakes.demo change
+demo-worker: install
+	@$(DEMO_ENV) $(BIN)/python manage.py db_worker

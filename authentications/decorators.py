@@ -70,11 +70,13 @@ def allow(scope, key, rate):
     return hits <= limit
 
 
-def rate_limited(scope):
+def rate_limited(scope, *, setting="BC_PUBLIC_RATE_LIMIT"):
+    """Limit requests per client IP to the rate in `setting` ("30/minute"; empty: no limit)."""
+
     def decorator(view):
         @wraps(view)
         def wrapped(request, *args, **kwargs):
-            rate = settings.BC_PUBLIC_RATE_LIMIT
+            rate = getattr(settings, setting)
             if rate and not allow(scope, client_ip(request), rate):
                 response = render(
                     request,

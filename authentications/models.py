@@ -284,6 +284,10 @@ class Event(models.Model):
         CERTIFICATE_EXPIRY = "certificate_expiry", "Certificate expiry warning"
         ENDPOINT_MOVED = "endpoint_moved", "Endpoint pointed at another authentication"
         ENDPOINT_WRITE_TESTED = "endpoint_write_tested", "Endpoint tested (changed data)"
+        SUBSCRIPTION_CREATED = "subscription_created", "Webhook subscription created"
+        SUBSCRIPTION_RECREATED = "subscription_recreated", "Webhook subscription recreated"
+        SUBSCRIPTION_FAILED = "subscription_failed", "Webhook subscription failing"
+        SUBSCRIPTION_STOPPED = "subscription_stopped", "Webhook subscription deleted"
 
     authentication = models.ForeignKey(
         Authentication, on_delete=models.CASCADE, related_name="events"
@@ -302,3 +306,4 @@ class Event(models.Model):
 
 from .certificate_models import Certificate  # noqa: E402
 from .endpoints import Endpoint  # noqa: E402,F401
+from .subscription_models import ChangeNotification, Subscription  # noqa: E402,F401

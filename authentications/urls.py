@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import views
+from . import notification_views, views
 
 app_name = "authentications"
 
@@ -9,4 +9,5 @@ urlpatterns = [
     path("granted/", views.granted, name="granted"),
     path("granted/consent/", views.consent_granted, name="consent_granted"),
     path("authorize/<str:token>/", views.authorize, name="authorize"),
+    path("notifications/", notification_views.notifications, name="notifications"),
 ]

@@ -44,6 +44,8 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "authentications",
+    "django_tasks",
+    "django_tasks_db",
 ]
 
 MIDDLEWARE = [
@@ -184,6 +186,23 @@ BC_PUBLIC_RATE_LIMIT = env.str("BC_PUBLIC_RATE_LIMIT", default="30/minute")
 # (e.g. HTTP_X_FORWARDED_FOR); empty means REMOTE_ADDR.
 BC_CLIENT_IP_HEADER = env.str("BC_CLIENT_IP_HEADER", default="")
 CACHES = {"default": env.cache_url("CACHE_URL", default="locmemcache://")}
+
+# --- Change notifications (BC webhooks) --------------------------------------------------
+# Handlers run as tasks (Django's Tasks framework, the django-tasks backport). The default
+# keeps them in this database, run by `manage.py db_worker`; TASKS_BACKEND names another
+# backend class (e.g. django_tasks_rq.RQBackend) without any code change.
+TASKS = {
+    "default": {"BACKEND": env.str("TASKS_BACKEND", default="django_tasks_db.DatabaseBackend")}
+}
+# Requests per client IP on the notification endpoint; BC retries a 429 later.
+BC_NOTIFICATION_RATE_LIMIT = env.str("BC_NOTIFICATION_RATE_LIMIT", default="6000/minute")
+BC_NOTIFICATION_MAX_BYTES = env.int("BC_NOTIFICATION_MAX_BYTES", default=1_048_576)
+# Modules imported before delivering, so their @change_notifications.on(...) handlers exist
+# in the worker (handlers registered from an AppConfig.ready() need no entry here).
+BC_NOTIFICATION_HANDLERS = env.list("BC_NOTIFICATION_HANDLERS", default=[])
+BC_NOTIFICATION_MAX_ATTEMPTS = env.int("BC_NOTIFICATION_MAX_ATTEMPTS", default=8)
+BC_NOTIFICATION_RETRY_SECONDS = env.float("BC_NOTIFICATION_RETRY_SECONDS", default=30.0)
+BC_SUBSCRIPTION_RENEW_HOURS = env.int("BC_SUBSCRIPTION_RENEW_HOURS", default=24)
 
 # Error reports never carry OAuth codes, states or tokens (GET, POST or frame variables).
 DEFAULT_EXCEPTION_REPORTER = "authentications.reporting.SecretScrubbingReporter"

@@ -5,13 +5,15 @@ test module imports what it needs from here and takes its fixtures as arguments.
 """
 
 import functools
+import os
 import secrets
 import subprocess
 import sys
 from datetime import timedelta
 from pathlib import Path
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, quote, urlsplit
 
+from django.conf import settings
 from django.contrib.admin.models import LogEntry
 from django.db import connection
 from django.utils import timezone
@@ -221,3 +223,27 @@ def rename_endpoint(make_endpoint, authentication, fake, *, position=4):
         headers=[["If-Match", customer["@odata.etag"]]],
         body={"displayName": "Renamed by a test"},
     )
+
+
+def database_url():
+    """The test database as a DATABASE_URL, for child processes (a SQLite file or PostgreSQL)."""
+    db = connection.settings_dict
+    if db["ENGINE"] == "django.db.backends.sqlite3":
+        assert db["NAME"] != ":memory:" and "mode=memory" not in str(db["NAME"])
+        return f"sqlite:///{db['NAME']}"
+    user = quote(db["USER"] or "", safe="")
+    password = f":{quote(db['PASSWORD'], safe='')}" if db["PASSWORD"] else ""
+    return f"postgres://{user}{password}@{db['HOST']}:{db['PORT'] or 5432}/{db['NAME']}"
+
+
+def child_env(**overrides):
+    """The environment of a child manage.py on the test database, with this run's keys."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "BC_"))}
+    env.update(
+        DATABASE_URL=database_url(),
+        SECRET_KEY=settings.SECRET_KEY,
+        FERNET_KEYS=",".join(settings.FERNET_KEYS),
+        LOG_LEVEL="WARNING",
+        **overrides,
+    )
+    return env

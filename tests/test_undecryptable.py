@@ -9,7 +9,6 @@ and it decrypts again.
 import os
 from datetime import timedelta
 from io import StringIO
-from urllib.parse import quote
 
 import pytest
 from django.conf import settings as django_settings
@@ -22,7 +21,7 @@ from authentications import fields, tokens
 from authentications.fields import DecryptionError
 from authentications.models import Authentication, Event
 from tests.fakes.entra import CLIENT_SECRET
-from tests.helpers import admin_change_url, change_form_data, run_manage_py
+from tests.helpers import admin_change_url, change_form_data, database_url, run_manage_py
 
 # Worker threads and child processes open their own connections: rows must be committed.
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -178,15 +177,6 @@ def test_rotation_skips_the_row_it_cannot_decrypt_and_says_so(lost_and_healthy, 
     call_command("rotate_encryption_keys", stdout=StringIO())
     settings.FERNET_KEYS = [CURRENT]
     assert Authentication.objects.get(pk=lost.pk).client_secret == CLIENT_SECRET
-
-
-def database_url():
-    db = connection.settings_dict
-    if db["ENGINE"] == "django.db.backends.sqlite3":
-        return f"sqlite:///{db['NAME']}"
-    user = quote(db["USER"] or "", safe="")
-    password = f":{quote(db['PASSWORD'], safe='')}" if db["PASSWORD"] else ""
-    return f"postgres://{user}{password}@{db['HOST']}:{db['PORT'] or 5432}/{db['NAME']}"
 
 
 def manage(fake, *args, fernet_keys):

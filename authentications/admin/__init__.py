@@ -3,6 +3,6 @@
 Importing a model's module registers its ModelAdmin, so each is imported here.
 """
 
-from . import authentication, endpoint
+from . import authentication, endpoint, subscription
 
-__all__ = ["authentication", "endpoint"]
+__all__ = ["authentication", "endpoint", "subscription"]

@@ -1,6 +1,7 @@
 """Prepare the `make demo` site: a demo superuser and one authentication for the fake Microsoft.
 
     python -m tests.fakes.demo     (what `make demo` runs, with the demo's settings in the env)
+    python -m tests.fakes.demo change     (`make demo-change`: a change in the fake BC)
 
 It lives beside the fake Microsoft, not in the product: it plants the fake's app registration,
 and the product runs without `tests/`. Development only: it refuses to run with DEBUG off or
@@ -75,6 +76,12 @@ def welcome(authentication):
         f"  certificate ({settings.BC_AUTHORITY_HOST}): accept it, then click Accept.",
         "  You land back on the page with “Access token received”.",
         f"  Then, under Endpoints, open “{DEMO_ENDPOINT}” and click “Test endpoint”.",
+        "",
+        "  Change notifications: Business Central > Subscriptions > Add: this authentication,",
+        "  company “CRONUS USA, Inc.”, entity “customers”, Save (the fake BC shakes hands",
+        "  with this site). Then, in a second terminal, `make demo-change` changes a customer",
+        "  in the fake BC and the notification arrives under Change notifications",
+        f"  ({admin_url}authentications/changenotification/); `make demo-worker` delivers it.",
         "",
     ]
     return "\n".join(lines)
@@ -213,9 +220,31 @@ def create_demo_endpoint(authentication):
     return endpoint
 
 
+def make_a_change():
+    """Create a customer in the fake BC through the demo authentication: BC then notifies."""
+    from authentications.tokens import TokenError, bc_client
+    from bcconnect.client import BusinessCentralError
+
+    check_demo_settings()
+    authentication = Authentication.objects.filter(name=DEMO_AUTHENTICATION).first()
+    if authentication is None:
+        raise DemoRefused("Run `make demo` first.")
+    client = bc_client(authentication)
+    try:
+        company = client.companies()[0]
+        customer = client.company(company["id"]).post("customers", {"displayName": "Demo change"})
+    except (TokenError, BusinessCentralError) as err:
+        raise DemoRefused(f"{err.message} (sign in on the authentication's page first)") from err
+    return (
+        f"Created customer {customer['number']} “Demo change” in {company['name']}; the fake "
+        f"BC notifies subscribers shortly. See {settings.PUBLIC_BASE_URL}/admin/"
+        "authentications/changenotification/"
+    )
+
+
 def main():
     try:
-        print(set_up_demo())
+        print(make_a_change() if sys.argv[1:] == ["change"] else set_up_demo())
     except DemoRefused as err:
         sys.exit(f"make demo: {err}")
 

@@ -15,7 +15,6 @@ import time
 import uuid
 from collections import Counter
 from pathlib import Path
-from urllib.parse import quote
 
 import pytest
 from django.conf import settings as django_settings
@@ -24,6 +23,7 @@ from django.db import connection
 from authentications import oauth, signin
 from authentications.models import Authentication
 from tests.fakes.entra import CLIENT_SECRET, TENANT_ID
+from tests.helpers import database_url
 
 from .conftest import reports
 
@@ -37,16 +37,6 @@ RUN_SECONDS = float(os.environ.get("STRESS_SECONDS", 40))
 LIFETIME = 66  # Seconds an access token lives at the fake Microsoft: due 6 s after issue.
 WINDOW = 60  # Refresh when a token has this little left: refresh_tokens --within 1, and skew.
 TOLERANCE = 2.0  # Seconds of clock slack between the fake's stamps and ours.
-
-
-def database_url():
-    db = connection.settings_dict
-    if db["ENGINE"] == "django.db.backends.sqlite3":
-        assert db["NAME"] != ":memory:" and "mode=memory" not in str(db["NAME"])
-        return f"sqlite:///{db['NAME']}"
-    user = quote(db["USER"] or "", safe="")
-    password = f":{quote(db['PASSWORD'], safe='')}" if db["PASSWORD"] else ""
-    return f"postgres://{user}{password}@{db['HOST']}:{db['PORT'] or 5432}/{db['NAME']}"
 
 
 def child_env(fake):

@@ -12,7 +12,7 @@ from collections import Counter
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
-from authentications import credentials, cron, policies, retention
+from authentications import credentials, cron, policies, retention, subscription_cron
 from authentications.fields import KEY_MISSING
 from authentications.formatting import when
 from authentications.models import Authentication
@@ -95,7 +95,11 @@ class Command(BaseCommand):
             reminders = cron.send_secret_reminders()
             retention.purge()  # Finished sign-ins and old events; see purge_history.
         self._report(outcomes, reminders, options)
+        dry_run, as_json = options["dry_run"], options["json"]
+        failed = subscription_cron.keep_alive(self.stdout, dry_run=dry_run, as_json=as_json)
         self._exit_status(outcomes, reminders)
+        if failed:
+            raise CommandError(f"{failed} webhook subscription renewals failed.", returncode=1)
 
     @staticmethod
     def _exit_status(outcomes, reminders):

@@ -1,0 +1,135 @@
+"""The admin for webhook subscriptions and the notifications they delivered.
+
+Adding a subscription creates it at BC (with the handshake); deleting one deletes it at BC.
+Parked notifications (their handler kept failing) are listed with their error and a
+"Retry" action.
+"""
+
+from django.contrib import admin, messages
+from django.db import transaction
+from django.template.loader import render_to_string
+
+from .. import notification_delivery, subscriptions
+from ..subscription_forms import SubscriptionForm
+from ..subscription_models import ChangeNotification, Subscription
+
+LATEST = 20
+# What the list and the change page show of a subscription's life.
+STATE = (
+    "status",
+    "expires_at",
+    "last_notification_at",
+    "notifications_received",
+    "notifications_dropped",
+    "consecutive_failures",
+)
+
+
+@admin.display(description="Latest notifications")
+def latest_notifications(obj):
+    rows = obj.notifications.order_by("-id")[:LATEST] if obj.pk else []
+    return render_to_string("admin/authentications/subscription/_latest.html", {"rows": rows})
+
+
+@admin.register(Subscription)
+class SubscriptionAdmin(admin.ModelAdmin):
+    form = SubscriptionForm
+    list_display = ("__str__", *STATE)
+    list_filter = ("status", "entity")
+    actions = ["renew_now"]
+    readonly_fields = (
+        "authentication",
+        "company_name",
+        "company_id",
+        "api_path",
+        "entity",
+        "subscription_id",
+        *STATE,
+        "last_error",
+        latest_notifications,
+    )
+
+    def get_readonly_fields(self, request, obj=None):
+        return self.readonly_fields if obj else ()
+
+    def get_fields(self, request, obj=None):
+        return self.readonly_fields if obj else ["authentication", "company", "api_path", "entity"]
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            return
+        obj.save()
+        # The admin saves inside a transaction; BC's handshake reaches us on another
+        # connection, which sees the row and its open window only once it is committed.
+        transaction.on_commit(lambda: self._create_at_bc(request, obj))
+
+    def _create_at_bc(self, request, obj):
+        try:
+            subscriptions.create(obj, actor=request.user.get_username())
+        except subscriptions.SubscriptionError as err:
+            self.message_user(request, f"Not created at BC: {err.message}", messages.ERROR)
+        else:
+            self.message_user(request, "Created at Business Central.", messages.SUCCESS)
+
+    def delete_model(self, request, obj):
+        self._stop(request, obj)
+        obj.delete()
+
+    def delete_queryset(self, request, queryset):
+        for obj in queryset:
+            self.delete_model(request, obj)
+
+    def _stop(self, request, obj):
+        try:
+            subscriptions.stop(obj, actor=request.user.get_username())
+        except subscriptions.SubscriptionError as err:
+            self.message_user(
+                request,
+                f"{obj}: BC did not delete it ({err.message}); it answers 404 to its next "
+                "notification, so BC deletes it then, or it expires.",
+                messages.WARNING,
+            )
+
+    @admin.action(description="Renew now")
+    def renew_now(self, request, queryset):
+        for obj in queryset:
+            try:
+                _, outcome = subscriptions.renew(obj, actor=request.user.get_username())
+            except subscriptions.SubscriptionError as err:
+                self.message_user(request, f"{obj}: {err.message}", messages.ERROR)
+            else:
+                self.message_user(request, f"{obj}: {outcome}.", messages.SUCCESS)
+
+
+@admin.register(ChangeNotification)
+class ChangeNotificationAdmin(admin.ModelAdmin):
+    list_display = (
+        "received_at",
+        "subscription",
+        "change_type",
+        "entity",
+        "record_id",
+        "status",
+        "attempts",
+        "last_error",
+    )
+    list_filter = ("status", "change_type", "entity")
+    actions = ["retry"]
+    readonly_fields = [
+        field.name for field in ChangeNotification._meta.fields if field.name != "id"
+    ]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_retry_permission(self, request):
+        """Retrying runs the site's handlers again: staff who may change notifications."""
+        return request.user.has_perm("authentications.change_changenotification")
+
+    @admin.action(description="Retry", permissions=["retry"])
+    def retry(self, request, queryset):
+        count = notification_delivery.retry(queryset)
+        self.message_user(request, f"{count} notifications queued again.", messages.SUCCESS)

@@ -1,0 +1,41 @@
+"""The subscriptions' part of the cron run (`refresh_tokens` calls `keep_alive`).
+
+Renewing here, not in a command of its own, keeps cron at one line: whatever keeps the
+tokens alive keeps the subscriptions alive too.
+"""
+
+import json
+
+from django.utils import timezone
+
+from . import notification_delivery, subscriptions
+from .subscription_models import RETENTION, ChangeNotification
+
+
+def keep_alive(stdout, *, dry_run=False, as_json=False):
+    """Renew due subscriptions, requeue stalled deliveries, purge old ones; returns failures."""
+    if dry_run:
+        return 0
+    renewals = subscriptions.renew_due()
+    for renewal in renewals:
+        stdout.write(_json(renewal) if as_json else renewal.line())
+    requeued = notification_delivery.requeue_stalled()
+    if requeued and not as_json:
+        stdout.write(f"Queued the delivery of {requeued} records again (stalled).")
+    ChangeNotification.objects.filter(
+        status=ChangeNotification.Status.DELIVERED, delivered_at__lt=timezone.now() - RETENTION
+    ).delete()
+    return sum(1 for renewal in renewals if renewal.outcome == "failed")
+
+
+def _json(renewal):
+    subscription = renewal.subscription
+    expires = subscription.expires_at.isoformat() if subscription.expires_at else None
+    return json.dumps(
+        {
+            "subscription": str(subscription),
+            "outcome": renewal.outcome,
+            "expires_at": expires,
+            "error": renewal.error or None,
+        }
+    )
