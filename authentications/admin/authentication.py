@@ -47,6 +47,7 @@ class AuthenticationAdmin(admin.ModelAdmin):
         *CONNECTION_FIELDSET,
         displays.event_history,
         certificates.certificates_display,
+        certificates.certificates_view_only,
     )
 
     class Media:
@@ -80,7 +81,12 @@ class AuthenticationAdmin(admin.ModelAdmin):
             )
             fieldsets.insert(3, (link_email.link_name(obj), {"fields": [link]}))
         if obj is not None:
-            fieldsets.insert(2, ("Certificates", {"fields": [certificates.certificates_display]}))
+            shown_certificates = (
+                certificates.certificates_display
+                if self.has_change_permission(request, obj)
+                else certificates.certificates_view_only
+            )
+            fieldsets.insert(2, ("Certificates", {"fields": [shown_certificates]}))
         return fieldsets
 
     def _secret_is_editable(self, request, obj):
