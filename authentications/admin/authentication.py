@@ -36,7 +36,7 @@ class AuthenticationAdmin(admin.ModelAdmin):
         "consecutive_failures",
         displays.secret_days_left,
     )
-    list_filter = ("status", "kind")
+    list_filter = (displays.StatusFilter, "kind")
     actions = ["refresh_now", "disconnect", "test_connection_action"]
     search_fields = ("name", "tenant_id", "client_id", "base_url", "granted_by_upn")
     readonly_fields = (
