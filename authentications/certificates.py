@@ -78,10 +78,26 @@ def from_pem(key_data, certificate_data, *, now=None):
     except (ValueError, UnsupportedAlgorithm) as err:
         raise CertificateError("This is not a PEM private key.") from err
     try:
-        certificate = x509.load_pem_x509_certificate(_bytes(certificate_data or key_data))
+        chain = x509.load_pem_x509_certificates(_bytes(certificate_data or key_data))
     except ValueError as err:
         raise CertificateError("This is not a PEM certificate.") from err
-    return _checked(key, certificate, now=now)
+    return _checked(key, _leaf_for(key, chain), now=now)
+
+
+def _leaf_for(key, chain):
+    """The certificate of `key` in a file that may hold a whole chain, in any order (CA
+    bundles often put the intermediates first); the first one when none matches, so the
+    mismatch is reported."""
+    if not isinstance(key, rsa.RSAPrivateKey):
+        return chain[0]
+    mine = key.public_key().public_numbers()
+    matching = (
+        certificate
+        for certificate in chain
+        if isinstance(certificate.public_key(), rsa.RSAPublicKey)
+        and certificate.public_key().public_numbers() == mine
+    )
+    return next(matching, chain[0])
 
 
 @sensitive_variables("data", "password", "key")

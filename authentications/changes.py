@@ -24,8 +24,11 @@ from .models import Authentication, Event, new_link_nonce
 logger = logging.getLogger(__name__)
 
 # What a grant was made for: once one of these changes, the grant is for another connection.
-# The type counts: an app-only token is no user's grant, and the reverse.
-CONNECTION_FIELDS = frozenset({"kind", "client_id", "tenant_id", "client_secret", "base_url"})
+# The type counts: an app-only token is no user's grant, and the reverse. So does the
+# credential in use: switching between secret and certificate is a credential change.
+CONNECTION_FIELDS = frozenset(
+    {"kind", "client_id", "tenant_id", "client_secret", "credential_type", "base_url"}
+)
 
 TOKENS_FORGOTTEN = {
     "access_token": "",
@@ -83,8 +86,8 @@ def save_edited(authentication, *, fields, changed_fields, actor):
             authentication,
             changes={name: getattr(authentication, name) for name in fields},
             actor=actor,
-            reason="The app registration, BC URL or type changed: earlier Authorization "
-            "URLs no longer work.",
+            reason="The app registration, credential, BC URL or type changed: earlier "
+            "Authorization URLs no longer work.",
         )
     else:
         authentication.save(update_fields=[*fields, "updated_at"])

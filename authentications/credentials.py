@@ -8,7 +8,12 @@ from django.utils import timezone
 from django.utils.crypto import salted_hmac
 
 from . import certificates
-from .models import Certificate
+from .models import Authentication, Certificate
+
+# Entra refused the credential: the status is one (no migration), its words follow the
+# credential in use, so nobody hunts for a client secret a certificate connection lacks.
+CERTIFICATE_REFUSED = "Certificate refused or expired"
+ANY_CREDENTIAL_REFUSED = "Client secret or certificate refused"
 
 
 def for_msal(authentication, certificate=None):
@@ -38,3 +43,12 @@ def expires_on(authentication):
         return authentication.client_secret_expires_on
     certificate = Certificate.objects.current_for(authentication)
     return timezone.localdate(certificate.not_after) if certificate else None
+
+
+def status_label(authentication, status=None):
+    """`status` (by default the stored one) as people read it: a refused credential is
+    named as the one in use."""
+    status = Authentication.Status(status or authentication.status)
+    if status == Authentication.Status.SECRET_INVALID and authentication.uses_certificate:
+        return CERTIFICATE_REFUSED
+    return status.label

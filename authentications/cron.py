@@ -156,6 +156,14 @@ def secret_reminders_due(*, today=None):
     return reminders
 
 
+def reminders_due(*, today=None):
+    """(authentication, days left) for every reminder the next real run would send:
+    secrets and certificates in use alike, so `--dry-run` shows what cron will email."""
+    secrets = [(row, days) for row, days, _ in secret_reminders_due(today=today)]
+    due_certificates = certificate_reminders.due(days=SECRET_REMINDER_DAYS, today=today)
+    return secrets + [(cert.authentication, days) for cert, days, _ in due_certificates]
+
+
 class Reminders(NamedTuple):
     """(authentication, days left) pairs: delivered, and given back for the next run."""
 

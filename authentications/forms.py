@@ -55,6 +55,7 @@ class AuthenticationForm(forms.ModelForm):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self._stored_secret = self.instance.client_secret if self.instance.pk else ""
+        self._stored_credential = self.instance.credential_type
         self.initial["client_secret"] = ""
         # Forms that predate certificates post no credential: theirs stays as stored.
         if "credential_type" in self.fields:  # Not for a user who may only view it.
@@ -98,10 +99,15 @@ class AuthenticationForm(forms.ModelForm):
     @property
     def changed_fields(self):
         """The fields whose stored value this form changes: a blank secret keeps the stored
-        one, and a secret typed again as stored changes nothing."""
-        changed = set(self.changed_data) - {"client_secret"}
+        one, a secret typed again as stored changes nothing, and so does a missing credential."""
+        changed = set(self.changed_data) - {"client_secret", "credential_type"}
         if self.cleaned_data.get("client_secret") != self._stored_secret:
             changed.add("client_secret")
+        # A form that posts no credential keeps the stored one: that is no change.
+        if self.cleaned_data.get("credential_type", self._stored_credential) != (
+            self._stored_credential
+        ):
+            changed.add("credential_type")
         return changed
 
 

@@ -501,7 +501,7 @@ def _fix_link(pk, *, status):
 
 
 def _notify_broken(row, *, status, err):
-    label = Authentication.Status(status).label
+    label = credentials.status_label(row, status)
     notifications.notify_quietly(
         "needs_sign_in",
         {

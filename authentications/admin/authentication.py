@@ -36,7 +36,7 @@ class AuthenticationAdmin(admin.ModelAdmin):
         "consecutive_failures",
         displays.secret_days_left,
     )
-    list_filter = ("status", "kind")
+    list_filter = (displays.StatusFilter, "kind")
     actions = ["refresh_now", "disconnect", "test_connection_action"]
     search_fields = ("name", "tenant_id", "client_id", "base_url", "granted_by_upn")
     readonly_fields = (
@@ -47,6 +47,7 @@ class AuthenticationAdmin(admin.ModelAdmin):
         *CONNECTION_FIELDSET,
         displays.event_history,
         certificates.certificates_display,
+        certificates.certificates_view_only,
     )
 
     class Media:
@@ -80,7 +81,12 @@ class AuthenticationAdmin(admin.ModelAdmin):
             )
             fieldsets.insert(3, (link_email.link_name(obj), {"fields": [link]}))
         if obj is not None:
-            fieldsets.insert(2, ("Certificates", {"fields": [certificates.certificates_display]}))
+            shown_certificates = (
+                certificates.certificates_display
+                if self.has_change_permission(request, obj)
+                else certificates.certificates_view_only
+            )
+            fieldsets.insert(2, ("Certificates", {"fields": [shown_certificates]}))
         return fieldsets
 
     def _secret_is_editable(self, request, obj):

@@ -52,18 +52,29 @@ def urls(model_admin):
     ]
 
 
-@admin.display(description="Certificates")
-def certificates_display(obj):
-    """The certificates with their thumbprints, validity and buttons, and the Entra steps."""
+def _certificates_fragment(obj, *, may_change):
     shown = list(obj.certificates.order_by("role", "-created_at"))
     return fragment(
         "certificates",
         authentication=obj,
         certificates=shown,
+        may_change=may_change,
         has_current=any(c.role == Certificate.Role.CURRENT for c in shown),
         has_next=any(c.role == Certificate.Role.NEXT for c in shown),
         valid_months=certificate_flows.validity_days() * 12 // 365,
     )
+
+
+@admin.display(description="Certificates")
+def certificates_display(obj):
+    """The certificates with their thumbprints, validity and buttons, and the Entra steps."""
+    return _certificates_fragment(obj, may_change=True)
+
+
+@admin.display(description="Certificates")
+def certificates_view_only(obj):
+    """The certificates without the buttons: whoever may only view would get 403 from them."""
+    return _certificates_fragment(obj, may_change=False)
 
 
 def _changing(model_admin, request, object_id):

@@ -12,6 +12,7 @@ from django.utils.html import format_html
 from .. import credentials, cron, links, oauth
 from ..fields import Undecryptable
 from ..formatting import when
+from ..models import Authentication
 
 # Shown for a row encrypted with a key no longer in FERNET_KEYS (see fields.Undecryptable).
 CANNOT_DECRYPT = "Cannot decrypt: key missing"
@@ -27,11 +28,33 @@ def badge(state, label):
     return fragment("badge", state=state, label=label)
 
 
+class StatusFilter(admin.SimpleListFilter):
+    """By status, with the refused-credential choice worded for secrets and certificates
+    alike (the stored label speaks of a secret; relabelling it would take a migration)."""
+
+    title = "status"
+    parameter_name = "status__exact"
+
+    def lookups(self, request, model_admin):
+        return [
+            (
+                status,
+                credentials.ANY_CREDENTIAL_REFUSED
+                if status == Authentication.Status.SECRET_INVALID
+                else label,
+            )
+            for status, label in Authentication.Status.choices
+        ]
+
+    def queryset(self, request, queryset):
+        return queryset.filter(status=self.value()) if self.value() else queryset
+
+
 @admin.display(description="Status", ordering="status")
 def status_badge(obj):
     if obj.cannot_decrypt:
         return badge("failing", CANNOT_DECRYPT)
-    return badge(obj.status, obj.get_status_display())
+    return badge(obj.status, credentials.status_label(obj))
 
 
 @admin.display(description="Client secret stored")

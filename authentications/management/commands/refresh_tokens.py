@@ -86,8 +86,7 @@ class Command(BaseCommand):
         by_person = bool(options["name"])  # Named one by one: a person asks.
         if options["dry_run"]:
             outcomes = [_dry_run_outcome(row) for row in selected]
-            due = [(row, days) for row, days, _ in cron.secret_reminders_due()]
-            reminders = cron.Reminders(sent=due, unsent=[])
+            reminders = cron.Reminders(sent=cron.reminders_due(), unsent=[])
         else:
             outcomes = cron.refresh_many(
                 selected, needed=needed, workers=options["workers"], by_person=by_person
