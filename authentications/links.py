@@ -80,7 +80,7 @@ def link_available(authentication: Authentication | None, purpose: str = SIGN_IN
         return False
     if purpose == ADMIN_CONSENT:
         return not authentication.is_user_impersonation and bool(
-            authentication.client_id and authentication.client_secret and authentication.base_url
+            authentication.client_id and authentication.base_url and authentication.has_credential()
         )
     return authentication.is_user_impersonation and authentication.has_credentials()
 

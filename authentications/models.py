@@ -157,12 +157,14 @@ class Authentication(models.Model):
     def uses_certificate(self):
         return self.credential_type == self.Credential.CERTIFICATE
 
-    def has_credentials(self):
+    def has_credential(self):
+        """Whether the credential in use is stored: the client secret, or a current certificate."""
         if self.uses_certificate:
-            credential = self.pk and Certificate.objects.current_for(self)
-        else:
-            credential = self.client_secret
-        return bool(self.client_id and self.tenant_id and credential and self.base_url)
+            return bool(self.pk and Certificate.objects.current_for(self))
+        return bool(self.client_secret)
+
+    def has_credentials(self):
+        return bool(self.client_id and self.tenant_id and self.base_url and self.has_credential())
 
     def token_valid_for(self, seconds=0):
         """Whether the stored access token stays valid for at least `seconds` more."""

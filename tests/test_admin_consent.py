@@ -17,7 +17,7 @@ from tests.fakes.admin_consent import (
     consent_at_microsoft,
 )
 from tests.fakes.entra import CLIENT_ID, CLIENT_SECRET, TENANT_ID
-from tests.helpers import add_form_data, admin_change_url, fresh
+from tests.helpers import add_form_data, admin_change_url, fresh, key_pair, use_certificate
 
 pytestmark = pytest.mark.django_db
 
@@ -175,6 +175,27 @@ def test_an_empty_tenant_asks_organizations_and_stores_the_consenting_one(
     assert stored.tenant_id == FABRIKAM_TENANT_ID
     assert stored.status == Authentication.Status.CONNECTED
     assert stored.has_credentials()
+
+
+def test_a_connection_signing_with_a_certificate_is_onboarded_the_same_way(
+    administrator, make_authentication, fake_microsoft
+):
+    customer = make_authentication(
+        kind=SERVICE,
+        tenant_id="",
+        base_url=fake_microsoft.bc.base_url(tenant=FABRIKAM_TENANT_ID),
+    )
+    use_certificate(fake_microsoft, customer, key_pair())
+    assert not fresh(customer).client_secret
+    assert links.link_available(fresh(customer), links.ADMIN_CONSENT)
+
+    response = press_grant(administrator, fresh(customer))
+    page = answer_at_microsoft(administrator, fake_microsoft, response)
+
+    assert page["Location"] == GRANTED
+    stored = fresh(customer)
+    assert stored.tenant_id == FABRIKAM_TENANT_ID
+    assert stored.status == Authentication.Status.CONNECTED
 
 
 def test_the_granted_page_shows_only_a_client_id_that_is_one(administrator):
