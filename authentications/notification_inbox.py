@@ -27,7 +27,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from django.db import DatabaseError, connection, transaction
-from django.db.models import Case, F, IntegerField, Value, When
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
@@ -278,19 +277,33 @@ def _unique(rows):
 
 
 def _count(verified, wrong_state, now):
-    """Bump each subscription's counters: one UPDATE, however many subscriptions."""
+    """Bump each subscription's counters: one prepared UPDATE run once per subscription.
+
+    Plain SQL again: a Case/When per subscription built through the ORM cost a third of
+    the request; the same UPDATE with parameters costs a fraction of a millisecond each.
+    """
     taken = Counter(row.subscription_id for row in verified)
     pks = sorted(set(taken) | set(wrong_state))
     if not pks:
         return
+    heard = connection.ops.adapt_datetimefield_value(now)
+    params = [
+        (taken[pk], wrong_state[pk], bool(taken[pk]), heard, pk)
+        for pk in pks  # In key order, so two POSTs never wait on each other's rows crosswise.
+    ]
+    with connection.cursor() as cursor:
+        cursor.executemany(_count_sql(), params)
 
-    def per_subscription(counts):
-        whens = [When(pk=pk, then=Value(counts[pk])) for pk in pks if counts[pk]]
-        return Case(*whens, default=Value(0), output_field=IntegerField())
 
-    heard = [When(pk=pk, then=Value(now)) for pk in taken]
-    Subscription.objects.filter(pk__in=pks).update(
-        notifications_received=F("notifications_received") + per_subscription(taken),
-        notifications_dropped=F("notifications_dropped") + per_subscription(wrong_state),
-        last_notification_at=Case(*heard, default=F("last_notification_at")),
+def _count_sql():
+    ops = connection.ops
+    received, dropped, last = (
+        ops.quote_name(name)
+        for name in ("notifications_received", "notifications_dropped", "last_notification_at")
+    )
+    return (
+        f"UPDATE {ops.quote_name(Subscription._meta.db_table)} "  # noqa: S608 - names only
+        f"SET {received} = {received} + %s, {dropped} = {dropped} + %s, "
+        f"{last} = CASE WHEN %s THEN %s ELSE {last} END "
+        f"WHERE {ops.quote_name('id')} = %s"
     )
