@@ -190,17 +190,22 @@ def part_b(args):
                 count = run()
                 best[name] = min(best[name], time.perf_counter() - started)
                 assert count == args.customers, (name, count)
-        peak_big, count = peak_download(site)
-        assert count == args.customers, count
+        small = Server(args.small)
+        try:
+            # A peak is one moment of a run (when the collector last ran, which page was
+            # parsing): the least of a few alternated runs per size is what the size costs.
+            peaks = {args.customers: [], args.small: []}
+            for _ in range(args.rounds):
+                for fake, rows in ((server, args.customers), (small, args.small)):
+                    site.point_at(fake)
+                    peak, count = peak_download(site)
+                    assert count == rows, (rows, count)
+                    peaks[rows].append(peak)
+            peak_big, peak_small = min(peaks[args.customers]), min(peaks[args.small])
+        finally:
+            small.stop()
     finally:
         server.stop()
-    small = Server(args.small)
-    try:
-        site.point_at(small)
-        peak_small, count = peak_download(site)
-        assert count == args.small, count
-    finally:
-        small.stop()
     print(
         f"(b) CSV export of {args.customers:,} customers in pages of {args.export_page_size:,} "
         f"(best of {args.rounds} alternated runs)"
@@ -211,8 +216,12 @@ def part_b(args):
     print(f"    client.iter(prefetch=True): {best['iter ahead']:.2f} s")
     ahead = best["export"] / best["iter ahead"]
     print(f"    ratio to it:            {ahead:.3f}  (the export's own cost)")
-    print(f"    peak memory at {args.small:,}:   {peak_small / 1e6:.2f} MB")
-    print(f"    peak memory at {args.customers:,}:  {peak_big / 1e6:.2f} MB")
+    print(
+        f"    peak memory at {args.small:,} (least of {args.rounds}):   {peak_small / 1e6:.2f} MB"
+    )
+    print(
+        f"    peak memory at {args.customers:,} (least of {args.rounds}):  {peak_big / 1e6:.2f} MB"
+    )
     print(f"    ratio:                  {peak_big / peak_small:.3f}  (target within 10%)")
 
 
