@@ -17,11 +17,13 @@ without a word. So:
 - a storage failure answers 503, so BC sends the same notification again.
 """
 
+import contextlib
 import hashlib
 import hmac
 import json
 import logging
 import re
+import threading
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -199,12 +201,26 @@ def _store(received, verified, wrong_state):
     keys = [row.key for row in verified]
     known = set(ChangeNotification.objects.filter(key__in=keys).values_list("key", flat=True))
     fresh = _unique([row for row in verified if row.key not in known])
-    with transaction.atomic():
+    with _one_writer(), transaction.atomic():
         if fresh:
             _insert(fresh)
             queue_delivery(sorted({row.record_key for row in fresh}))
         _count(verified, wrong_state, timezone.now())
     received.stored, received.duplicates = len(fresh), len(verified) - len(fresh)
+
+
+_writer = threading.Lock()
+
+
+def _one_writer():
+    """On SQLite, this process's threads take the database's single write lock in turn.
+
+    SQLite lets one writer in at a time and makes the others poll with growing sleeps (up
+    to 100 ms each), so under a burst a POST could wait a second for a lock free most of
+    that time. Queued on a lock here, the threads of one web worker hand it on at once;
+    only workers of other processes still poll. PostgreSQL locks rows, not the database.
+    """
+    return _writer if connection.vendor == "sqlite" else contextlib.nullcontext()
 
 
 INSERTED = (

@@ -7,7 +7,7 @@ how many were lost (answered 202 but not stored, or not answered 202). Then runs
 worker (`manage.py db_worker --batch`) against a no-op handler and prints its delivery rate.
 
     .venv/bin/python bench/notifications.py [--n 10000] [--batch 100] [--senders 8]
-        [--web-workers 4] [--threads 4]
+        [--web-workers N] [--threads N]   (default: as gunicorn.conf.py deploys)
 
 Uses a throw-away SQLite file unless BENCH_DATABASE_URL names a scratch database (its
 change notifications and subscriptions are deleted first), e.g.
@@ -35,6 +35,7 @@ sys.path.insert(0, str(ROOT))
 from tests.fakes.entra import CLIENT_ID, CLIENT_SECRET, TENANT_ID  # noqa: E402
 
 SUBSCRIPTIONS = 10
+WARM_UP_POSTS = 64  # Every worker thread has connected and imported what it needs.
 
 
 def configure(workdir):
@@ -117,8 +118,13 @@ def free_port():
 
 
 def serve(port, *, workers, threads):
-    env = {**os.environ, "BIND": f"127.0.0.1:{port}", "WEB_CONCURRENCY": str(workers)}
-    command = [str(Path(sys.executable).parent / "gunicorn"), "--threads", str(threads)]
+    """gunicorn as deployed (gunicorn.conf.py picks workers and threads), unless told."""
+    env = {**os.environ, "BIND": f"127.0.0.1:{port}"}
+    if workers:
+        env["WEB_CONCURRENCY"] = str(workers)
+    if threads:
+        env["WEB_THREADS"] = str(threads)
+    command = [str(Path(sys.executable).parent / "gunicorn")]
     server = subprocess.Popen(
         command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
     )
@@ -212,8 +218,8 @@ def main(argv=None):
     parser.add_argument("--n", type=int, default=10_000)
     parser.add_argument("--batch", type=int, default=100)
     parser.add_argument("--senders", type=int, default=8)
-    parser.add_argument("--web-workers", type=int, default=4)
-    parser.add_argument("--threads", type=int, default=4)
+    parser.add_argument("--web-workers", type=int, help="default: gunicorn.conf.py's")
+    parser.add_argument("--threads", type=int, help="default: gunicorn.conf.py's")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as workdir:
         configure(Path(workdir))
@@ -225,7 +231,7 @@ def main(argv=None):
         payloads = bodies(subscriptions, total=args.n, batch=args.batch)
         server, url = serve(free_port(), workers=args.web_workers, threads=args.threads)
         try:
-            warm_up(url, subscriptions, count=4 * args.web_workers * args.threads)
+            warm_up(url, subscriptions, count=WARM_UP_POSTS)
             wall, answers = send_all(url, payloads, senders=args.senders)
         finally:
             server.terminate()
@@ -235,9 +241,9 @@ def main(argv=None):
         times = [elapsed for _, elapsed, _ in answers]
         statuses = sorted({str(status) for status, _, _ in answers})
         print(
-            f"database: {connection.vendor}; gunicorn {args.web_workers} workers x "
-            f"{args.threads} threads; {args.senders} senders; {len(payloads)} POSTs of "
-            f"{args.batch}"
+            f"database: {connection.vendor}; gunicorn {args.web_workers or 'default'} workers x "
+            f"{args.threads or 'default'} threads; {args.senders} senders; "
+            f"{len(payloads)} POSTs of {args.batch}"
         )
         print(
             f"answers: {', '.join(statuses)}; {accepted} notifications acknowledged (202), "
