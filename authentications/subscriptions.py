@@ -43,7 +43,9 @@ class Renewal:
     """One subscription's result in a cron run (printed: no secret in it)."""
 
     subscription: Subscription
-    outcome: str  # renewed, recreated, created, failed, busy (another run holds it)
+    # renewed, recreated, created, failed, busy (another run holds it); in a dry run
+    # "would renew" (or recreate, should BC answer 404) and "would create".
+    outcome: str
     error: str = ""
 
     def line(self):
@@ -52,8 +54,16 @@ class Renewal:
             return f"Subscription {name}: FAILED: {self.error}"
         if self.outcome == "busy":
             return f"Subscription {name}: being renewed by another run"
+        if self.outcome.startswith("would "):
+            return f"Subscription {name}: {self.outcome} (dry run){self._expiry(', expires ')}"
         expires = timezone.localtime(self.subscription.expires_at).strftime("%Y-%m-%d %H:%M %Z")
         return f"Subscription {name}: {self.outcome}, valid until {expires}"
+
+    def _expiry(self, prefix):
+        if self.subscription.expires_at is None:
+            return ""
+        expires = timezone.localtime(self.subscription.expires_at)
+        return prefix + expires.strftime("%Y-%m-%d %H:%M %Z")
 
 
 def notification_url():
@@ -171,15 +181,25 @@ def stop(subscription, *, actor=""):
     )
 
 
-def renew_due(*, within=None):
-    """Renew every subscription expiring soon, (re)create the ones that need it; cron's part."""
+def due_subscriptions(*, within=None):
+    """The subscriptions cron would renew, create or recreate now (what --dry-run lists)."""
     within = within or timedelta(hours=settings.BC_SUBSCRIPTION_RENEW_HOURS)
-    due = Subscription.objects.select_related("authentication").filter(
+    return Subscription.objects.select_related("authentication").filter(
         Q(expires_at__isnull=True) | Q(expires_at__lt=timezone.now() + within),
         status__in=(*Subscription.LIVE, Status.PENDING, Status.DELETED_BY_BC),
     )
+
+
+def planned_outcome(subscription):
+    """What a run would do to a due subscription: renew it (or recreate it, should BC answer
+    404, which only the PATCH tells), or create it when BC has no ID for it yet."""
+    return "would renew" if subscription.subscription_id else "would create"
+
+
+def renew_due(*, within=None):
+    """Renew every subscription expiring soon, (re)create the ones that need it; cron's part."""
     results = []
-    for subscription in due:
+    for subscription in due_subscriptions(within=within):
         try:
             subscription, outcome = renew(subscription, actor="cron")
         except SubscriptionError as err:
