@@ -91,14 +91,25 @@ def _deliver(notification):
     except Exception as err:  # A handler's failure, whatever it is, is recorded, not lost.
         _failed(notification, err)
         return False
-    ChangeNotification.objects.filter(pk=notification.pk, status=Status.DELIVERING).update(
+    finished = _ours(notification).update(
         status=Status.DELIVERED,
         delivered_at=timezone.now(),
         attempts=notification.attempts + 1,
         claimed_until=None,
         last_error="",
     )
-    return True
+    return bool(finished)  # 0: another worker holds it now; the record's next change waits.
+
+
+def _ours(notification):
+    """The notification while this worker's claim on it stands.
+
+    A handler that outlived its claim may find another worker delivering the same row: that
+    worker decides the row's fate, and this one must not move on to the record's next change.
+    """
+    return ChangeNotification.objects.filter(
+        pk=notification.pk, status=Status.DELIVERING, claimed_until=notification.claimed_until
+    )
 
 
 def _change(notification):
@@ -132,10 +143,10 @@ def _failed(notification, err):
         changes = {"status": Status.PARKED, "next_attempt_at": None}
     else:
         changes = {"status": Status.RETRYING, "next_attempt_at": timezone.now() + backoff(attempts)}
-    ChangeNotification.objects.filter(pk=notification.pk, status=Status.DELIVERING).update(
+    failed = _ours(notification).update(
         attempts=attempts, last_error=error, claimed_until=None, **changes
     )
-    if changes["status"] == Status.RETRYING:
+    if failed and changes["status"] == Status.RETRYING:
         queue_delivery([notification.record_key], run_after=changes["next_attempt_at"])
 
 

@@ -13,7 +13,8 @@ without a word. So:
   items are dropped and counted, and the answer is 202, so nobody can get BC to delete our
   subscription by sending forged items next to it;
 - an unknown `subscriptionId` whose clientState matches a subscription still being created
-  answers 503: BC retries once we know the id;
+  answers 503, even beside items of known subscriptions: BC retries once we know the id
+  (the known items stored the first time are recognised by their key and stored once);
 - a storage failure answers 503, so BC sends the same notification again.
 """
 
@@ -91,11 +92,12 @@ def receive(items: list[dict]) -> Received:
     """Verify `items`, store the verified ones durably and queue their delivery."""
     received = Received()
     ours = _live_subscriptions({_text(item.get("subscriptionId")) for item in items})
-    verified, wrong_state = [], Counter()
+    verified, wrong_state, unknown = [], Counter(), []
     for item in items:
         subscription = ours.get(_text(item.get("subscriptionId")))
         if subscription is None:
             received.dropped += 1
+            unknown.append(item)
             continue
         received.subscriptions.add(subscription.pk)
         if not _state_matches(subscription, item.get("clientState")):
@@ -107,13 +109,18 @@ def receive(items: list[dict]) -> Received:
             received.dropped += 1
             continue
         verified.append(notification)
+    in_flight = bool(unknown) and _creation_in_flight(unknown)
     if not received.subscriptions:
-        received.status = RETRY_LATER if _creation_in_flight(items) else NOT_OURS
+        received.status = RETRY_LATER if in_flight else NOT_OURS
         return received
     try:
         _store(received, verified, wrong_state)
     except DatabaseError:
         logger.exception("Could not store %d BC notifications; answering 503", len(verified))
+        received.status = RETRY_LATER
+    if in_flight:
+        # Beside known items: they are stored (BC's retry finds them by key, stored once),
+        # and the 503 brings back the items of the subscription whose ID we do not know yet.
         received.status = RETRY_LATER
     return received
 

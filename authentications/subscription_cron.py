@@ -10,11 +10,15 @@ from django.utils import timezone
 
 from . import notification_delivery, subscriptions
 from .subscription_models import RETENTION, ChangeNotification
+from .subscriptions import Renewal
 
 
 def keep_alive(stdout, *, dry_run=False, as_json=False):
     """Renew due subscriptions, requeue stalled deliveries, purge old ones; returns failures."""
     if dry_run:
+        for subscription in subscriptions.due_subscriptions():
+            planned = Renewal(subscription, subscriptions.planned_outcome(subscription))
+            stdout.write(_json(planned) if as_json else planned.line())
         return 0
     renewals = subscriptions.renew_due()
     for renewal in renewals:

@@ -43,7 +43,9 @@ class Renewal:
     """One subscription's result in a cron run (printed: no secret in it)."""
 
     subscription: Subscription
-    outcome: str  # renewed, recreated, created, failed, busy (another run holds it)
+    # renewed, recreated, created, failed, busy (another run holds it); in a dry run
+    # "would renew" (or recreate, should BC answer 404) and "would create".
+    outcome: str
     error: str = ""
 
     def line(self):
@@ -52,8 +54,16 @@ class Renewal:
             return f"Subscription {name}: FAILED: {self.error}"
         if self.outcome == "busy":
             return f"Subscription {name}: being renewed by another run"
+        if self.outcome.startswith("would "):
+            return f"Subscription {name}: {self.outcome} (dry run){self._expiry(', expires ')}"
         expires = timezone.localtime(self.subscription.expires_at).strftime("%Y-%m-%d %H:%M %Z")
         return f"Subscription {name}: {self.outcome}, valid until {expires}"
+
+    def _expiry(self, prefix):
+        if self.subscription.expires_at is None:
+            return ""
+        expires = timezone.localtime(self.subscription.expires_at)
+        return prefix + expires.strftime("%Y-%m-%d %H:%M %Z")
 
 
 def notification_url():
@@ -72,9 +82,17 @@ def create(subscription, *, actor=""):
     """Create `subscription` at BC (it is saved first); raises SubscriptionError."""
     if not subscription.client_state:
         raise SubscriptionError("The clientState cannot be decrypted.", code="key_missing")
-    subscription.save()
-    if not _take(subscription):
+    if subscription.pk is None:
+        # Only a new row is saved whole: saving a loaded one would put back the counters and
+        # subscription ID it was loaded with, over what the endpoint or another run wrote.
+        subscription.save()
+    if not _take(subscription, expected_id=""):
         raise SubscriptionError("Another request is creating or renewing it.", code="busy")
+    return _create_holding_lease(subscription, actor=actor)
+
+
+def _create_holding_lease(subscription, *, actor):
+    """POST the subscription to BC; the caller holds its lease (handshake window)."""
     try:
         _check_limit(subscription)
         answer = _client(subscription).post("subscriptions", json=_body(subscription))
@@ -92,7 +110,8 @@ def renew(subscription, *, actor=""):
     """Renew `subscription` for three more days (PATCH with its ETag), or recreate it."""
     if not subscription.subscription_id:
         return create(subscription, actor=actor), "created"
-    if not _take(subscription):
+    if not _take(subscription, expected_id=subscription.subscription_id):
+        # Another run holds it, or renewed or recreated it since this copy was loaded.
         return subscription, "busy"
     Subscription.objects.filter(pk=subscription.pk).update(status=Status.RENEWING)
     try:
@@ -122,13 +141,19 @@ def _patch(subscription):
 
 
 def _recreate(subscription, *, actor):
-    """BC forgot the subscription (expired, or deleted it after failed deliveries)."""
+    """BC forgot the subscription (expired, or deleted it after failed deliveries).
+
+    The renewal's lease is kept (and extended for the POST's handshake) rather than let go
+    and taken again: in between, an overlapping cron run could take it and create a second
+    subscription at BC.
+    """
+    until = timezone.now() + _handshake_window()
     Subscription.objects.filter(pk=subscription.pk).update(
-        subscription_id="", etag="", status=Status.DELETED_BY_BC, handshake_until=None
+        subscription_id="", etag="", status=Status.DELETED_BY_BC, handshake_until=until
     )
     subscription.subscription_id, subscription.etag = "", ""
-    subscription.status, subscription.handshake_until = Status.DELETED_BY_BC, None
-    create(subscription, actor=actor)
+    subscription.status, subscription.handshake_until = Status.DELETED_BY_BC, until
+    _create_holding_lease(subscription, actor=actor)
     subscription.authentication.record(
         Event.Kind.SUBSCRIPTION_RECREATED,
         actor=actor,
@@ -156,15 +181,25 @@ def stop(subscription, *, actor=""):
     )
 
 
-def renew_due(*, within=None):
-    """Renew every subscription expiring soon, (re)create the ones that need it; cron's part."""
+def due_subscriptions(*, within=None):
+    """The subscriptions cron would renew, create or recreate now (what --dry-run lists)."""
     within = within or timedelta(hours=settings.BC_SUBSCRIPTION_RENEW_HOURS)
-    due = Subscription.objects.select_related("authentication").filter(
+    return Subscription.objects.select_related("authentication").filter(
         Q(expires_at__isnull=True) | Q(expires_at__lt=timezone.now() + within),
         status__in=(*Subscription.LIVE, Status.PENDING, Status.DELETED_BY_BC),
     )
+
+
+def planned_outcome(subscription):
+    """What a run would do to a due subscription: renew it (or recreate it, should BC answer
+    404, which only the PATCH tells), or create it when BC has no ID for it yet."""
+    return "would renew" if subscription.subscription_id else "would create"
+
+
+def renew_due(*, within=None):
+    """Renew every subscription expiring soon, (re)create the ones that need it; cron's part."""
     results = []
-    for subscription in due:
+    for subscription in due_subscriptions(within=within):
         try:
             subscription, outcome = renew(subscription, actor="cron")
         except SubscriptionError as err:
@@ -216,12 +251,13 @@ def _handshake_window():
     return timedelta(seconds=2 * (connect + read) + 10)
 
 
-def _take(subscription):
-    """Open the handshake window; False while another create or renew holds it."""
+def _take(subscription, *, expected_id):
+    """Open the handshake window; False while another create or renew holds it, or when the
+    row no longer has `expected_id` (another run renewed or recreated it meanwhile)."""
     now = timezone.now()
     until = now + _handshake_window()
     taken = (
-        Subscription.objects.filter(pk=subscription.pk)
+        Subscription.objects.filter(pk=subscription.pk, subscription_id=expected_id)
         .filter(Q(handshake_until__isnull=True) | Q(handshake_until__lt=now))
         .update(handshake_until=until)
     )
