@@ -247,3 +247,10 @@ def child_env(**overrides):
         **overrides,
     )
     return env
+
+
+def confirmed_write(endpoint):
+    """The form a write test's confirmation page posts: its button and the request's digest."""
+    from authentications.endpoint_runs import request_fingerprint
+
+    return {"bc_confirm": "yes", "bc_request": request_fingerprint(endpoint)}

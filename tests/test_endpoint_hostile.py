@@ -1,11 +1,14 @@
 """Hostile review of endpoints (issue 12): each test here failed before its fix."""
 
 import io
+import re
 
 import pytest
 from django.core.management import CommandError, call_command, execute_from_command_line
+from pytest_django.asserts import assertContains
 
 from authentications.endpoints import Endpoint
+from tests.helpers import endpoint_url, rename_endpoint
 
 pytestmark = pytest.mark.django_db
 
@@ -52,3 +55,52 @@ def test_bc_command_yes_does_not_change_a_get(tokens_planted, make_endpoint, fak
 
     assert len(out.getvalue().splitlines()) == 2
     assert Endpoint.objects.get(name="Reader").method == "GET"
+
+
+# --- a write test sends exactly what its confirmation page showed ----------------------------
+
+
+def confirmation_form(page):
+    """The fields the confirmation page's form posts (its hidden digest and its button)."""
+    digest = re.search(rb'name="bc_request" value="([0-9a-f]+)"', page.content).group(1)
+    return {"bc_request": digest.decode(), "bc_confirm": "yes"}
+
+
+def test_a_write_posted_without_its_confirmation_page_is_not_sent(
+    admin_client, tokens_planted, make_endpoint, fake_microsoft
+):
+    endpoint = rename_endpoint(make_endpoint, tokens_planted, fake_microsoft)
+
+    page = admin_client.post(endpoint_url(endpoint, "test"), {"bc_confirm": "yes"})
+
+    assertContains(page, "This test changes data in Business Central")
+    assertContains(page, "nothing was sent")
+    assert fake_microsoft.bc.count("PATCH") == 0
+
+
+def test_an_edit_saved_while_the_confirmation_is_open_is_not_sent(
+    admin_client, tokens_planted, make_endpoint, fake_microsoft
+):
+    endpoint = rename_endpoint(make_endpoint, tokens_planted, fake_microsoft)
+    shown = confirmation_form(admin_client.get(endpoint_url(endpoint, "test")))
+    Endpoint.objects.filter(pk=endpoint.pk).update(body={"displayName": "Not what was shown"})
+
+    page = admin_client.post(endpoint_url(endpoint, "test"), shown)
+
+    assertContains(page, "The request changed since its confirmation page was shown")
+    assertContains(page, "&quot;displayName&quot;: &quot;Not what was shown&quot;")
+    assert fake_microsoft.bc.count("PATCH") == 0
+    assert fake_microsoft.bc.company.at(4)["displayName"] != "Not what was shown"
+
+
+def test_the_confirmation_page_form_sends_the_write(
+    admin_client, tokens_planted, make_endpoint, fake_microsoft
+):
+    endpoint = rename_endpoint(make_endpoint, tokens_planted, fake_microsoft)
+    shown = confirmation_form(admin_client.get(endpoint_url(endpoint, "test")))
+
+    result = admin_client.post(endpoint_url(endpoint, "test"), shown)
+
+    assertContains(result, "HTTP 200")
+    assert fake_microsoft.bc.count("PATCH") == 1
+    assert fake_microsoft.bc.company.at(4)["displayName"] == "Renamed by a test"
