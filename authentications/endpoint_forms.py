@@ -134,6 +134,14 @@ class EndpointForm(forms.ModelForm):
                 "(no https://host/…, no leading /).",
                 code="absolute",
             )
+        if "?" in path or "#" in path:
+            # After a `#` the query rows would never be sent (the URL shown would lie); a
+            # `?` in the path could not be replaced by call-time parameters.
+            raise ValidationError(
+                "Give the path without ? or #: put query options in the Query parameters "
+                "rows below.",
+                code="query_in_path",
+            )
         return path
 
     def clean_headers(self):

@@ -14,7 +14,7 @@ from bcconnect.client import BusinessCentralClient, Params
 from bcconnect.errors import BcconnectError
 
 from .models import Authentication
-from .validators import validate_name
+from .validators import is_guid, validate_name
 
 COMPANY_ID = "{company}"  # Replaced by the chosen company's id.
 COMPANY_NAME = "{company_name}"  # Replaced by its name, quoted for an OData key.
@@ -103,6 +103,13 @@ class Endpoint(models.Model):
                 f"“{self.name}” has {COMPANY_ID} or {COMPANY_NAME} in its path: choose its "
                 "company first (Choose company on its page).",
                 code="Endpoint_NoCompany",
+            )
+        if COMPANY_ID in self.path and not is_guid(self.company_id):
+            # Only a GUID goes into the path raw: a company id stored by code (or listed by
+            # a hostile server) cannot add a query, a fragment or a segment.
+            raise EndpointNotReady(
+                f"“{self.name}” has a company id that is not a GUID: choose its company again.",
+                code="Endpoint_BadCompany",
             )
         path = self.path.replace(COMPANY_ID, self.company_id)
         name = quote(self.company_name.replace("'", "''"), safe="")

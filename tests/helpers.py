@@ -254,3 +254,21 @@ def confirmed_write(endpoint):
     from authentications.endpoint_runs import request_fingerprint
 
     return {"bc_confirm": "yes", "bc_request": request_fingerprint(endpoint)}
+
+
+def endpoint_form_data(authentication, *, params=(), headers=(), **fields):
+    """The endpoint admin form's POST data, with `params` and `headers` as key/value rows."""
+    data = {
+        "name": "Customers",
+        "description": "",
+        "authentication": authentication.pk,
+        "method": "GET",
+        "path": "api/v2.0/companies({company})/customers",
+        "body": "",
+        "read_only_intent": "on",
+        **fields,
+    }
+    for prefix, rows in (("params", params), ("headers", headers)):
+        for index, (key, value) in enumerate([*rows, ("", "")]):
+            data[f"{prefix}-key-{index}"], data[f"{prefix}-value-{index}"] = key, value
+    return data

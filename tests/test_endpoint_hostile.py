@@ -7,8 +7,9 @@ import pytest
 from django.core.management import CommandError, call_command, execute_from_command_line
 from pytest_django.asserts import assertContains
 
-from authentications.endpoints import Endpoint
-from tests.helpers import endpoint_url, rename_endpoint
+from authentications.endpoint_forms import EndpointForm
+from authentications.endpoints import Endpoint, EndpointNotReady
+from tests.helpers import endpoint_form_data, endpoint_url, rename_endpoint
 
 pytestmark = pytest.mark.django_db
 
@@ -104,3 +105,32 @@ def test_the_confirmation_page_form_sends_the_write(
     assertContains(result, "HTTP 200")
     assert fake_microsoft.bc.count("PATCH") == 1
     assert fake_microsoft.bc.company.at(4)["displayName"] == "Renamed by a test"
+
+
+# --- the path says exactly where the request goes ------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["api/v2.0/companies({company})/customers#", "api/v2.0/companies({company})/customers?$top=1"],
+)
+def test_a_path_with_a_fragment_or_query_is_refused(connected_row, path):
+    form = EndpointForm(endpoint_form_data(connected_row, path=path, params=[("$top", "5")]))
+
+    assert not form.is_valid()
+    assert "without ? or #" in " ".join(form.errors["path"])
+
+
+@pytest.mark.parametrize(
+    "company_id", ["x)/customers?$top=1#", "0000beef-e0d4-4f5a-9a1b-0000c0ffee00)#", ""]
+)
+def test_a_company_id_that_is_not_a_guid_never_reaches_the_url(
+    tokens_planted, make_endpoint, fake_microsoft, company_id
+):
+    endpoint = make_endpoint(tokens_planted, company_id=company_id, company_name="CRONUS")
+
+    with pytest.raises(EndpointNotReady):
+        endpoint.url()
+    with pytest.raises(EndpointNotReady):
+        list(endpoint.iter())
+    assert fake_microsoft.bc.requests == []
