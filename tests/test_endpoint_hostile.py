@@ -1,6 +1,7 @@
 """Hostile review of endpoints (issue 12): each test here failed before its fix."""
 
 import io
+import json
 import re
 
 import pytest
@@ -9,6 +10,7 @@ from pytest_django.asserts import assertContains
 
 from authentications.endpoint_forms import EndpointForm
 from authentications.endpoints import Endpoint, EndpointNotReady
+from bcconnect.client import BusinessCentralError
 from tests.helpers import endpoint_form_data, endpoint_url, rename_endpoint
 
 pytestmark = pytest.mark.django_db
@@ -134,3 +136,58 @@ def test_a_company_id_that_is_not_a_guid_never_reaches_the_url(
     with pytest.raises(EndpointNotReady):
         list(endpoint.iter())
     assert fake_microsoft.bc.requests == []
+
+
+# --- the export: a BC whose paging never ends -------------------------------------------------
+
+
+def downloaded_text(response):
+    return b"".join(response.streaming_content).decode("utf-8")
+
+
+def test_a_next_link_back_at_the_first_page_ends_the_download_with_a_line_that_says_so(
+    admin_client, tokens_planted, make_endpoint, fake_microsoft
+):
+    endpoint = make_endpoint(tokens_planted, params=[["$select", "number"], ["$top", "3"]])
+    fake_microsoft.bc.next_link = endpoint.url()  # Every page says: read me again.
+
+    text = downloaded_text(admin_client.get(endpoint_url(endpoint, "export/jsonl")))
+
+    lines = text.splitlines()
+    assert len(lines) == 3 + 1 and fake_microsoft.bc.count("GET", "/customers") == 1
+    assert "paging would never end" in json.loads(lines[-1])["_error"]
+
+
+def test_a_next_link_back_at_a_later_page_ends_the_download_with_a_line_that_says_so(
+    admin_client, tokens_planted, make_endpoint, fake_microsoft
+):
+    endpoint = make_endpoint(tokens_planted, params=[["$select", "number"], ["$top", "3"]])
+    fake_microsoft.bc.next_link = endpoint.url(overrides={"$skiptoken": "1"})  # A → B → B
+
+    text = downloaded_text(admin_client.get(endpoint_url(endpoint, "export/jsonl")))
+
+    lines = text.splitlines()
+    assert len(lines) == 3 + 3 + 1 and fake_microsoft.bc.count("GET", "/customers") == 2
+    assert "paging would never end" in json.loads(lines[-1])["_error"]
+
+
+def test_a_paging_loop_through_a_second_page_stops_the_command(
+    tokens_planted, make_endpoint, fake_microsoft
+):
+    endpoint = make_endpoint(tokens_planted, name="Loop", params=[["$select", "number"]])
+    fake_microsoft.bc.next_link = endpoint.url(overrides={"$skiptoken": "1"})  # A → B → B
+    out = io.StringIO()
+
+    with pytest.raises(CommandError, match=r"^Export incomplete: .*paging would never end"):
+        call_command("bc", "--endpoint", "Loop", "--all", stdout=out)
+    assert fake_microsoft.bc.count("GET", "/customers") == 2
+
+
+def test_iter_stops_at_a_paging_loop_without_prefetch(
+    tokens_planted, make_endpoint, fake_microsoft
+):
+    endpoint = make_endpoint(tokens_planted, params=[["$top", "1"]])
+    fake_microsoft.bc.next_link = endpoint.url()
+
+    with pytest.raises(BusinessCentralError, match="paging would never end"):
+        list(endpoint.iter(prefetch=False))
