@@ -1,5 +1,6 @@
 """Hostile review of endpoints (issue 12): each test here failed before its fix."""
 
+import csv
 import io
 import json
 import re
@@ -191,3 +192,22 @@ def test_iter_stops_at_a_paging_loop_without_prefetch(
 
     with pytest.raises(BusinessCentralError, match="paging would never end"):
         list(endpoint.iter(prefetch=False))
+
+
+# --- CSV for Excel: no formula anywhere, the header row included ---------------------------
+
+
+@pytest.mark.parametrize("start", ["=", "+", "-", "@", "\t", "\r"])
+def test_csv_for_excel_defuses_a_column_name_that_starts_like_a_formula(
+    admin_client, tokens_planted, make_endpoint, fake_microsoft, start
+):
+    customer = fake_microsoft.bc.company.generate(0)
+    hostile = f'{start}HYPERLINK("http://evil.example","x")'
+    fake_microsoft.bc.company.changed[customer["id"]] = {hostile: "1", "number": f"{start}2"}
+    endpoint = make_endpoint(tokens_planted, params=[["$top", "1"]])
+
+    response = admin_client.get(endpoint_url(endpoint, "export/csv") + "?excel=1")
+
+    header, row = list(csv.reader(io.StringIO(downloaded_text(response).removeprefix("\ufeff"))))
+    assert header == ["'" + hostile, "number", "_extra"]
+    assert row == ["1", f"'{start}2", ""]
