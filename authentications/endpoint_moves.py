@@ -32,6 +32,26 @@ class Move:
     company_id_after: str
     note: str = ""
 
+    @property
+    def stamp(self):
+        """Which version of the endpoint this move was planned for (see `confirmed`)."""
+        return version_stamp(self.endpoint)
+
+
+def version_stamp(endpoint):
+    return f"{endpoint.pk}@{endpoint.updated_at.isoformat()}"
+
+
+def confirmed(moves, stamps):
+    """The moves whose endpoint is still the version the review page showed.
+
+    The confirmation posts the stamps it showed; the moves are planned again from the
+    database, so an endpoint edited after the review (or a confirmation posted without one)
+    is left alone rather than moved as nobody saw it.
+    """
+    stamps = set(stamps)
+    return [move for move in moves if move.stamp in stamps]
+
 
 def plan_moves(endpoints, target):
     """What pointing `endpoints` at `target` changes, one `Move` each; nothing is saved."""

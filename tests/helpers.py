@@ -6,6 +6,7 @@ test module imports what it needs from here and takes its fixtures as arguments.
 
 import functools
 import os
+import re
 import secrets
 import subprocess
 import sys
@@ -272,3 +273,8 @@ def endpoint_form_data(authentication, *, params=(), headers=(), **fields):
         for index, (key, value) in enumerate([*rows, ("", "")]):
             data[f"{prefix}-key-{index}"], data[f"{prefix}-value-{index}"] = key, value
     return data
+
+
+def moves_shown(review):
+    """The `bc_seen` stamps a "Point at another authentication" review page posts back."""
+    return re.findall(r'name="bc_seen" value="([^"]+)"', review.content.decode())

@@ -7,7 +7,13 @@ from pytest_django.asserts import assertContains, assertNotContains
 
 from authentications.endpoints import Endpoint
 from authentications.models import Event
-from tests.helpers import confirmed_write, endpoint_url, log_in_staff_with, rename_endpoint
+from tests.helpers import (
+    confirmed_write,
+    endpoint_url,
+    log_in_staff_with,
+    moves_shown,
+    rename_endpoint,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -304,7 +310,13 @@ def test_point_at_another_authentication_shows_the_changes_then_moves(
     assert endpoint.authentication == tokens_planted
 
     done = admin_client.post(
-        LIST_URL, {**chosen, "authentication": staging.pk, "bc_move_step": "confirm"}
+        LIST_URL,
+        {
+            **chosen,
+            "authentication": staging.pk,
+            "bc_move_step": "confirm",
+            "bc_seen": moves_shown(review),
+        },
     )
 
     assert done.status_code == 302
@@ -329,7 +341,9 @@ def test_a_company_the_new_authentication_does_not_reach_is_dropped(
 
     review = admin_client.post(LIST_URL, {**chosen, "bc_move_step": "review"})
     assertContains(review, "choose the company again after the move")
-    admin_client.post(LIST_URL, {**chosen, "bc_move_step": "confirm"})
+    admin_client.post(
+        LIST_URL, {**chosen, "bc_move_step": "confirm", "bc_seen": moves_shown(review)}
+    )
 
     endpoint.refresh_from_db()
     assert endpoint.authentication == offline and endpoint.company_id == ""

@@ -11,10 +11,13 @@ from pytest_django.asserts import assertContains
 
 from authentications.endpoint_forms import EndpointForm
 from authentications.endpoints import Endpoint, EndpointNotReady
+from authentications.models import Event
 from bcconnect.client import BusinessCentralError
-from tests.helpers import endpoint_form_data, endpoint_url, rename_endpoint
+from tests.helpers import endpoint_form_data, endpoint_url, moves_shown, rename_endpoint
 
 pytestmark = pytest.mark.django_db
+
+LIST_URL = "/admin/authentications/endpoint/"
 
 
 # --- the bc command never changes data silently ---------------------------------------------
@@ -211,3 +214,52 @@ def test_csv_for_excel_defuses_a_column_name_that_starts_like_a_formula(
     header, row = list(csv.reader(io.StringIO(downloaded_text(response).removeprefix("\ufeff"))))
     assert header == ["'" + hostile, "number", "_extra"]
     assert row == ["1", f"'{start}2", ""]
+
+
+# --- "Point at another authentication" moves only what its review page showed --------------
+
+
+def test_an_endpoint_edited_after_the_review_is_not_moved(
+    admin_client, tokens_planted, make_endpoint, make_authentication
+):
+    other = make_authentication(name="BC other")
+    endpoint = make_endpoint(tokens_planted, name="Reviewed")
+    chosen = {
+        "action": "point_at_another_authentication",
+        "_selected_action": [endpoint.pk],
+        "authentication": other.pk,
+    }
+    review = admin_client.post(LIST_URL, {**chosen, "bc_move_step": "review"})
+    admin_client.post(
+        endpoint_url(endpoint),
+        endpoint_form_data(tokens_planted, name="Reviewed", path="api/v2.0/items"),
+    )
+
+    done = admin_client.post(
+        LIST_URL, {**chosen, "bc_move_step": "confirm", "bc_seen": moves_shown(review)}, follow=True
+    )
+
+    endpoint.refresh_from_db()
+    assert endpoint.path == "api/v2.0/items" and endpoint.authentication == tokens_planted
+    assertContains(done, "changed meanwhile and were not moved")
+    assert not Event.objects.filter(kind=Event.Kind.ENDPOINT_MOVED).exists()
+
+
+def test_a_move_confirmed_without_its_review_page_moves_nothing(
+    admin_client, tokens_planted, make_endpoint, make_authentication
+):
+    other = make_authentication(name="BC other")
+    endpoint = make_endpoint(tokens_planted)
+
+    admin_client.post(
+        LIST_URL,
+        {
+            "action": "point_at_another_authentication",
+            "_selected_action": [endpoint.pk],
+            "authentication": other.pk,
+            "bc_move_step": "confirm",
+        },
+    )
+
+    endpoint.refresh_from_db()
+    assert endpoint.authentication == tokens_planted

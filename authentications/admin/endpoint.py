@@ -120,7 +120,8 @@ class EndpointAdmin(admin.ModelAdmin):
         moves = endpoint_moves.plan_moves(queryset.select_related("authentication"), target)
         if request.POST["bc_move_step"] != "confirm":
             return self._move_page(request, queryset, form, moves=moves)
-        done = endpoint_moves.apply_moves(moves, target, actor=request.user.get_username())
+        shown = endpoint_moves.confirmed(moves, request.POST.getlist("bc_seen"))
+        done = endpoint_moves.apply_moves(shown, target, actor=request.user.get_username())
         self.message_user(request, f"{len(done)} endpoint(s) now use “{target}”.", messages.SUCCESS)
         if len(done) < len(moves):
             self.message_user(
