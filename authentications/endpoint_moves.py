@@ -166,7 +166,9 @@ def companies_reached(authentication):
 def set_company(endpoint, company_id):
     """Give `endpoint` the company `company_id`, if its authentication really reaches it.
 
-    Returns the company BC listed, or None (nothing changed); "" clears the company.
+    Returns the company BC listed, or None (nothing changed); "" clears the company. The
+    update is fenced on the authentication that listed it: an endpoint pointed at another
+    authentication meanwhile keeps what the move gave it, not another environment's id.
     """
     if company_id == "":
         chosen = {"id": "", "name": ""}
@@ -175,10 +177,14 @@ def set_company(endpoint, company_id):
         chosen = next((c for c in companies if c.get("id") == company_id), None)
         if chosen is None:
             return None
-    endpoint.company_id, endpoint.company_name = chosen["id"], chosen.get("name", "")
-    Endpoint.objects.filter(pk=endpoint.pk).update(
-        company_id=endpoint.company_id,
-        company_name=endpoint.company_name,
+    changed = Endpoint.objects.filter(
+        pk=endpoint.pk, authentication_id=endpoint.authentication_id
+    ).update(
+        company_id=chosen["id"],
+        company_name=chosen.get("name", ""),
         updated_at=timezone.now(),
     )
+    if not changed:
+        return None
+    endpoint.company_id, endpoint.company_name = chosen["id"], chosen.get("name", "")
     return chosen

@@ -263,3 +263,21 @@ def test_a_move_confirmed_without_its_review_page_moves_nothing(
 
     endpoint.refresh_from_db()
     assert endpoint.authentication == tokens_planted
+
+
+# --- choosing a company races a move ----------------------------------------------------------
+
+
+def test_a_company_chosen_as_the_endpoint_moves_is_not_stored(
+    tokens_planted, make_endpoint, make_authentication, fake_microsoft
+):
+    from authentications import endpoint_moves
+
+    endpoint = make_endpoint(tokens_planted, company_id="", company_name="")
+    other = make_authentication(name="BC other")
+    Endpoint.objects.filter(pk=endpoint.pk).update(authentication=other)  # Moved meanwhile.
+
+    chosen = endpoint_moves.set_company(endpoint, fake_microsoft.bc.company.id)
+
+    stored = Endpoint.objects.get(pk=endpoint.pk)
+    assert chosen is None and stored.authentication == other and stored.company_id == ""

@@ -202,7 +202,11 @@ def choose_company(request, object_id, *, model_admin):
 def _set_company(request, endpoint):
     chosen = endpoint_moves.set_company(endpoint, request.POST.get("company_id", ""))
     if chosen is None:
-        messages.error(request, "That is not a company this authentication reaches.")
+        messages.error(
+            request,
+            "That is not a company this authentication reaches (or the endpoint was pointed "
+            "at another authentication meanwhile): nothing changed.",
+        )
     elif chosen["id"]:
         messages.success(request, f"“{endpoint}” now uses the company “{chosen['name']}”.")
     else:
