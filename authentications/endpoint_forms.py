@@ -11,7 +11,7 @@ from django.template.loader import render_to_string
 
 from bcconnect.client import BusinessCentralRequestRefused, forbidden_header
 
-from .endpoints import Endpoint
+from .endpoints import Endpoint, credential_param
 from .models import Authentication
 
 NIL_COMPANY = "00000000-0000-0000-0000-000000000000"
@@ -93,7 +93,7 @@ class EndpointForm(forms.ModelForm):
     params = KeyValueRowsField(
         label="Query parameters",
         required=False,
-        widget=KeyValueRowsWidget(key_label="Parameter"),
+        widget=KeyValueRowsWidget(key_label="Parameter", refuse=credential_param),
         help_text=Endpoint._meta.get_field("params").help_text,
     )
     headers = KeyValueRowsField(
@@ -143,6 +143,16 @@ class EndpointForm(forms.ModelForm):
                 code="query_in_path",
             )
         return path
+
+    def clean_params(self):
+        for name, value in self.cleaned_data["params"]:
+            reason = credential_param(name, value)
+            if reason:
+                raise ValidationError(
+                    f"The query parameter {name[:60]!r} cannot be stored: {reason}.",
+                    code="credential",
+                )
+        return self.cleaned_data["params"]
 
     def clean_headers(self):
         rows = self.cleaned_data["headers"]

@@ -13,7 +13,13 @@ from authentications.endpoint_forms import EndpointForm
 from authentications.endpoints import Endpoint, EndpointNotReady
 from authentications.models import Event
 from bcconnect.client import BusinessCentralError
-from tests.helpers import endpoint_form_data, endpoint_url, moves_shown, rename_endpoint
+from tests.helpers import (
+    endpoint_form_data,
+    endpoint_url,
+    log_in_staff_with,
+    moves_shown,
+    rename_endpoint,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -281,3 +287,78 @@ def test_a_company_chosen_as_the_endpoint_moves_is_not_stored(
 
     stored = Endpoint.objects.get(pk=endpoint.pk)
     assert chosen is None and stored.authentication == other and stored.company_id == ""
+
+
+# --- no credential in a header value or a query row ----------------------------------------
+
+JWT = "eyJhbGciOiJSUzI1NiJ9.eyJhdWQiOiJodHRwczovL2FwaS5idXNpbmVzc2NlbnRyYWwifQ.c2lnbmF0dXJl"
+
+
+@pytest.mark.parametrize(
+    "value", [f"Bearer {JWT}", "basic dXNlcjpwYXNzd29yZA==", f"prefix {JWT}", "NTLM TlRMTVNTUAAB"]
+)
+def test_a_credential_under_an_innocent_header_name_is_refused(connected_row, value):
+    form = EndpointForm(endpoint_form_data(connected_row, headers=[("X-Tracking", value)]))
+
+    assert not form.is_valid()
+    assert "looks like a credential" in " ".join(form.errors["headers"])
+    assert value not in str(form.errors)
+
+
+@pytest.mark.parametrize(
+    "name, value",
+    [("access_token", "abc"), ("subscription-key", "abc"), ("code", JWT), ("$filter", JWT)],
+)
+def test_a_credential_in_a_query_row_is_refused(connected_row, name, value):
+    form = EndpointForm(endpoint_form_data(connected_row, params=[(name, value)]))
+
+    assert not form.is_valid()
+    assert "cannot be stored" in " ".join(form.errors["params"])
+    assert value not in str(form.errors)
+
+
+def test_a_credential_stored_by_code_is_not_shown_to_a_viewer(
+    client, admin_client, tokens_planted, make_endpoint
+):
+    def admin_client_page(endpoint):
+        return admin_client.get(endpoint_url(endpoint)).content.decode()
+
+    endpoint = make_endpoint(
+        tokens_planted,
+        params=[["access_token", "plain-secret-1"], ["$top", "2"]],
+        headers=[["X-Tracking", f"Bearer {JWT}"]],
+    )
+    log_in_staff_with(client, "view_endpoint")
+
+    page = client.get(endpoint_url(endpoint)).content.decode()
+    edit_page = admin_client_page(endpoint)
+
+    for shown in (page, edit_page):
+        assert "plain-secret-1" not in shown and JWT not in shown
+        assert "the query parameter &#x27;access_token&#x27; is not sent" in shown
+    assert "access_token: (refused, not shown)<br>$top: 2" in page
+    assert "X-Tracking: (refused, not shown)" in page
+
+
+def test_an_etag_and_ordinary_values_are_not_mistaken_for_credentials(connected_row):
+    form = EndpointForm(
+        endpoint_form_data(
+            connected_row,
+            params=[("$filter", "displayName eq 'Basic Stuff'"), ("company", "CRONUS")],
+            headers=[("Accept-Language", "da-DK"), ("Prefer", "odata.maxpagesize=100")],
+        )
+    )
+
+    assert form.is_valid(), form.errors
+
+
+def test_a_credential_query_row_stored_by_code_is_never_sent(
+    tokens_planted, make_endpoint, fake_microsoft
+):
+    endpoint = make_endpoint(tokens_planted, params={"api_key": "plain-secret-3"})
+
+    with pytest.raises(EndpointNotReady) as caught:
+        list(endpoint.iter())
+    with pytest.raises(EndpointNotReady):
+        list(endpoint.iter(code=f"Bearer {JWT}"))
+    assert fake_microsoft.bc.requests == [] and "plain-secret-3" not in str(caught.value)
