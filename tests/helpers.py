@@ -278,3 +278,14 @@ def endpoint_form_data(authentication, *, params=(), headers=(), **fields):
 def moves_shown(review):
     """The `bc_seen` stamps a "Point at another authentication" review page posts back."""
     return re.findall(r'name="bc_seen" value="([^"]+)"', review.content.decode())
+
+
+def move_form(endpoint, target, step, **extra):
+    """What the "Point at another authentication" action posts for `endpoint` at `step`."""
+    return {
+        "action": "point_at_another_authentication",
+        "_selected_action": [endpoint.pk],
+        "authentication": target.pk,
+        "bc_move_step": step,
+        **extra,
+    }

@@ -11,6 +11,7 @@ from tests.helpers import (
     confirmed_write,
     endpoint_url,
     log_in_staff_with,
+    move_form,
     moves_shown,
     rename_endpoint,
 )
@@ -372,15 +373,7 @@ def test_moving_needs_the_change_permission(
     endpoint = make_endpoint(tokens_planted)
     log_in_staff_with(client, "view_endpoint", "run_endpoint")
 
-    client.post(
-        LIST_URL,
-        {
-            "action": "point_at_another_authentication",
-            "_selected_action": [endpoint.pk],
-            "authentication": other.pk,
-            "bc_move_step": "confirm",
-        },
-    )
+    client.post(LIST_URL, move_form(endpoint, other, "confirm"))
 
     endpoint.refresh_from_db()
     assert endpoint.authentication == tokens_planted

@@ -17,13 +17,14 @@ from tests.helpers import (
     endpoint_form_data,
     endpoint_url,
     log_in_staff_with,
+    move_form,
     moves_shown,
     rename_endpoint,
 )
 
-pytestmark = pytest.mark.django_db
+LIST_URL = "/admin/authentications/endpoint/"  # The endpoints' list, where actions post.
 
-LIST_URL = "/admin/authentications/endpoint/"
+pytestmark = pytest.mark.django_db
 
 
 # --- the bc command never changes data silently ---------------------------------------------
@@ -257,15 +258,7 @@ def test_a_move_confirmed_without_its_review_page_moves_nothing(
     other = make_authentication(name="BC other")
     endpoint = make_endpoint(tokens_planted)
 
-    admin_client.post(
-        LIST_URL,
-        {
-            "action": "point_at_another_authentication",
-            "_selected_action": [endpoint.pk],
-            "authentication": other.pk,
-            "bc_move_step": "confirm",
-        },
-    )
+    admin_client.post(LIST_URL, move_form(endpoint, other, "confirm"))
 
     endpoint.refresh_from_db()
     assert endpoint.authentication == tokens_planted
