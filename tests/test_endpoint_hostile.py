@@ -355,3 +355,23 @@ def test_a_credential_query_row_stored_by_code_is_never_sent(
     with pytest.raises(EndpointNotReady):
         list(endpoint.iter(code=f"Bearer {JWT}"))
     assert fake_microsoft.bc.requests == [] and "plain-secret-3" not in str(caught.value)
+
+
+# --- Duplicate at the name's max length -------------------------------------------------------
+
+
+def test_duplicates_of_a_name_at_max_length_stay_within_it_and_unique(
+    admin_client, tokens_planted, make_endpoint
+):
+    name = "N" * Endpoint._meta.get_field("name").max_length
+    endpoint = make_endpoint(tokens_planted, name=name)
+
+    for _ in range(3):
+        admin_client.post(LIST_URL, {"action": "duplicate", "_selected_action": [endpoint.pk]})
+
+    names = set(Endpoint.objects.exclude(pk=endpoint.pk).values_list("name", flat=True))
+    assert names == {
+        "N" * 93 + " (copy)",
+        "N" * 91 + " (copy 2)",
+        "N" * 91 + " (copy 3)",
+    }
