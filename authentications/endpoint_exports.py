@@ -54,7 +54,9 @@ def csv_chunks(pages, *, excel=False) -> Iterator[str]:
     """CSV text a page at a time: the header from the first page's keys, then `_extra`.
 
     `excel` starts with a byte-order mark (Excel then reads UTF-8) and quotes text that
-    Excel would run as a formula (`=`, `+`, `-`, `@`) with a leading apostrophe.
+    Excel would run as a formula (`=`, `+`, `-`, `@`, tab, CR) with a leading apostrophe,
+    in the header row too: its names are BC's keys, which a custom API or web service
+    chooses.
     """
     columns = None
     for page in _until_failure(pages, _csv_failure):
@@ -63,7 +65,8 @@ def csv_chunks(pages, *, excel=False) -> Iterator[str]:
             return
         if columns is None:
             columns = list(dict.fromkeys(key for row in page.rows for key in row))
-            yield (BOM if excel else "") + _csv_lines([[*columns, EXTRA]])
+            header = [*map(_defuse, columns), EXTRA] if excel else [*columns, EXTRA]
+            yield (BOM if excel else "") + _csv_lines([header])
         yield _csv_lines(_csv_rows(page.rows, columns, excel))
 
 

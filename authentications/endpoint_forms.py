@@ -11,7 +11,7 @@ from django.template.loader import render_to_string
 
 from bcconnect.client import BusinessCentralRequestRefused, forbidden_header
 
-from .endpoints import Endpoint
+from .endpoints import Endpoint, credential_param
 from .models import Authentication
 
 NIL_COMPANY = "00000000-0000-0000-0000-000000000000"
@@ -93,7 +93,7 @@ class EndpointForm(forms.ModelForm):
     params = KeyValueRowsField(
         label="Query parameters",
         required=False,
-        widget=KeyValueRowsWidget(key_label="Parameter"),
+        widget=KeyValueRowsWidget(key_label="Parameter", refuse=credential_param),
         help_text=Endpoint._meta.get_field("params").help_text,
     )
     headers = KeyValueRowsField(
@@ -134,7 +134,25 @@ class EndpointForm(forms.ModelForm):
                 "(no https://host/…, no leading /).",
                 code="absolute",
             )
+        if "?" in path or "#" in path:
+            # After a `#` the query rows would never be sent (the URL shown would lie); a
+            # `?` in the path could not be replaced by call-time parameters.
+            raise ValidationError(
+                "Give the path without ? or #: put query options in the Query parameters "
+                "rows below.",
+                code="query_in_path",
+            )
         return path
+
+    def clean_params(self):
+        for name, value in self.cleaned_data["params"]:
+            reason = credential_param(name, value)
+            if reason:
+                raise ValidationError(
+                    f"The query parameter {name[:60]!r} cannot be stored: {reason}.",
+                    code="credential",
+                )
+        return self.cleaned_data["params"]
 
     def clean_headers(self):
         rows = self.cleaned_data["headers"]

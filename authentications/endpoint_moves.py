@@ -32,6 +32,26 @@ class Move:
     company_id_after: str
     note: str = ""
 
+    @property
+    def stamp(self):
+        """Which version of the endpoint this move was planned for (see `confirmed`)."""
+        return version_stamp(self.endpoint)
+
+
+def version_stamp(endpoint):
+    return f"{endpoint.pk}@{endpoint.updated_at.isoformat()}"
+
+
+def confirmed(moves, stamps):
+    """The moves whose endpoint is still the version the review page showed.
+
+    The confirmation posts the stamps it showed; the moves are planned again from the
+    database, so an endpoint edited after the review (or a confirmation posted without one)
+    is left alone rather than moved as nobody saw it.
+    """
+    stamps = set(stamps)
+    return [move for move in moves if move.stamp in stamps]
+
 
 def plan_moves(endpoints, target):
     """What pointing `endpoints` at `target` changes, one `Move` each; nothing is saved."""
@@ -146,7 +166,9 @@ def companies_reached(authentication):
 def set_company(endpoint, company_id):
     """Give `endpoint` the company `company_id`, if its authentication really reaches it.
 
-    Returns the company BC listed, or None (nothing changed); "" clears the company.
+    Returns the company BC listed, or None (nothing changed); "" clears the company. The
+    update is fenced on the authentication that listed it: an endpoint pointed at another
+    authentication meanwhile keeps what the move gave it, not another environment's id.
     """
     if company_id == "":
         chosen = {"id": "", "name": ""}
@@ -155,10 +177,14 @@ def set_company(endpoint, company_id):
         chosen = next((c for c in companies if c.get("id") == company_id), None)
         if chosen is None:
             return None
-    endpoint.company_id, endpoint.company_name = chosen["id"], chosen.get("name", "")
-    Endpoint.objects.filter(pk=endpoint.pk).update(
-        company_id=endpoint.company_id,
-        company_name=endpoint.company_name,
+    changed = Endpoint.objects.filter(
+        pk=endpoint.pk, authentication_id=endpoint.authentication_id
+    ).update(
+        company_id=chosen["id"],
+        company_name=chosen.get("name", ""),
         updated_at=timezone.now(),
     )
+    if not changed:
+        return None
+    endpoint.company_id, endpoint.company_name = chosen["id"], chosen.get("name", "")
     return chosen

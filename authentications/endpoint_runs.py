@@ -5,6 +5,7 @@ after the admin's confirmation. The outcome keeps what BC answered and nothing o
 request's own headers, so the result page cannot show the token or any stored header.
 """
 
+import hashlib
 import json
 import time
 from dataclasses import dataclass, field
@@ -62,6 +63,23 @@ def cell(value, *, limit=CELL_CHARS):
 def pretty(value):
     text = json.dumps(value, ensure_ascii=False, indent=2)
     return text if len(text) <= RAW_CHARS else text[:RAW_CHARS] + "\n" + CUT
+
+
+def request_fingerprint(endpoint: Endpoint) -> str:
+    """A digest of the exact request a write would send, for its confirmation page.
+
+    The page posts it back, and the write runs only if the endpoint would still send that
+    request: an edit, a move or a new company saved while the page was open (or a post
+    that never saw the page) shows the confirmation again instead of sending something
+    nobody confirmed. It is a digest of what the page shows, so it reveals nothing new.
+    """
+    request = [
+        endpoint.method,
+        endpoint.url(),
+        sorted(endpoint.request_headers().items()),
+        endpoint.body,
+    ]
+    return hashlib.sha256(json.dumps(request, sort_keys=True).encode()).hexdigest()
 
 
 def try_endpoint(endpoint: Endpoint, *, actor="") -> Trial:

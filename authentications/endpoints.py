@@ -12,9 +12,10 @@ from django.db import models
 
 from bcconnect.client import BusinessCentralClient, Params
 from bcconnect.errors import BcconnectError
+from bcconnect.headers import could_carry_credential, looks_like_credential
 
 from .models import Authentication
-from .validators import validate_name
+from .validators import is_guid, validate_name
 
 COMPANY_ID = "{company}"  # Replaced by the chosen company's id.
 COMPANY_NAME = "{company_name}"  # Replaced by its name, quoted for an OData key.
@@ -23,6 +24,20 @@ READ_ONLY_INTENT = ("Data-Access-Intent", "ReadOnly")
 
 class EndpointNotReady(BcconnectError):
     """The endpoint cannot be sent as stored (no company chosen for its path)."""
+
+
+def credential_param(name, value):
+    """Why the query row `name`=`value` may not be stored, or None.
+
+    No credential in the query either: the rows are shown to anyone who may view the
+    endpoint, and the whole URL to confirmation pages and BC's logs. OData's own options
+    (`$filter`, ...) are exempt from the name rule, not from the value rule.
+    """
+    if not name.startswith("$") and could_carry_credential(name):
+        return "its name suggests a credential; the client adds the bearer token itself"
+    if looks_like_credential(str(value)):
+        return "its value looks like a credential (an authorization scheme or a token)"
+    return None
 
 
 class Endpoint(models.Model):
@@ -104,6 +119,13 @@ class Endpoint(models.Model):
                 "company first (Choose company on its page).",
                 code="Endpoint_NoCompany",
             )
+        if COMPANY_ID in self.path and not is_guid(self.company_id):
+            # Only a GUID goes into the path raw: a company id stored by code (or listed by
+            # a hostile server) cannot add a query, a fragment or a segment.
+            raise EndpointNotReady(
+                f"“{self.name}” has a company id that is not a GUID: choose its company again.",
+                code="Endpoint_BadCompany",
+            )
         path = self.path.replace(COMPANY_ID, self.company_id)
         name = quote(self.company_name.replace("'", "''"), safe="")
         return path.replace(COMPANY_NAME, name)
@@ -117,7 +139,15 @@ class Endpoint(models.Model):
         overrides = {key: str(value) for key, value in (overrides or {}).items()}
         stored = self.params.items() if isinstance(self.params, dict) else self.params
         pairs = [(key, value) for key, value in stored if key not in overrides]
-        return pairs + list(overrides.items())
+        pairs += list(overrides.items())
+        for key, value in pairs:  # Stored by code, past the form: refused here, never shown.
+            reason = credential_param(key, value)
+            if reason:
+                raise EndpointNotReady(
+                    f"“{self.name}”: the query parameter {str(key)[:60]!r} is not sent: {reason}.",
+                    code="Endpoint_CredentialParam",
+                )
+        return pairs
 
     def request_headers(self):
         headers = dict(self.headers)

@@ -467,6 +467,30 @@ def _checked_method(method):
     return method
 
 
+def _loops(next_link, seen):
+    """Whether `next_link` was followed already (the paging loops); remembers it in `seen`.
+
+    A server whose nextLink points back at a page already read would otherwise keep an
+    export or `iter()` running, and growing, forever. One URL per page is kept.
+    """
+    if not next_link:
+        return False
+    if next_link in seen:
+        return True
+    seen.add(next_link)
+    return False
+
+
+def _paging_loop(next_link):
+    return BusinessCentralError(
+        "Business Central's next-page link points back at a page already read: the paging "
+        "would never end, so it was stopped.",
+        code="Paging_Loop",
+        method="GET",
+        url=_loggable(next_link),
+    )
+
+
 def _loggable(url):
     """The URL fit for a message or a log line.
 
@@ -601,22 +625,28 @@ class BusinessCentralClient:
                 rows = None
 
     def _pages(self, url, headers):
+        seen = {url}
         while url:
             page = self._page(url, headers)
-            url = page.next_link
+            url, loops = page.next_link, _loops(page.next_link, seen)
             yield page
             page = None  # Not held while the next page is read: one page in memory.
+            if loops:
+                raise _paging_loop(url)
 
     def _pages_ahead(self, url, headers):
+        seen = {url}
         page, ahead = self._page(url, headers), None
         try:
             while True:
-                url = page.next_link
-                ahead = self._fetch_ahead(url, headers) if url else None
+                url, loops = page.next_link, _loops(page.next_link, seen)
+                ahead = self._fetch_ahead(url, headers) if url and not loops else None
                 yield page
                 page = None  # The caller has it, or has let it go: at most two pages held.
                 if not url:
                     return
+                if loops:
+                    raise _paging_loop(url)
                 page = (ahead and ahead.result()) or self._page(url, headers)
                 ahead = None
         finally:

@@ -47,6 +47,13 @@ REFUSED_NAMES = {
     "expect": _FRAMING,
 }
 REFUSED_PREFIXES = {"proxy-": "it is meant for a proxy", "x-forwarded-": _ROUTING}
+# A value that is itself a credential, under any header name: an authorization scheme and
+# its parameters ("Bearer eyJ…", "Basic dXNlcjpwYXNz"), or a JSON Web Token anywhere in it.
+_CREDENTIAL_VALUE = re.compile(
+    r"^(bearer|basic|digest|negotiate|ntlm|hawk|sharedkey|sharedaccesssignature|pop)\s+\S"
+    r"|eyJ[\w-]{4,}\.[\w-]{4,}\.",
+    re.IGNORECASE,
+)
 MAX_NAME_LENGTH = 100
 MAX_VALUE_LENGTH = 4000
 
@@ -106,4 +113,11 @@ def _value_problem(value):
         value.encode("latin-1")
     except UnicodeEncodeError:
         return "its value has characters an HTTP header cannot carry"
+    if looks_like_credential(value):
+        return "its value looks like a credential (an authorization scheme or a token)"
     return None
+
+
+def looks_like_credential(value: str) -> bool:
+    """Whether `value` is shaped like a credential, whatever the header or parameter name."""
+    return _CREDENTIAL_VALUE.search(value) is not None

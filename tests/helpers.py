@@ -6,6 +6,7 @@ test module imports what it needs from here and takes its fixtures as arguments.
 
 import functools
 import os
+import re
 import secrets
 import subprocess
 import sys
@@ -247,3 +248,44 @@ def child_env(**overrides):
         **overrides,
     )
     return env
+
+
+def confirmed_write(endpoint):
+    """The form a write test's confirmation page posts: its button and the request's digest."""
+    from authentications.endpoint_runs import request_fingerprint
+
+    return {"bc_confirm": "yes", "bc_request": request_fingerprint(endpoint)}
+
+
+def endpoint_form_data(authentication, *, params=(), headers=(), **fields):
+    """The endpoint admin form's POST data, with `params` and `headers` as key/value rows."""
+    data = {
+        "name": "Customers",
+        "description": "",
+        "authentication": authentication.pk,
+        "method": "GET",
+        "path": "api/v2.0/companies({company})/customers",
+        "body": "",
+        "read_only_intent": "on",
+        **fields,
+    }
+    for prefix, rows in (("params", params), ("headers", headers)):
+        for index, (key, value) in enumerate([*rows, ("", "")]):
+            data[f"{prefix}-key-{index}"], data[f"{prefix}-value-{index}"] = key, value
+    return data
+
+
+def moves_shown(review):
+    """The `bc_seen` stamps a "Point at another authentication" review page posts back."""
+    return re.findall(r'name="bc_seen" value="([^"]+)"', review.content.decode())
+
+
+def move_form(endpoint, target, step, **extra):
+    """What the "Point at another authentication" action posts for `endpoint` at `step`."""
+    return {
+        "action": "point_at_another_authentication",
+        "_selected_action": [endpoint.pk],
+        "authentication": target.pk,
+        "bc_move_step": step,
+        **extra,
+    }

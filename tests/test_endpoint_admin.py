@@ -7,7 +7,14 @@ from pytest_django.asserts import assertContains, assertNotContains
 
 from authentications.endpoints import Endpoint
 from authentications.models import Event
-from tests.helpers import endpoint_url, log_in_staff_with, rename_endpoint
+from tests.helpers import (
+    confirmed_write,
+    endpoint_url,
+    log_in_staff_with,
+    move_form,
+    moves_shown,
+    rename_endpoint,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -166,7 +173,7 @@ def test_a_patch_is_confirmed_first_then_sent(
     assertContains(confirmation, "&quot;displayName&quot;: &quot;Renamed by a test&quot;")
     assert fake_microsoft.bc.count("PATCH") == 0
 
-    result = admin_client.post(endpoint_url(endpoint, "test"), {"bc_confirm": "yes"})
+    result = admin_client.post(endpoint_url(endpoint, "test"), confirmed_write(endpoint))
 
     assertContains(result, "HTTP 200")
     assertContains(result, "<td>Renamed by a test</td>")
@@ -188,9 +195,9 @@ def test_a_post_without_the_confirmation_field_is_not_sent(
 
 def test_a_stale_etag_is_explained(admin_client, tokens_planted, make_endpoint, fake_microsoft):
     endpoint = rename_endpoint(make_endpoint, tokens_planted, fake_microsoft)
-    admin_client.post(endpoint_url(endpoint, "test"), {"bc_confirm": "yes"})
+    admin_client.post(endpoint_url(endpoint, "test"), confirmed_write(endpoint))
 
-    again = admin_client.post(endpoint_url(endpoint, "test"), {"bc_confirm": "yes"})
+    again = admin_client.post(endpoint_url(endpoint, "test"), confirmed_write(endpoint))
 
     assertContains(again, "Another user has already changed the record")
     assertContains(again, "HTTP 409")
@@ -223,7 +230,9 @@ def test_run_endpoint_allows_the_write_test(client, tokens_planted, make_endpoin
     endpoint = rename_endpoint(make_endpoint, tokens_planted, fake_microsoft)
     log_in_staff_with(client, "view_endpoint", "run_endpoint")
 
-    assertContains(client.post(endpoint_url(endpoint, "test"), {"bc_confirm": "y"}), "HTTP 200")
+    assertContains(
+        client.post(endpoint_url(endpoint, "test"), confirmed_write(endpoint)), "HTTP 200"
+    )
 
 
 def test_without_view_permission_nothing_runs(
@@ -302,7 +311,13 @@ def test_point_at_another_authentication_shows_the_changes_then_moves(
     assert endpoint.authentication == tokens_planted
 
     done = admin_client.post(
-        LIST_URL, {**chosen, "authentication": staging.pk, "bc_move_step": "confirm"}
+        LIST_URL,
+        {
+            **chosen,
+            "authentication": staging.pk,
+            "bc_move_step": "confirm",
+            "bc_seen": moves_shown(review),
+        },
     )
 
     assert done.status_code == 302
@@ -327,7 +342,9 @@ def test_a_company_the_new_authentication_does_not_reach_is_dropped(
 
     review = admin_client.post(LIST_URL, {**chosen, "bc_move_step": "review"})
     assertContains(review, "choose the company again after the move")
-    admin_client.post(LIST_URL, {**chosen, "bc_move_step": "confirm"})
+    admin_client.post(
+        LIST_URL, {**chosen, "bc_move_step": "confirm", "bc_seen": moves_shown(review)}
+    )
 
     endpoint.refresh_from_db()
     assert endpoint.authentication == offline and endpoint.company_id == ""
@@ -356,15 +373,7 @@ def test_moving_needs_the_change_permission(
     endpoint = make_endpoint(tokens_planted)
     log_in_staff_with(client, "view_endpoint", "run_endpoint")
 
-    client.post(
-        LIST_URL,
-        {
-            "action": "point_at_another_authentication",
-            "_selected_action": [endpoint.pk],
-            "authentication": other.pk,
-            "bc_move_step": "confirm",
-        },
-    )
+    client.post(LIST_URL, move_form(endpoint, other, "confirm"))
 
     endpoint.refresh_from_db()
     assert endpoint.authentication == tokens_planted
@@ -392,7 +401,7 @@ def test_a_patch_whose_answer_was_lost_says_it_may_have_been_applied(
     endpoint = rename_endpoint(make_endpoint, tokens_planted, fake_microsoft)
     fake_microsoft.bc.fail_next(("drop_after",))  # Applied, then the connection drops.
 
-    page = admin_client.post(endpoint_url(endpoint, "test"), {"bc_confirm": "yes"})
+    page = admin_client.post(endpoint_url(endpoint, "test"), confirmed_write(endpoint))
 
     assertContains(page, "The first attempt may have been applied")
     assert fake_microsoft.bc.company.at(4)["displayName"] == "Renamed by a test"
@@ -422,7 +431,7 @@ def test_a_confirmed_post_creates_and_a_confirmed_delete_deletes(
     )
     assertContains(admin_client.get(endpoint_url(create, "test")), "(creates a record)")
 
-    created = admin_client.post(endpoint_url(create, "test"), {"bc_confirm": "yes"})
+    created = admin_client.post(endpoint_url(create, "test"), confirmed_write(create))
 
     assertContains(created, "HTTP 201")
     (new_id,) = fake_microsoft.bc.company.created
@@ -434,7 +443,7 @@ def test_a_confirmed_post_creates_and_a_confirmed_delete_deletes(
         headers=[["If-Match", "*"]],
     )
     assertContains(admin_client.get(endpoint_url(remove, "test")), "(deletes a record)")
-    deleted = admin_client.post(endpoint_url(remove, "test"), {"bc_confirm": "yes"})
+    deleted = admin_client.post(endpoint_url(remove, "test"), confirmed_write(remove))
 
     assertContains(deleted, "HTTP 204")
     assert fake_microsoft.bc.company.get(new_id) is None
@@ -451,7 +460,7 @@ def test_a_credential_stored_by_code_is_not_shown_on_the_confirmation(
     page = admin_client.get(endpoint_url(endpoint, "test"))
     assertContains(page, "X-Api-Key: (refused, not sent)")
     assertNotContains(page, "stored-by-code-secret")
-    sent = admin_client.post(endpoint_url(endpoint, "test"), {"bc_confirm": "yes"})
+    sent = admin_client.post(endpoint_url(endpoint, "test"), confirmed_write(endpoint))
 
     assertContains(sent, "Header_Refused")
     assertNotContains(sent, "stored-by-code-secret")

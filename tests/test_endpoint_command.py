@@ -83,7 +83,7 @@ def test_a_write_endpoint_runs_once(tokens_planted, make_endpoint, fake_microsof
         body={"displayName": "From the command line"},
     )
 
-    created = json.loads(run_bc("--endpoint", "New customer", "--json"))
+    created = json.loads(run_bc("--endpoint", "New customer", "--json", "--yes"))
 
     assert created["displayName"] == "From the command line"
     assert fake_microsoft.bc.count("POST") == 1

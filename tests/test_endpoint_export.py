@@ -97,7 +97,7 @@ def test_csv_for_excel_has_a_bom_and_defuses_formulas(
 
     text = downloaded(admin_client.get(endpoint_url(endpoint, "export/csv") + "?excel=1"))
 
-    assert text.startswith("\ufeff@odata.etag,displayName,_extra\r\n")
+    assert text.startswith("\ufeff'@odata.etag,displayName,_extra\r\n")  # @ starts a formula
     assert list(csv.reader(io.StringIO(text)))[1][1] == '\'=HYPERLINK("http://evil.example","Ø")'
 
 

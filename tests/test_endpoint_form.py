@@ -4,28 +4,11 @@ import pytest
 
 from authentications.endpoint_forms import EndpointForm
 from authentications.endpoints import Endpoint
-from tests.helpers import endpoint_url
+from tests.helpers import endpoint_form_data, endpoint_url
 
 pytestmark = pytest.mark.django_db
 
 ADD_URL = "/admin/authentications/endpoint/add/"
-
-
-def endpoint_form_data(authentication, *, params=(), headers=(), **fields):
-    data = {
-        "name": "Customers",
-        "description": "",
-        "authentication": authentication.pk,
-        "method": "GET",
-        "path": "api/v2.0/companies({company})/customers",
-        "body": "",
-        "read_only_intent": "on",
-        **fields,
-    }
-    for prefix, rows in (("params", params), ("headers", headers)):
-        for index, (key, value) in enumerate([*rows, ("", "")]):
-            data[f"{prefix}-key-{index}"], data[f"{prefix}-value-{index}"] = key, value
-    return data
 
 
 def errors_of(authentication, instance=None, **fields):

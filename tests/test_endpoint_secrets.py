@@ -13,7 +13,7 @@ from django.core.management import call_command
 
 from authentications.models import Event
 from tests.fakes.entra import CLIENT_SECRET
-from tests.helpers import endpoint_url, expiring, rename_endpoint
+from tests.helpers import confirmed_write, endpoint_url, expiring, rename_endpoint
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -52,7 +52,7 @@ def test_no_secret_on_endpoint_pages_downloads_or_logs(
         endpoint_url(write, "test"),
     ):
         keep(admin_client.get(url))
-    keep(admin_client.post(endpoint_url(write, "test"), {"bc_confirm": "yes"}))
+    keep(admin_client.post(endpoint_url(write, "test"), confirmed_write(write)))
     fake_microsoft.bc.denied["jane@contoso.com"] = {"customers"}
     keep(admin_client.get(endpoint_url(read, "test")))
     keep(admin_client.get(endpoint_url(read, "export/csv"), follow=True))

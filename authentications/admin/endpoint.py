@@ -9,12 +9,15 @@ from django.contrib import admin, messages
 from django.http import HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
+from django.utils.html import format_html_join
+from django.utils.safestring import mark_safe
 
+from bcconnect.client import forbidden_header
 from bcconnect.errors import BcconnectError
 
 from .. import endpoint_moves
-from ..endpoint_forms import EndpointForm, MoveEndpointsForm
-from ..endpoints import Endpoint
+from ..endpoint_forms import EndpointForm, MoveEndpointsForm, as_rows
+from ..endpoints import Endpoint, credential_param
 from ..formatting import when
 from . import endpoint_views
 from .displays import badge
@@ -35,6 +38,23 @@ def company_display(obj):
     if obj.company_id:
         return f"{obj.company_name} ({obj.company_id})"
     return "choose one (the path needs it)" if obj.needs_company else "—"
+
+
+@admin.display(description="Query parameters")
+def params_display(obj):
+    return _rows(obj.params, credential_param)
+
+
+@admin.display(description="Headers")
+def headers_display(obj):
+    return _rows(obj.headers, forbidden_header)
+
+
+def _rows(value, refuse):
+    """Key/value rows for a user who may only view: a value the rules refuse (stored by
+    code, past the form) may be a credential, so it is not shown."""
+    rows = [(name, "(refused, not shown)" if refuse(name, v) else v) for name, v in as_rows(value)]
+    return format_html_join(mark_safe("<br>"), "{}: {}", rows) or "—"
 
 
 @admin.display(description="Last test", ordering="last_tested_at")
@@ -58,7 +78,7 @@ class EndpointAdmin(admin.ModelAdmin):
     list_select_related = ("authentication",)
     search_fields = ("name", "description", "path")
     actions = ["test_endpoint", "point_at_another_authentication", "duplicate"]
-    readonly_fields = (full_url, company_display, last_test)
+    readonly_fields = (full_url, company_display, last_test, params_display, headers_display)
 
     class Media:
         css = {"all": ["authentications/admin.css"]}
@@ -68,6 +88,12 @@ class EndpointAdmin(admin.ModelAdmin):
         request_fields.append("read_only_intent")
         if obj is not None:
             request_fields[3:3] = [full_url, company_display]
+        if obj is not None and not self.has_change_permission(request, obj):
+            # Read-only fields show the stored JSON as it is; these hide refused values.
+            request_fields = [
+                {"params": params_display, "headers": headers_display}.get(f, f)
+                for f in request_fields
+            ]
         fieldsets = [
             (None, {"fields": ["name", "description"]}),
             ("Request", {"fields": request_fields}),
@@ -120,7 +146,8 @@ class EndpointAdmin(admin.ModelAdmin):
         moves = endpoint_moves.plan_moves(queryset.select_related("authentication"), target)
         if request.POST["bc_move_step"] != "confirm":
             return self._move_page(request, queryset, form, moves=moves)
-        done = endpoint_moves.apply_moves(moves, target, actor=request.user.get_username())
+        shown = endpoint_moves.confirmed(moves, request.POST.getlist("bc_seen"))
+        done = endpoint_moves.apply_moves(shown, target, actor=request.user.get_username())
         self.message_user(request, f"{len(done)} endpoint(s) now use “{target}”.", messages.SUCCESS)
         if len(done) < len(moves):
             self.message_user(

@@ -12,6 +12,7 @@ from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.http import HttpResponseRedirect, StreamingHttpResponse
 from django.urls import path, reverse
+from django.utils.crypto import constant_time_compare
 from django.utils.http import content_disposition_header
 from django.utils.text import slugify
 
@@ -71,6 +72,13 @@ def test(request, object_id, *, model_admin):
             raise PermissionDenied
         if request.method != "POST" or "bc_confirm" not in request.POST:
             return _confirmation(request, model_admin, endpoint)
+        if not _confirmed_as_shown(request, endpoint):
+            messages.warning(
+                request,
+                "The request changed since its confirmation page was shown (or that page "
+                "was not used): nothing was sent. Check the request below and confirm again.",
+            )
+            return _confirmation(request, model_admin, endpoint)
     trial = endpoint_runs.try_endpoint(endpoint, actor=request.user.get_username())
     return object_page(
         request,
@@ -85,9 +93,19 @@ def test(request, object_id, *, model_admin):
     )
 
 
+def _confirmed_as_shown(request, endpoint):
+    """Whether the posted confirmation is for the request the endpoint would send now."""
+    try:
+        current = endpoint_runs.request_fingerprint(endpoint)
+    except BcconnectError:
+        return False  # The confirmation page explains why it cannot be sent.
+    return constant_time_compare(request.POST.get("bc_request", ""), current)
+
+
 def _confirmation(request, model_admin, endpoint):
     try:
         url = endpoint.url()
+        fingerprint = endpoint_runs.request_fingerprint(endpoint)
     except BcconnectError as err:
         messages.error(request, f"“{endpoint}”: {describe_error(err)}")
         return back_to(endpoint)
@@ -98,6 +116,7 @@ def _confirmation(request, model_admin, endpoint):
         "confirm.html",
         title=f"Send {endpoint.method} to Business Central?",
         url=url,
+        fingerprint=fingerprint,
         environment=endpoint.authentication.environment_name or endpoint.authentication.base_url,
         request_headers=shown_headers(endpoint),
         body=None if endpoint.body is None else json.dumps(endpoint.body, indent=2),
@@ -183,7 +202,11 @@ def choose_company(request, object_id, *, model_admin):
 def _set_company(request, endpoint):
     chosen = endpoint_moves.set_company(endpoint, request.POST.get("company_id", ""))
     if chosen is None:
-        messages.error(request, "That is not a company this authentication reaches.")
+        messages.error(
+            request,
+            "That is not a company this authentication reaches (or the endpoint was pointed "
+            "at another authentication meanwhile): nothing changed.",
+        )
     elif chosen["id"]:
         messages.success(request, f"“{endpoint}” now uses the company “{chosen['name']}”.")
     else:

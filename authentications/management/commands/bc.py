@@ -8,6 +8,7 @@
     python manage.py bc "BC production" GET "ODataV4/Company('CRONUS USA, Inc.')/Customer_Card" \\
         --environment-root
     python manage.py bc --endpoint Customers --all --format csv --param '$top=100'
+    python manage.py bc --endpoint "New customer" --yes
 
 The bearer token goes only under the environment root (.../v2.0/<tenant>/<environment>/):
 a PATH or absolute URL elsewhere, or one that climbs with `..`, is refused in one line.
@@ -70,6 +71,13 @@ class Command(BaseCommand):
             "overrides its stored query parameters.",
         )
         parser.add_argument(
+            "--yes",
+            action="store_true",
+            help="With --endpoint: send it even though it changes data (POST, PATCH, DELETE). "
+            "A stored endpoint's method is not on the command line, so a write is never sent "
+            "without this.",
+        )
+        parser.add_argument(
             "--format",
             choices=sorted(FORMATS),
             help="With --endpoint: the rows as one JSON array, JSON Lines or CSV (default: "
@@ -119,6 +127,11 @@ class Command(BaseCommand):
         overrides = dict(self._params(options["param"]))
         if options["all"] and not endpoint.is_read:
             raise CommandError(f"--all only works with GET; {endpoint} is a {endpoint.method}.")
+        if not endpoint.is_read and not options["yes"]:
+            raise CommandError(
+                f"{endpoint} sends a {endpoint.method}: it changes data in Business Central. "
+                "Add --yes to send it; nothing was sent."
+            )
         failures = []
         try:
             if options["all"]:
