@@ -9,7 +9,7 @@ with an id that would be refused.
 
 from dataclasses import dataclass
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from bcconnect.errors import BcconnectError
@@ -131,7 +131,12 @@ def _record(move, target, actor):
 
 
 def duplicate(endpoint):
-    """A copy of `endpoint` under a free name, untested."""
+    """A copy of `endpoint` under a free name, untested.
+
+    Each candidate name is tried by inserting it (in a savepoint), not by looking first:
+    two staff duplicating at once would both see the same name free, and the second save
+    would fail on the unique name.
+    """
     copy = Endpoint(
         **{
             f.attname: getattr(endpoint, f.attname)
@@ -139,23 +144,27 @@ def duplicate(endpoint):
             if f.attname not in ("id", "created_at", "updated_at") and not _is_test(f.attname)
         }
     )
-    copy.name = _free_name(endpoint.name)
-    copy.save()
-    return copy
+    for candidate in _copy_names(endpoint.name):
+        copy.name = candidate
+        try:
+            with transaction.atomic():
+                copy.save(force_insert=True)
+            return copy
+        except IntegrityError:
+            if not Endpoint.objects.filter(name=candidate).exists():
+                raise  # Not the name: nothing to try again.
+    raise ValueError("No free name for the copy.")
 
 
 def _is_test(attname):
     return attname.startswith("last_test")
 
 
-def _free_name(name):
+def _copy_names(name):
     max_length = Endpoint._meta.get_field("name").max_length
     for number in range(1, 1000):
         suffix = COPY_SUFFIX if number == 1 else f" (copy {number})"
-        candidate = name[: max_length - len(suffix)] + suffix
-        if not Endpoint.objects.filter(name=candidate).exists():
-            return candidate
-    raise ValueError("No free name for the copy.")
+        yield name[: max_length - len(suffix)] + suffix
 
 
 def companies_reached(authentication):

@@ -9,6 +9,7 @@ import pytest
 from django.core.management import CommandError, call_command, execute_from_command_line
 from pytest_django.asserts import assertContains
 
+from authentications import endpoint_moves
 from authentications.endpoint_forms import EndpointForm
 from authentications.endpoints import Endpoint, EndpointNotReady
 from authentications.models import Event
@@ -375,3 +376,15 @@ def test_duplicates_of_a_name_at_max_length_stay_within_it_and_unique(
         "N" * 91 + " (copy 2)",
         "N" * 91 + " (copy 3)",
     }
+
+
+def test_a_copy_whose_name_is_taken_at_insert_takes_the_next_one(tokens_planted, make_endpoint):
+    """What two staff duplicating at once meet: the first free-looking name is taken by the
+    time the copy is inserted. The insert itself decides, so the copy takes the next name."""
+    endpoint = make_endpoint(tokens_planted, name="Orders")
+    make_endpoint(tokens_planted, name="Orders (copy)")  # The other click won this name.
+
+    copy = endpoint_moves.duplicate(endpoint)
+
+    assert copy.name == "Orders (copy 2)"
+    assert Endpoint.objects.filter(name__startswith="Orders").count() == 3
