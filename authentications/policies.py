@@ -13,6 +13,7 @@ at this moment (what `tokens.refresh(needed=...)` calls) and `a | b` needs eithe
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -26,16 +27,16 @@ from .models import Authentication
 RECENT_REFRESH = timedelta(seconds=10)
 
 
-class RefreshPolicy:
+class RefreshPolicy(ABC):
     """A rule saying which connections need a new access token."""
 
+    @abstractmethod
     def q(self, now: datetime) -> Q:
         """The rule as a filter on `Authentication` rows, at `now`."""
-        raise NotImplementedError
 
+    @abstractmethod
     def matches(self, row: Authentication, now: datetime) -> bool:
         """The rule for one loaded row, at `now`."""
-        raise NotImplementedError
 
     def __call__(self, row: Authentication) -> bool:
         return self.matches(row, timezone.now())
