@@ -8,6 +8,7 @@ from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.checks import Error, Tags, Warning, register
+from django.db import DatabaseError
 from django.db.models import Count
 
 from .tokens import minimum_lease_seconds
@@ -121,6 +122,10 @@ def check_undelivered_notifications(app_configs, databases=None, **kwargs):
         .annotate(count=Count("id"))
         .order_by("status", "entity")
     )
+    try:
+        waiting = list(waiting)
+    except DatabaseError:  # Not migrated yet (`migrate` runs the database checks first).
+        return []
     problems = []
     for status, entity, count in waiting:
         if status == Status.NO_HANDLER:

@@ -139,3 +139,11 @@ def test_replaying_an_entity_nobody_handles_is_one_line_and_changes_nothing(clie
         '@change_notifications.on("vendors") (BC_NOTIFICATION_HANDLERS), then replay.'
     ]
     assert ChangeNotification.objects.get().status == Status.NO_HANDLER
+
+
+def test_migrate_on_a_fresh_database_is_not_stopped_by_the_check(tmp_path):
+    env = child_env() | {"DATABASE_URL": f"sqlite:///{tmp_path}/fresh.sqlite3"}
+
+    result = run_manage_py("migrate", "--noinput", "-v0", env=env)
+
+    assert result.returncode == 0, result.stderr

@@ -189,3 +189,33 @@ def test_sigterm_lets_the_demo_workers_current_delivery_finish(client, connected
     assert [record for _, record, _ in delivered(log_path)] == ["c-1"]
     assert ChangeNotification.objects.get().status == Status.DELIVERED
     assert list(DBTaskResult.objects.values_list("status", flat=True)) == ["SUCCESSFUL"]
+
+
+def test_a_second_sigterm_gives_the_delivery_back_for_a_retry(client, connected_row, tmp_path):
+    log_path, started = tmp_path / "delivered.log", tmp_path / "started.log"
+    subscription = make_subscription(connected_row)
+    post_notifications(client, [notification_item(subscription, "c-1")])
+    command = manage_py_args(make_recipe("demo-worker"))
+    env = worker_env(log_path, delay="30") | {"NOTIFICATION_STARTED": str(started)}
+    worker = subprocess.Popen(
+        [sys.executable, "manage.py", *command, "--interval", "0.05", "--no-startup-delay"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        assert wait_for(started.exists), worker.stderr
+        worker.send_signal(signal.SIGTERM)  # "Shutting down gracefully" ...
+        time.sleep(0.3)
+        worker.send_signal(signal.SIGTERM)  # ... "press Ctrl+C again to force".
+        returncode = worker.wait(timeout=30)
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+
+    row = ChangeNotification.objects.get()
+    assert returncode == 0 and delivered(log_path) == []  # Stopped at once, cleanly.
+    assert (row.status, row.attempts) == (Status.RETRYING, 1)  # Given back, not held.
+    assert row.last_error.startswith("SystemExit")
+    assert "record_customer_change" in row.last_error
