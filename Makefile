@@ -54,6 +54,11 @@ serve: install
 
 # Newcomer path: the fake Microsoft and the site configured against it, no Entra tenant needed.
 DEMO_DIR ?= .demo
+# demo-change and demo-worker join the running demo: the ports it was started with (saved in
+# $(DEMO_DIR)/ports.mk by `make demo`), unless given again.
+ifneq ($(filter demo-change demo-worker,$(MAKECMDGOALS)),)
+-include $(DEMO_DIR)/ports.mk
+endif
 DEMO_PORT ?= 8000
 FAKE_PORT ?= 8443
 DEMO_ENV = DATABASE_URL=sqlite:///$(abspath $(DEMO_DIR))/db.sqlite3 \
@@ -61,8 +66,7 @@ DEMO_ENV = DATABASE_URL=sqlite:///$(abspath $(DEMO_DIR))/db.sqlite3 \
 	BC_AUTHORITY_HOST=https://127.0.0.1:$(FAKE_PORT) BC_API_HOST=https://127.0.0.1:$(FAKE_PORT) \
 	REQUESTS_CA_BUNDLE=$(abspath $(DEMO_DIR))/certs/ca.pem
 
-demo: install
-	@mkdir -p $(DEMO_DIR)
+demo: install demo-ports
 	@$(DEMO_ENV) $(BIN)/python -m tests.fakes.demo
 	@$(BIN)/python -m tests.fakes.microsoft --port $(FAKE_PORT) --cert-dir $(DEMO_DIR)/certs \
 	  --public-base-url http://127.0.0.1:$(DEMO_PORT) > $(DEMO_DIR)/fake-microsoft.log 2>&1 & \
@@ -76,8 +80,14 @@ demo: install
 
 # Beside a running `make demo`: change a customer in the fake BC (a subscription then gets a
 # notification, shown in the admin), and run the task worker that delivers notifications.
-.PHONY: demo-change demo-worker
+# The worker runs without the autoreloader (--no-reload; db_worker's default is DEBUG): under
+# it a SIGTERM cuts the task in the middle, while alone db_worker finishes the task under way
+# on SIGTERM or Ctrl-C, then exits (a second signal gives the notification back for a retry).
+.PHONY: demo-change demo-worker demo-ports
+demo-ports:
+	@mkdir -p $(DEMO_DIR)
+	@printf 'DEMO_PORT ?= %s\nFAKE_PORT ?= %s\n' '$(DEMO_PORT)' '$(FAKE_PORT)' > $(DEMO_DIR)/ports.mk
 demo-change: install
 	@$(DEMO_ENV) $(BIN)/python -m tests.fakes.demo change
 demo-worker: install
-	@$(DEMO_ENV) $(BIN)/python manage.py db_worker
+	@$(DEMO_ENV) $(BIN)/python manage.py db_worker --no-reload

@@ -8,6 +8,8 @@ from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.checks import Error, Tags, Warning, register
+from django.db import DatabaseError
+from django.db.models import Count
 
 from .tokens import minimum_lease_seconds
 from .validators import LOOPBACK_HOSTS
@@ -103,3 +105,48 @@ def check_lease_seconds(app_configs, **kwargs):
             id="bcconnect.W002",
         )
     ]
+
+
+@register(Tags.database)
+def check_undelivered_notifications(app_configs, databases=None, **kwargs):
+    """Change notifications no handler took, or parked: health a deploy script can read
+    (`manage.py check --database default`); they wait for a person, not for cron."""
+    if not databases:
+        return []
+    from .subscription_models import ChangeNotification
+
+    Status = ChangeNotification.Status
+    waiting = (
+        ChangeNotification.objects.filter(status__in=ChangeNotification.NEEDS_ATTENTION)
+        .values_list("status", "entity")
+        .annotate(count=Count("id"))
+        .order_by("status", "entity")
+    )
+    try:
+        waiting = list(waiting)
+    except DatabaseError:  # Not migrated yet (`migrate` runs the database checks first).
+        return []
+    problems = []
+    for status, entity, count in waiting:
+        if status == Status.NO_HANDLER:
+            problems.append(
+                Warning(
+                    f"{count} change notifications of {entity} have no handler: not delivered.",
+                    hint=f'Register one with @change_notifications.on("{entity}") (a module '
+                    "named in BC_NOTIFICATION_HANDLERS), then run `manage.py "
+                    "replay_notifications` (cron also queues them once a handler exists).",
+                    id="bcconnect.W003",
+                )
+            )
+        else:
+            problems.append(
+                Warning(
+                    f"{count} change notifications of {entity} are parked: their handler kept "
+                    "failing or killed its worker.",
+                    hint="See Business Central > Change notifications (Needs attention); fix "
+                    "the handler, then use the Retry / replay action or `manage.py "
+                    "replay_notifications --parked`.",
+                    id="bcconnect.W004",
+                )
+            )
+    return problems

@@ -3,12 +3,16 @@
 Work is per record (`record_key`): a task takes the oldest open notification of a record,
 claims it with one conditional UPDATE (so two workers never run the same one), runs the
 handlers, and moves on to the record's next one. A later change of a record never overtakes
-an earlier one: while the earlier one is retrying or parked, the later ones wait. A claim
-has a deadline, so a worker killed mid-delivery only delays that record: `requeue_stalled`
-(run by cron) queues it again.
+an earlier one: while the earlier one is retrying, parked or without a handler, the later
+ones wait. A claim has a deadline (BC_NOTIFICATION_CLAIM_SECONDS), so a worker killed
+mid-delivery only delays that record: `requeue_stalled` (run by cron) queues it again. Each
+claim counts an attempt, so a handler that kills its worker every time is parked after
+BC_NOTIFICATION_MAX_ATTEMPTS claims instead of crash-looping the workers.
 """
 
 import logging
+from collections import Counter
+from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
@@ -20,9 +24,14 @@ from .subscription_models import ChangeNotification
 
 logger = logging.getLogger(__name__)
 
-CLAIM_SECONDS = 300  # A handler running longer than this may be run a second time.
 MAX_ERROR = 2000
 Status = ChangeNotification.Status
+
+
+def claim_duration():
+    """BC_NOTIFICATION_CLAIM_SECONDS: a handler running longer may be run a second time, and
+    a killed worker's notification is taken up again this long after it was claimed."""
+    return timedelta(seconds=settings.BC_NOTIFICATION_CLAIM_SECONDS)
 
 
 def queue_delivery(record_keys, *, run_after=None):
@@ -43,16 +52,17 @@ def deliver_records(record_keys):
 def deliver_record(record_key):
     delivered = 0
     while True:
-        notification = _claim_next(record_key)
-        if notification is None:
+        claimed = _claim_next(record_key)
+        if claimed is None:
             return delivered
-        if not _deliver(notification):
+        if not _deliver(*claimed):
             return delivered
         delivered += 1
 
 
 def _claim_next(record_key):
-    """The record's oldest open notification, claimed; None when it is not ours to run now."""
+    """The record's oldest open notification, claimed, and its handlers; None when it is not
+    ours to run now (not due, held by another worker, waiting for a person)."""
     now = timezone.now()
     head = (
         ChangeNotification.objects.filter(record_key=record_key, status__in=ChangeNotification.OPEN)
@@ -62,14 +72,60 @@ def _claim_next(record_key):
     )
     if head is None or not _runnable(head, now):
         return None
-    claimed_until = now + timedelta(seconds=CLAIM_SECONDS)
-    claimed = ChangeNotification.objects.filter(
-        pk=head.pk, status=head.status, claimed_until=head.claimed_until
-    ).update(status=Status.DELIVERING, claimed_until=claimed_until)
-    if not claimed:
+    handlers = change_notifications.handlers_for(head.entity)
+    if not handlers:
+        _set_aside(head, status=Status.NO_HANDLER)
+        return None
+    if head.status == Status.DELIVERING and head.attempts >= settings.BC_NOTIFICATION_MAX_ATTEMPTS:
+        _set_aside(head, status=Status.PARKED, last_error=died_error(head))
+        return None
+    return _claim(head, handlers, now)
+
+
+def _claim(head, handlers, now):
+    """Take `head` with one conditional UPDATE that also counts the attempt.
+
+    Counted here, not when the handlers end: a handler that kills its worker (os._exit, the
+    OOM killer) never ends, and its claims must still run out.
+    """
+    claimed_until = now + claim_duration()
+    changes = {
+        "status": Status.DELIVERING,
+        "claimed_until": claimed_until,
+        "attempts": head.attempts + 1,
+        "handler": handler_name(handlers[0]),
+    }
+    if not _unchanged(head).update(**changes):
         return None  # Another worker took it; it carries on with the record.
-    head.status, head.claimed_until = Status.DELIVERING, claimed_until
-    return head
+    for field, value in changes.items():
+        setattr(head, field, value)
+    return head, handlers
+
+
+def _unchanged(row):
+    return ChangeNotification.objects.filter(
+        pk=row.pk, status=row.status, claimed_until=row.claimed_until, attempts=row.attempts
+    )
+
+
+def _set_aside(head, **changes):
+    """Leave `head` for a person (its record's later changes wait behind it)."""
+    if changes["status"] == Status.PARKED:
+        logger.warning("Parked %s: %s", head, changes["last_error"])
+    else:
+        logger.warning("No handler for %s: kept as No handler until one exists", head)
+    _unchanged(head).update(claimed_until=None, next_attempt_at=None, **changes)
+
+
+def died_error(row):
+    return (
+        f"Worker died while handling ({row.handler or 'handler unknown'}): claimed "
+        f"{row.attempts} times, never finished (os._exit, killed, out of memory?)."
+    )
+
+
+def handler_name(handler):
+    return f"{getattr(handler, '__module__', '?')}.{getattr(handler, '__qualname__', handler)}"
 
 
 def _runnable(head, now):
@@ -79,24 +135,27 @@ def _runnable(head, now):
         return head.next_attempt_at is None or head.next_attempt_at <= now
     if head.status == Status.DELIVERING:
         return head.claimed_until is None or head.claimed_until < now  # Its worker died.
+    if head.status == Status.NO_HANDLER:
+        return True  # Delivered once a handler exists; set aside again otherwise.
     return False  # Parked: waits for a person.
 
 
-def _deliver(notification):
+def _deliver(notification, handlers):
     """Run the handlers; True when they all succeeded."""
     change = _change(notification)
-    try:
-        for handler in change_notifications.handlers_for(notification.entity):
+    for index, handler in enumerate(handlers):
+        if index:  # The claim named the first; a worker dying in this one must name it.
+            _ours(notification).update(handler=handler_name(handler))
+        try:
             handler(change)
-    except Exception as err:  # A handler's failure, whatever it is, is recorded, not lost.
-        _failed(notification, err)
-        return False
+        except Exception as err:  # A handler's failure, whatever it is, is recorded, not lost.
+            _failed(notification, err, handler)
+            return False
+        except BaseException as err:  # SystemExit, KeyboardInterrupt: counted, then obeyed.
+            _failed(notification, err, handler)
+            raise
     finished = _ours(notification).update(
-        status=Status.DELIVERED,
-        delivered_at=timezone.now(),
-        attempts=notification.attempts + 1,
-        claimed_until=None,
-        last_error="",
+        status=Status.DELIVERED, delivered_at=timezone.now(), claimed_until=None, last_error=""
     )
     return bool(finished)  # 0: another worker holds it now; the record's next change waits.
 
@@ -133,9 +192,9 @@ def _filter(resource):
     return values[0] if values else ""
 
 
-def _failed(notification, err):
-    attempts = notification.attempts + 1
-    error = f"{type(err).__name__}: {err}"[:MAX_ERROR]
+def _failed(notification, err, handler):
+    attempts = notification.attempts  # Counted when claimed.
+    error = f"{type(err).__name__}: {err} (in {handler_name(handler)})"[:MAX_ERROR]
     logger.warning(
         "Handler failed for %s (attempt %d): %s", notification, attempts, type(err).__name__
     )
@@ -143,9 +202,7 @@ def _failed(notification, err):
         changes = {"status": Status.PARKED, "next_attempt_at": None}
     else:
         changes = {"status": Status.RETRYING, "next_attempt_at": timezone.now() + backoff(attempts)}
-    failed = _ours(notification).update(
-        attempts=attempts, last_error=error, claimed_until=None, **changes
-    )
+    failed = _ours(notification).update(last_error=error, claimed_until=None, **changes)
     if failed and changes["status"] == Status.RETRYING:
         queue_delivery([notification.record_key], run_after=changes["next_attempt_at"])
 
@@ -156,32 +213,77 @@ def backoff(attempts):
     return timedelta(seconds=min(seconds, 86_400))
 
 
-def retry(queryset):
-    """Give parked (or waiting) notifications a fresh start and queue them; returns the count."""
-    rows = list(queryset.filter(status__in=(Status.PARKED, Status.RETRYING)))
+@dataclass(frozen=True)
+class Replay:
+    """What `replay` did, by entity: queued again, or left because no handler exists yet."""
+
+    queued: Counter
+    unhandled: Counter
+
+
+def replay(queryset, *, dry_run=False):
+    """Give parked, retrying and no-handler notifications a fresh start and queue them.
+
+    A no-handler one whose entity still has no handler is left as it is: queued, it would
+    only come back as "No handler".
+    """
+    rows = list(queryset.filter(status__in=(Status.PARKED, Status.RETRYING, Status.NO_HANDLER)))
+    handled = {
+        entity: bool(change_notifications.handlers_for(entity)) for entity in _entities(rows)
+    }
+    queued, unhandled, record_keys = Counter(), Counter(), set()
     for row in rows:
-        ChangeNotification.objects.filter(pk=row.pk, status=row.status).update(
+        if row.status == Status.NO_HANDLER and not handled[row.entity]:
+            unhandled[row.entity] += 1
+        elif dry_run or _unchanged(row).update(
             status=Status.PENDING, attempts=0, next_attempt_at=None, claimed_until=None
-        )
-    if rows:
-        queue_delivery(sorted({row.record_key for row in rows}))
-    return len(rows)
+        ):
+            queued[row.entity] += 1
+            record_keys.add(row.record_key)
+    if record_keys and not dry_run:
+        queue_delivery(sorted(record_keys))
+    return Replay(queued, unhandled)
+
+
+def _entities(rows):
+    return sorted({row.entity for row in rows})
 
 
 def requeue_stalled():
-    """Queue records whose delivery is due but may have no task: crashed worker, lost queue.
+    """Queue records whose delivery is due but may have no task: crashed worker, lost queue,
+    or a no-handler change whose entity has a handler now (a deploy added one).
 
     Returns how many records were queued. Run by `refresh_tokens`; queueing a record twice is
-    harmless, the claim lets one task deliver it.
+    harmless, the claim lets one task deliver it. A dead claim that used up its attempts is
+    parked here rather than queued, so it shows without waiting for a worker.
     """
     now = timezone.now()
+    park_dead_claims(now)
     stale = timedelta(minutes=1)
     due = ChangeNotification.objects.filter(
         Q(status=Status.PENDING, received_at__lt=now - stale)
         | Q(status=Status.RETRYING, next_attempt_at__lt=now - stale)
         | Q(status=Status.DELIVERING, claimed_until__lt=now)
+        | Q(status=Status.NO_HANDLER, entity__in=_handled_entities())
     )
     record_keys = sorted(set(due.values_list("record_key", flat=True)))
     if record_keys:
         queue_delivery(record_keys)
     return len(record_keys)
+
+
+def _handled_entities():
+    waiting = ChangeNotification.objects.filter(status=Status.NO_HANDLER).order_by()
+    entities = waiting.values_list("entity", flat=True).distinct()
+    return [entity for entity in entities if change_notifications.handlers_for(entity)]
+
+
+def park_dead_claims(now):
+    """Park notifications whose workers died in them BC_NOTIFICATION_MAX_ATTEMPTS times."""
+    dead = ChangeNotification.objects.filter(
+        status=Status.DELIVERING,
+        claimed_until__lt=now,
+        attempts__gte=settings.BC_NOTIFICATION_MAX_ATTEMPTS,
+    )
+    for row in dead:
+        _set_aside(row, status=Status.PARKED, last_error=died_error(row))

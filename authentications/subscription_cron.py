@@ -6,15 +6,14 @@ tokens alive keeps the subscriptions alive too.
 
 import json
 
-from django.utils import timezone
-
 from . import notification_delivery, subscriptions
-from .subscription_models import RETENTION, ChangeNotification
 from .subscriptions import Renewal
 
 
 def keep_alive(stdout, *, dry_run=False, as_json=False):
-    """Renew due subscriptions, requeue stalled deliveries, purge old ones; returns failures."""
+    """Renew due subscriptions and requeue stalled deliveries; returns failures.
+
+    (Delivered notifications and finished task rows are purged by `retention.purge`.)"""
     if dry_run:
         for subscription in subscriptions.due_subscriptions():
             planned = Renewal(subscription, subscriptions.planned_outcome(subscription))
@@ -26,9 +25,6 @@ def keep_alive(stdout, *, dry_run=False, as_json=False):
     requeued = notification_delivery.requeue_stalled()
     if requeued and not as_json:
         stdout.write(f"Queued the delivery of {requeued} records again (stalled).")
-    ChangeNotification.objects.filter(
-        status=ChangeNotification.Status.DELIVERED, delivered_at__lt=timezone.now() - RETENTION
-    ).delete()
     return sum(1 for renewal in renewals if renewal.outcome == "failed")
 
 

@@ -94,9 +94,12 @@ class ChangeNotification(models.Model):
         RETRYING = "retrying", "Retrying"
         DELIVERED = "delivered", "Delivered"
         PARKED = "parked", "Parked (failed)"
+        NO_HANDLER = "no_handler", "No handler"
 
     # Not yet delivered: a later change of the same record waits behind these.
-    OPEN = (Status.PENDING, Status.DELIVERING, Status.RETRYING, Status.PARKED)
+    OPEN = (Status.PENDING, Status.DELIVERING, Status.RETRYING, Status.PARKED, Status.NO_HANDLER)
+    # Waiting for a person: a handler to fix, or one to register (then replay).
+    NEEDS_ATTENTION = (Status.PARKED, Status.NO_HANDLER)
     COLLECTION = "collection"
 
     subscription = models.ForeignKey(
@@ -116,6 +119,8 @@ class ChangeNotification(models.Model):
     attempts = models.PositiveIntegerField(default=0)
     next_attempt_at = models.DateTimeField(null=True, blank=True)
     claimed_until = models.DateTimeField(null=True, blank=True)
+    # The handler given the change last (dotted path): named when its worker dies in it.
+    handler = models.CharField(max_length=300, blank=True, default="", db_default="")
     last_error = models.TextField(blank=True)
     received_at = models.DateTimeField(default=timezone.now, db_index=True)
     delivered_at = models.DateTimeField(null=True, blank=True)

@@ -202,6 +202,9 @@ BC_NOTIFICATION_MAX_BYTES = env.int("BC_NOTIFICATION_MAX_BYTES", default=1_048_5
 BC_NOTIFICATION_HANDLERS = env.list("BC_NOTIFICATION_HANDLERS", default=[])
 BC_NOTIFICATION_MAX_ATTEMPTS = env.int("BC_NOTIFICATION_MAX_ATTEMPTS", default=8)
 BC_NOTIFICATION_RETRY_SECONDS = env.float("BC_NOTIFICATION_RETRY_SECONDS", default=30.0)
+# A delivery's claim: a handler running longer may run twice (at least once), and a killed
+# worker's notification is delivered again this long after it was claimed (cron queues it).
+BC_NOTIFICATION_CLAIM_SECONDS = env.float("BC_NOTIFICATION_CLAIM_SECONDS", default=300.0)
 BC_SUBSCRIPTION_RENEW_HOURS = env.int("BC_SUBSCRIPTION_RENEW_HOURS", default=24)
 
 # Error reports never carry OAuth codes, states or tokens (GET, POST or frame variables).

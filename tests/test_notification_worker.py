@@ -1,5 +1,9 @@
-"""The real worker (`manage.py db_worker`) in a child process: stopping it loses nothing."""
+"""The real worker (`manage.py db_worker`) in a child process: stopping it loses nothing, a
+handler that kills it is parked, and SIGTERM lets the delivery under way finish."""
 
+import contextlib
+import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -15,6 +19,7 @@ from tests.bc_helpers import make_subscription, notification_item, post_notifica
 from tests.helpers import ROOT, child_env, run_manage_py
 
 pytestmark = pytest.mark.django_db(transaction=True)
+Status = ChangeNotification.Status
 
 
 def worker_env(log_path, *, delay="0"):
@@ -85,3 +90,132 @@ def test_no_notification_is_lost_when_the_worker_is_killed_and_started_again(
     records = {record for _, record, _ in delivered(log_path)}
     assert records == {f"c-{number}" for number in range(30)}
     assert set(ChangeNotification.objects.values_list("status", flat=True)) == {"delivered"}
+
+
+def make_recipe(target, **variables):
+    """The command line `make <target>` runs (make -n), as words."""
+    assignments = [f"{name}={value}" for name, value in variables.items()]
+    printed = subprocess.run(
+        ["make", "-s", "-n", target, *assignments],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return shlex.split(printed.strip().splitlines()[-1])
+
+
+def manage_py_args(words):
+    return words[words.index("manage.py") + 1 :]
+
+
+def test_a_handler_that_kills_its_worker_is_parked_after_the_configured_tries(
+    client, connected_row, tmp_path, settings
+):
+    settings.BC_NOTIFICATION_MAX_ATTEMPTS = 3  # cron's settings are the workers' settings.
+    log_path = tmp_path / "delivered.log"
+    env = worker_env(log_path) | {
+        "NOTIFICATION_DIE_FOR": "c-poison",  # os._exit in the handler, as the OOM killer.
+        "BC_NOTIFICATION_MAX_ATTEMPTS": "3",
+        "BC_NOTIFICATION_CLAIM_SECONDS": "0.5",
+    }
+    subscription = make_subscription(connected_row)
+    post_notifications(client, [notification_item(subscription, "c-poison", change_type="created")])
+    post_notifications(client, [notification_item(subscription, "c-poison", change_type="updated")])
+    for number in range(3):
+        post_notifications(client, [notification_item(subscription, f"c-{number}")])
+    exits = []
+
+    for _ in range(6):  # A supervisor restarting the worker, cron running in between.
+        worker = run_manage_py(
+            "db_worker", "--batch", "--no-startup-delay", "--interval", "0", env=env
+        )
+        exits.append(worker.returncode)
+        time.sleep(0.6)  # The dead worker's claim runs out ...
+        notification_delivery.requeue_stalled()  # ... and cron queues (or parks) it.
+        post_notifications(client, [notification_item(subscription, f"c-late-{len(exits)}")])
+        if ChangeNotification.objects.filter(status=Status.PARKED).exists():
+            break
+    final = run_manage_py("db_worker", "--batch", "--no-startup-delay", "--interval", "0", env=env)
+
+    assert exits == [137, 137, 137], exits  # Died three times, then it was parked.
+    assert final.returncode == 0, final.stderr
+    poison, behind = ChangeNotification.objects.filter(record_id="c-poison").order_by("id")
+    assert (poison.status, poison.attempts) == (Status.PARKED, 3)
+    assert poison.last_error.startswith(
+        "Worker died while handling (tests.notification_handlers.record_customer_change)"
+    )
+    assert behind.status == Status.PENDING  # The record's later change keeps its place.
+    others = ChangeNotification.objects.exclude(record_id="c-poison")
+    assert set(others.values_list("status", flat=True)) == {Status.DELIVERED}
+    assert {record for _, record, _ in delivered(log_path)} == {
+        "c-0",
+        "c-1",
+        "c-2",
+        "c-late-1",
+        "c-late-2",
+        "c-late-3",
+    }
+
+
+def test_sigterm_lets_the_demo_workers_current_delivery_finish(client, connected_row, tmp_path):
+    log_path, started = tmp_path / "delivered.log", tmp_path / "started.log"
+    subscription = make_subscription(connected_row)
+    post_notifications(client, [notification_item(subscription, "c-1")])
+    command = manage_py_args(make_recipe("demo-worker"))
+    env = worker_env(log_path, delay="3") | {
+        "NOTIFICATION_STARTED": str(started),
+        "DEBUG": "true",  # As in the demo (.env): db_worker's --reload defaults to DEBUG.
+    }
+    worker = subprocess.Popen(
+        [sys.executable, "manage.py", *command, "--interval", "0.05", "--no-startup-delay"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,  # Its own process group, signalled as a whole (systemd, Ctrl-C).
+    )
+    try:
+        assert wait_for(started.exists), worker.stderr
+        os.killpg(worker.pid, signal.SIGTERM)  # In the middle of the 3 s handler.
+        returncode = worker.wait(timeout=30)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(worker.pid, signal.SIGKILL)
+
+    from django_tasks_db.models import DBTaskResult
+
+    assert returncode == 0
+    assert [record for _, record, _ in delivered(log_path)] == ["c-1"]
+    assert ChangeNotification.objects.get().status == Status.DELIVERED
+    assert list(DBTaskResult.objects.values_list("status", flat=True)) == ["SUCCESSFUL"]
+
+
+def test_a_second_sigterm_gives_the_delivery_back_for_a_retry(client, connected_row, tmp_path):
+    log_path, started = tmp_path / "delivered.log", tmp_path / "started.log"
+    subscription = make_subscription(connected_row)
+    post_notifications(client, [notification_item(subscription, "c-1")])
+    command = manage_py_args(make_recipe("demo-worker"))
+    env = worker_env(log_path, delay="30") | {"NOTIFICATION_STARTED": str(started)}
+    worker = subprocess.Popen(
+        [sys.executable, "manage.py", *command, "--interval", "0.05", "--no-startup-delay"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        assert wait_for(started.exists), worker.stderr
+        worker.send_signal(signal.SIGTERM)  # "Shutting down gracefully" ...
+        time.sleep(0.3)
+        worker.send_signal(signal.SIGTERM)  # ... "press Ctrl+C again to force".
+        returncode = worker.wait(timeout=30)
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+
+    row = ChangeNotification.objects.get()
+    assert returncode == 0 and delivered(log_path) == []  # Stopped at once, cleanly.
+    assert (row.status, row.attempts) == (Status.RETRYING, 1)  # Given back, not held.
+    assert row.last_error.startswith("SystemExit")
+    assert "record_customer_change" in row.last_error

@@ -1,8 +1,8 @@
 """The admin for webhook subscriptions and the notifications they delivered.
 
 Adding a subscription creates it at BC (with the handshake); deleting one deletes it at BC.
-Parked notifications (their handler kept failing) are listed with their error and a
-"Retry" action.
+Parked notifications (their handler kept failing or killed its worker) and those no handler
+took are listed under "Needs attention" with their error and a "Retry / replay" action.
 """
 
 from django.contrib import admin, messages
@@ -101,6 +101,21 @@ class SubscriptionAdmin(admin.ModelAdmin):
                 self.message_user(request, f"{obj}: {outcome}.", messages.SUCCESS)
 
 
+class NeedsAttentionFilter(admin.SimpleListFilter):
+    """Parked and no-handler notifications: nothing delivers them until a person acts."""
+
+    title = "needs attention"
+    parameter_name = "attention"
+
+    def lookups(self, request, model_admin):
+        return [("yes", "Needs attention (parked, no handler)")]
+
+    def queryset(self, request, queryset):
+        if self.value() == "yes":
+            return queryset.filter(status__in=ChangeNotification.NEEDS_ATTENTION)
+        return queryset
+
+
 @admin.register(ChangeNotification)
 class ChangeNotificationAdmin(admin.ModelAdmin):
     list_display = (
@@ -113,7 +128,7 @@ class ChangeNotificationAdmin(admin.ModelAdmin):
         "attempts",
         "last_error",
     )
-    list_filter = ("status", "change_type", "entity")
+    list_filter = (NeedsAttentionFilter, "status", "change_type", "entity")
     actions = ["retry"]
     readonly_fields = [
         field.name for field in ChangeNotification._meta.fields if field.name != "id"
@@ -129,7 +144,15 @@ class ChangeNotificationAdmin(admin.ModelAdmin):
         """Retrying runs the site's handlers again: staff who may change notifications."""
         return request.user.has_perm("authentications.change_changenotification")
 
-    @admin.action(description="Retry", permissions=["retry"])
+    @admin.action(description="Retry / replay (parked, no handler)", permissions=["retry"])
     def retry(self, request, queryset):
-        count = notification_delivery.retry(queryset)
+        replayed = notification_delivery.replay(queryset)
+        count = sum(replayed.queued.values())
         self.message_user(request, f"{count} notifications queued again.", messages.SUCCESS)
+        for entity, left in sorted(replayed.unhandled.items()):
+            self.message_user(
+                request,
+                f"{left} left as they are: still no handler for {entity} (register one with "
+                f'@change_notifications.on("{entity}"), then replay).',
+                messages.WARNING,
+            )

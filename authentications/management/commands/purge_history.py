@@ -1,4 +1,5 @@
-"""Delete finished sign-ins and audit events past BC_EVENT_RETENTION_DAYS.
+"""Delete finished sign-ins and audit events past BC_EVENT_RETENTION_DAYS, and delivered
+notifications and finished task results past 30 days (in batches of 1,000 ids).
 
 `refresh_tokens` does the same on every run; this command is for doing it on its own
 (or seeing, with --dry-run, what would go).
@@ -8,6 +9,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand
 
 from authentications import retention
+from authentications.subscription_models import RETENTION
 
 
 def _plural(count, word):
@@ -18,7 +20,8 @@ class Command(BaseCommand):
     help = (
         "Delete expired and used sign-ins and the audit events older than "
         "BC_EVENT_RETENTION_DAYS (the current connection's grant, credential and link "
-        "events stay)."
+        "events stay), delivered change notifications and finished task results older than "
+        "30 days; mark failed the task results of a worker that died."
     )
 
     def add_arguments(self, parser):
@@ -35,4 +38,9 @@ class Command(BaseCommand):
             if days > 0
             else "no events (BC_EVENT_RETENTION_DAYS keeps them all)"
         )
-        self.stdout.write(f"{verb} {_plural(purged.sign_ins, 'finished sign-in')} and {events}.")
+        self.stdout.write(
+            f"{verb} {_plural(purged.sign_ins, 'finished sign-in')} and {events}; "
+            f"{_plural(purged.notifications, 'delivered notification')} and "
+            f"{_plural(purged.task_results, 'finished task result')} older than "
+            f"{RETENTION.days} days."
+        )
