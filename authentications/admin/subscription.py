@@ -12,6 +12,7 @@ from django.template.loader import render_to_string
 from .. import notification_delivery, subscriptions
 from ..subscription_forms import SubscriptionForm
 from ..subscription_models import ChangeNotification, Subscription
+from . import columns
 
 LATEST = 20
 # What the list and the change page show of a subscription's life.
@@ -34,8 +35,14 @@ def latest_notifications(obj):
 @admin.register(Subscription)
 class SubscriptionAdmin(admin.ModelAdmin):
     form = SubscriptionForm
-    list_display = ("__str__", *STATE)
-    list_filter = ("status", "entity")
+    list_display = (
+        "__str__",
+        "status",
+        "expires_at",
+        "last_notification_at",
+        "consecutive_failures",
+    )
+    list_filter = ("status", "entity", "authentication")
     actions = ["renew_now"]
     readonly_fields = (
         "authentication",
@@ -105,15 +112,12 @@ class SubscriptionAdmin(admin.ModelAdmin):
 class ChangeNotificationAdmin(admin.ModelAdmin):
     list_display = (
         "received_at",
-        "subscription",
-        "change_type",
-        "entity",
-        "record_id",
+        columns.notification_change,
         "status",
         "attempts",
-        "last_error",
+        columns.short_error,
     )
-    list_filter = ("status", "change_type", "entity")
+    list_filter = ("status", "change_type", "entity", "subscription")
     actions = ["retry"]
     readonly_fields = [
         field.name for field in ChangeNotification._meta.fields if field.name != "id"
