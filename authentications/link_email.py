@@ -16,7 +16,7 @@ from django.utils import timezone
 from bcconnect.errors import BcconnectError
 
 from . import links, notifications
-from .formatting import when
+from .formatting import sentence, when
 from .models import Event
 
 logger = logging.getLogger(__name__)
@@ -86,7 +86,9 @@ def send_authorization_url(authentication, *, recipients, message, user, link=No
     authentication.record(
         Event.Kind.LINK_EMAILED,
         actor=user.get_username(),
-        detail=f"{name} emailed to {', '.join(recipients)}; it expires {when(link.expires_at)}.",
+        detail=sentence(
+            f"{name} emailed to {', '.join(recipients)}; it expires {when(link.expires_at)}"
+        ),
     )
     return link
 

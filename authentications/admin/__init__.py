@@ -7,11 +7,13 @@ from every list, whose columns then scrolled out of sight (the breadcrumbs lead 
 
 from django.contrib import admin
 
+from ..formatting import EMPTY
 from . import authentication, endpoint, subscription, tasks
 
 admin.site.site_header = "bcconnect: Business Central connections"
 admin.site.site_title = "bcconnect"
 admin.site.index_title = "Business Central connections"
 admin.site.enable_nav_sidebar = False
+admin.site.empty_value_display = EMPTY  # The one dash of every empty value, ours included.
 
 __all__ = ["authentication", "endpoint", "subscription", "tasks"]

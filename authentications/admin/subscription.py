@@ -7,7 +7,9 @@ Parked notifications (their handler kept failing) are listed with their error an
 
 from django.contrib import admin, messages
 from django.db import transaction
+from django.http import HttpResponseRedirect
 from django.template.loader import render_to_string
+from django.urls import reverse
 
 from .. import notification_delivery, subscriptions
 from ..subscription_forms import SubscriptionForm
@@ -55,6 +57,22 @@ class SubscriptionAdmin(admin.ModelAdmin):
         "last_error",
         latest_notifications,
     )
+
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        """No "Save and continue editing" (Django then says "You may edit it again below"):
+        a subscription is only read once made at BC, so its page has no Save either."""
+        extra_context = {**(extra_context or {}), "show_save_and_continue": False}
+        if object_id is not None:
+            extra_context["show_save"] = False
+        return super().changeform_view(request, object_id, form_url, extra_context)
+
+    def response_add(self, request, obj, post_url_continue=None):
+        if "_continue" not in request.POST:
+            return super().response_add(request, obj, post_url_continue)
+        self.message_user(request, f"The subscription “{obj}” was added.", messages.SUCCESS)
+        return HttpResponseRedirect(
+            reverse("admin:authentications_subscription_change", args=[obj.pk])
+        )
 
     def get_readonly_fields(self, request, obj=None):
         return self.readonly_fields if obj else ()

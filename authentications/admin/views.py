@@ -18,7 +18,7 @@ from bcconnect.client import BusinessCentralError
 
 from .. import diagnostics, link_email, links, policies, signin, tokens
 from ..admin_urls import change_url
-from ..formatting import when
+from ..formatting import sentence, when
 from ..forms import EmailLinkForm
 from ..oauth import ConsentError
 
@@ -126,10 +126,12 @@ def refresh_and_report(request, obj, *, needed=None):
         return
     expires = when(result.authentication.access_token_expires_at)
     if not result.refreshed:
-        messages.info(request, f"“{obj}” was refreshed moments ago; valid until {expires}.")
+        messages.info(
+            request, sentence(f"“{obj}” was refreshed moments ago; valid until {expires}")
+        )
         return
     text = "Refreshed" if obj.is_user_impersonation else "Access token received"
-    messages.success(request, f"“{obj}”: {text}, valid until {expires}.")
+    messages.success(request, sentence(f"“{obj}”: {text}, valid until {expires}"))
 
 
 # --- the Authorization URL ----------------------------------------------------------------
