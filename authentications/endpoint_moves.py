@@ -16,6 +16,7 @@ from bcconnect.errors import BcconnectError
 
 from .diagnostics import describe_error
 from .endpoints import Endpoint
+from .formatting import sentence
 from .models import Event
 from .tokens import bc_client
 
@@ -125,7 +126,7 @@ def _record(move, target, actor):
     endpoint, source = move.endpoint, move.endpoint.authentication
     detail = f"Endpoint “{endpoint}” moved from “{source}” to “{target}”."
     if move.company_before:
-        detail += f" Company: {move.company_before} → {move.company_after or 'none'}."
+        detail += " " + sentence(f"Company: {move.company_before} → {move.company_after or 'none'}")
     for authentication in {source.pk: source, target.pk: target}.values():
         authentication.record(Event.Kind.ENDPOINT_MOVED, actor=actor, detail=detail)
 

@@ -16,7 +16,7 @@ from django.utils import timezone
 from bcconnect.errors import BcconnectError
 
 from . import links, notifications
-from .formatting import when
+from .formatting import sentence, when
 from .models import Event
 
 logger = logging.getLogger(__name__)
@@ -55,12 +55,12 @@ def link_name(authentication):
     return _LINK_EMAILS[links.purpose_of(authentication)][2]
 
 
-def send_authorization_url(authentication, *, recipients, message, user):
-    """Email a fresh Authorization URL (or Admin consent URL) to `recipients`; returns the
-    link that was sent."""
+def send_authorization_url(authentication, *, recipients, message, user, link=None):
+    """Email `link` (the one the email page showed, see `links.same_link`), or else a fresh
+    Authorization URL (or Admin consent URL), to `recipients`; returns the link sent."""
     purpose = links.purpose_of(authentication)
     template, subject, name = _LINK_EMAILS[purpose]
-    link = links.authorization_url(authentication, purpose)
+    link = link or links.authorization_url(authentication, purpose)
     context = {
         "authentication_name": authentication.name,
         "environment": authentication.environment_name,
@@ -86,7 +86,9 @@ def send_authorization_url(authentication, *, recipients, message, user):
     authentication.record(
         Event.Kind.LINK_EMAILED,
         actor=user.get_username(),
-        detail=f"{name} emailed to {', '.join(recipients)}; it expires {when(link.expires_at)}.",
+        detail=sentence(
+            f"{name} emailed to {', '.join(recipients)}; it expires {when(link.expires_at)}"
+        ),
     )
     return link
 

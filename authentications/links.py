@@ -11,7 +11,7 @@ that we issued it, and the nonce only proves that nobody revoked it since.
 """
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
@@ -50,7 +50,9 @@ class LinkError(BcconnectError):
 
 @dataclass(frozen=True)
 class AuthorizationLink:
-    url: str
+    # Whoever holds the URL may grant access: kept out of reprs, so out of the template
+    # debug logs that print a page's whole context.
+    url: str = field(repr=False)
     expires_at: datetime
 
     def __iter__(self):  # So `url, expires_at = authorization_url(...)` reads naturally.
@@ -117,6 +119,26 @@ def admin_consent_url(authentication: Authentication) -> AuthorizationLink:
     return authorization_url(authentication, ADMIN_CONSENT)
 
 
+def same_link(authentication: Authentication, url: str) -> AuthorizationLink:
+    """`url`, if it is a link of `authentication` that still works, so that the email page
+    sends exactly the link it showed; raises LinkError for staff otherwise.
+
+    Every link of an authentication carries its one nonce, so they are all one link: the
+    first grant through any copy spends them all, and "Regenerate link" revokes them all.
+    """
+    prefix = settings.PUBLIC_BASE_URL + reverse("authentications:authorize", args=["x"])[:-2]
+    token = url.removeprefix(prefix).removesuffix("/") if url.startswith(prefix) else ""
+    try:
+        opened = authentication_for_link(token) if token and "/" not in token else None
+    except LinkError as err:
+        raise LinkError(_CHANGED, code=err.code) from err
+    if opened is None or opened.authentication.pk != authentication.pk:
+        raise LinkError(_CHANGED, code=LinkError.INVALID)
+    if opened.purpose != purpose_of(authentication):
+        raise LinkError(_CHANGED, code=LinkError.INVALID)
+    return AuthorizationLink(url, opened.expires_at)
+
+
 def authentication_for_link(token: str) -> OpenedLink:
     """The authentication a link grants access to; raises LinkError when it cannot be used."""
     payload, issued_at = _unsign(token)
@@ -174,4 +196,8 @@ _INVALID = "This link is not valid: it may have been cut off or changed. " + _AS
 _EXPIRED = "This link has expired. " + _ASK
 _REVOKED = "This link was withdrawn by the person who sent it. " + _ASK
 _SPENT = "This link was already used to grant access, so it no longer works. " + _ASK
+_CHANGED = (
+    "The link shown on this page no longer works (it was regenerated, used, or changed since "
+    "the page was opened): nothing was sent. Open the page again for the current link."
+)
 _NOT_FOUND = "This link does not lead anywhere any more. " + _ASK

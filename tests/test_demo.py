@@ -211,3 +211,27 @@ class Browser:
         page = self.get(page_url)
         token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text).group(1)
         return self.post(action or page_url, {"csrfmiddlewaretoken": token, **fields})
+
+
+def test_every_demo_endpoint_reads_rows_from_the_fake_bc(admin_client, tokens_planted):
+    from authentications.endpoints import Endpoint
+    from tests.fakes.demo import DEMO_ENDPOINTS, create_demo_endpoints
+    from tests.helpers import endpoint_url
+
+    create_demo_endpoints(tokens_planted)
+
+    rows = {}
+    for name in DEMO_ENDPOINTS:
+        endpoint = Endpoint.objects.get(name=name)
+        page = admin_client.get(endpoint_url(endpoint, "test"))
+        assert page.status_code == 200, name
+        endpoint.refresh_from_db()
+        assert endpoint.last_test_status == 200, (name, endpoint.last_test_error)
+        rows[name] = endpoint.last_test_rows
+    assert rows == {
+        "Demo customers": 50,
+        "Demo vendors": 5,
+        "Demo items": 6,
+        "Demo sales orders": 4,
+        "Demo sales order lines": 8,
+    }

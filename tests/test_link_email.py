@@ -1,5 +1,7 @@
 """Staff email the Authorization URL to the person with a Business Central login."""
 
+import html
+import re
 import socket
 import threading
 from urllib.parse import urlsplit
@@ -7,10 +9,11 @@ from urllib.parse import urlsplit
 import pytest
 from django.contrib.auth.models import Permission, User
 from django.core import mail
+from django.utils import timezone
 from pytest_django.asserts import assertContains
 
 from authentications import links
-from authentications.models import Authentication, Event
+from authentications.models import Authentication, AuthorizationRequest, Event
 from tests.fakes.entra import CLIENT_SECRET
 from tests.helpers import admin_change_url
 
@@ -217,3 +220,98 @@ def test_service_to_service_has_no_link_to_email(sender, make_authentication):
 
     assert "Only a user-impersonation authentication" in response.content.decode()
     assert not mail.outbox
+
+
+# --- the email carries the page's link, and says it is one link ---------------------------
+
+EMAILED_LINK = re.compile(r'id="bc-emailed-link" type="text" readonly value="([^"]+)"')
+
+
+def shown_link(response):
+    return html.unescape(EMAILED_LINK.search(response.content.decode())[1])
+
+
+def test_the_email_carries_exactly_the_link_the_email_page_shows(sender, make_authentication):
+    authentication = make_authentication()
+    page = sender.get(email_url(authentication))
+    link = shown_link(page)
+
+    sender.post(email_url(authentication), {"recipients": "acct@customer.example", "link": link})
+
+    (email,) = mail.outbox
+    assert f"Open this link: {link}\n" in email.body
+    assertContains(page, "The email carries exactly this link")
+
+
+def test_the_page_and_the_email_say_that_copies_are_one_link(sender, make_authentication):
+    authentication = make_authentication()
+    change_page = sender.get(admin_change_url(authentication))
+    link = shown_link(sender.get(email_url(authentication)))
+
+    sender.post(email_url(authentication), {"recipients": "acct@customer.example", "link": link})
+
+    assertContains(change_page, "sends this same link, not another one")
+    ((html_body, _),) = mail.outbox[0].alternatives
+    for part in (mail.outbox[0].body, html_body):
+        assert "This is the same link Ann Lee (ann@example.com) has in" in part
+        assert "for whoever grants access with it first" in part
+
+
+def test_a_link_revoked_after_the_email_page_opened_is_not_sent(sender, make_authentication):
+    authentication = make_authentication()
+    link = shown_link(sender.get(email_url(authentication)))
+    links.revoke_links(authentication, actor="bob", reason="Link regenerated")
+
+    response = sender.post(
+        email_url(authentication), {"recipients": "acct@customer.example", "link": link}
+    )
+
+    assertContains(response, "The link shown on this page no longer works")
+    assert shown_link(response) != link  # The current link, to send on the next try.
+    assert mail.outbox == []
+    assert not authentication.events.filter(kind=Event.Kind.LINK_EMAILED).exists()
+
+
+@pytest.mark.parametrize(
+    "forge",
+    [
+        lambda link, other: other,  # Another authentication's link.
+        lambda link, other: link[:-3] + "AAA/",  # A broken signature.
+        lambda link, other: "https://evil.example/authentications/authorize/x/",
+        lambda link, other: link + "../../admin/",
+    ],
+)
+def test_a_link_the_page_did_not_show_is_not_sent(sender, make_authentication, forge):
+    authentication, other = make_authentication(), make_authentication()
+    link = shown_link(sender.get(email_url(authentication)))
+    other_link = links.authorization_url(other).url
+
+    response = sender.post(
+        email_url(authentication),
+        {"recipients": "acct@customer.example", "link": forge(link, other_link)},
+    )
+
+    assert response.status_code == 200
+    assertContains(response, "The link shown on this page no longer works")
+    assert mail.outbox == []
+
+
+def test_using_the_emailed_link_spends_the_copy_on_the_page_as_the_page_says(
+    sender, client, make_authentication
+):
+    authentication = make_authentication()
+    link = shown_link(sender.get(email_url(authentication)))
+    sender.post(email_url(authentication), {"recipients": "acct@customer.example", "link": link})
+    token = urlsplit(link).path.rstrip("/").rsplit("/", 1)[-1]
+    AuthorizationRequest.objects.create(
+        state="s",
+        authentication=authentication,
+        link_nonce=authentication.link_nonce,
+        started_via=AuthorizationRequest.Via.LINK,
+        outcome=AuthorizationRequest.Outcome.GRANTED,
+        expires_at=timezone.now(),
+    )
+    links.revoke_links(authentication, actor="", reason="Granted through a link")
+
+    with pytest.raises(links.LinkError, match="already used to grant access"):
+        links.authentication_for_link(token)

@@ -7,7 +7,7 @@ from urllib.parse import urlsplit
 import pytest
 from django.contrib.auth.models import Permission, User
 from django.core import signing
-from django.utils import timezone
+from django.utils import formats, timezone
 from pytest_django.asserts import assertNotContains
 
 from authentications import links
@@ -143,7 +143,8 @@ def test_the_change_page_shows_the_link_with_a_copy_button_and_its_expiry(
     assert 'id="bc-authorization-url"' in page
     assert 'data-copy-target="bc-authorization-url"' in page
     assert "/authentications/authorize/" in page
-    assert (timezone.now() + timedelta(days=7)).strftime("%Y-%m-%d") in page
+    expires = timezone.localtime(timezone.now() + timedelta(days=7))
+    assert formats.date_format(expires, "DATE_FORMAT") in page  # As the admin writes dates.
     assert "Regenerate link" in page and "Email Authorization URL" in page
     assert authentication.client_secret not in page
 

@@ -7,7 +7,7 @@ import msal
 import pytest
 from django.contrib.auth.models import Permission
 from django.db import connection
-from django.utils import timezone
+from django.utils import formats, timezone
 
 from authentications import oauth, policies, tokens
 from authentications.models import Authentication, Event
@@ -417,8 +417,8 @@ def test_the_change_page_shows_health_and_a_refresh_now_button(admin_client, sig
     content = content.content.decode()
 
     assert "Last successful refresh" in content
-    assert timezone.localtime(signed_in.last_refreshed_at).strftime("%Y-%m-%d %H:%M") in content
-    until = timezone.localtime(signed_in.sign_in_valid_until).strftime("%Y-%m-%d %H:%M")
+    assert localized(signed_in.last_refreshed_at) in content  # As the admin writes dates.
+    until = localized(signed_in.sign_in_valid_until)
     assert "Sign-in valid until" in content and until in content
     assert "Consecutive failures" in content
     assert "Microsoft did not answer in time" in content
@@ -540,3 +540,7 @@ def test_a_sign_in_completed_during_a_refresh_is_not_overwritten(
     stored = fresh(signed_in)
     assert stored.refresh_token == "fake-rt-of-the-new-sign-in"
     assert stored.lease_id == ""
+
+
+def localized(moment):
+    return formats.date_format(timezone.localtime(moment), "DATETIME_FORMAT")

@@ -28,7 +28,6 @@ class AuthenticationAdmin(admin.ModelAdmin):
     form = AuthenticationForm
     list_display = (
         "name",
-        "kind",
         displays.status_badge,
         displays.granted_by,
         displays.token_expiry,

@@ -11,7 +11,7 @@ from django.utils.html import format_html
 
 from .. import credentials, cron, links, oauth
 from ..fields import Undecryptable
-from ..formatting import when
+from ..formatting import EMPTY, when
 from ..models import Authentication
 
 # Shown for a row encrypted with a key no longer in FERNET_KEYS (see fields.Undecryptable).
@@ -68,7 +68,7 @@ def secret_state(obj):
 def secret_days_left(obj):
     expires_on = credentials.expires_on(obj)
     if not expires_on:
-        return "—"
+        return None
     days = (expires_on - timezone.localdate()).days
     if days < 0:
         return badge("secret_invalid", "expired")
@@ -129,7 +129,7 @@ def access_token_display(obj):
 def token_expiry(obj):
     expires = obj.access_token_expires_at
     if not expires or not obj.access_token:
-        return "—"
+        return None
     if expires <= timezone.now():
         return format_html("{} (expired)", when(expires))
     return when(expires)
@@ -138,7 +138,7 @@ def token_expiry(obj):
 @admin.display(description="Granted by", ordering="granted_by_upn")
 def granted_by(obj):
     if not obj.granted_at:
-        return "—"
+        return None
     return format_html(
         "{} via {} on {}",
         obj.granted_by_display or "the app itself",
@@ -149,7 +149,7 @@ def granted_by(obj):
 
 @admin.display(description="Last successful refresh", ordering="last_refreshed_at")
 def last_refresh(obj):
-    return when(obj.last_refreshed_at)
+    return when(obj.last_refreshed_at) if obj.last_refreshed_at else None
 
 
 @admin.display(description="Sign-in valid until")
@@ -167,9 +167,9 @@ def event_history(obj):
         return "No events yet."
     rows = [
         (
-            when(event.created_at, seconds=True),
+            when(event.created_at),
             event.get_kind_display(),
-            event.actor or "—",
+            event.actor or EMPTY,
             event.detail,
         )
         for event in events

@@ -19,7 +19,7 @@ from .. import endpoint_moves
 from ..endpoint_forms import EndpointForm, MoveEndpointsForm, as_rows
 from ..endpoints import Endpoint, credential_param
 from ..formatting import when
-from . import endpoint_views
+from . import columns, endpoint_views
 from .displays import badge
 
 
@@ -73,7 +73,7 @@ def last_test(obj):
 class EndpointAdmin(admin.ModelAdmin):
     form = EndpointForm
     change_form_template = "admin/authentications/endpoint/change_form.html"
-    list_display = ("name", "method", "authentication", "path", "company_name", last_test)
+    list_display = ("name", "method", columns.authentication_name, "path", last_test)
     list_filter = ("method", "authentication")
     list_select_related = ("authentication",)
     search_fields = ("name", "description", "path")

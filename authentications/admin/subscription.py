@@ -7,11 +7,14 @@ took are listed under "Needs attention" with their error and a "Retry / replay" 
 
 from django.contrib import admin, messages
 from django.db import transaction
+from django.http import HttpResponseRedirect
 from django.template.loader import render_to_string
+from django.urls import reverse
 
 from .. import notification_delivery, subscriptions
 from ..subscription_forms import SubscriptionForm
 from ..subscription_models import ChangeNotification, Subscription
+from . import columns
 
 LATEST = 20
 # What the list and the change page show of a subscription's life.
@@ -34,8 +37,14 @@ def latest_notifications(obj):
 @admin.register(Subscription)
 class SubscriptionAdmin(admin.ModelAdmin):
     form = SubscriptionForm
-    list_display = ("__str__", *STATE)
-    list_filter = ("status", "entity")
+    list_display = (
+        "__str__",
+        "status",
+        "expires_at",
+        "last_notification_at",
+        "consecutive_failures",
+    )
+    list_filter = ("status", "entity", "authentication")
     actions = ["renew_now"]
     readonly_fields = (
         "authentication",
@@ -48,6 +57,22 @@ class SubscriptionAdmin(admin.ModelAdmin):
         "last_error",
         latest_notifications,
     )
+
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        """No "Save and continue editing" (Django then says "You may edit it again below"):
+        a subscription is only read once made at BC, so its page has no Save either."""
+        extra_context = {**(extra_context or {}), "show_save_and_continue": False}
+        if object_id is not None:
+            extra_context["show_save"] = False
+        return super().changeform_view(request, object_id, form_url, extra_context)
+
+    def response_add(self, request, obj, post_url_continue=None):
+        if "_continue" not in request.POST:
+            return super().response_add(request, obj, post_url_continue)
+        self.message_user(request, f"The subscription “{obj}” was added.", messages.SUCCESS)
+        return HttpResponseRedirect(
+            reverse("admin:authentications_subscription_change", args=[obj.pk])
+        )
 
     def get_readonly_fields(self, request, obj=None):
         return self.readonly_fields if obj else ()
@@ -120,15 +145,12 @@ class NeedsAttentionFilter(admin.SimpleListFilter):
 class ChangeNotificationAdmin(admin.ModelAdmin):
     list_display = (
         "received_at",
-        "subscription",
-        "change_type",
-        "entity",
-        "record_id",
+        columns.notification_change,
         "status",
         "attempts",
-        "last_error",
+        columns.short_error,
     )
-    list_filter = (NeedsAttentionFilter, "status", "change_type", "entity")
+    list_filter = (NeedsAttentionFilter, "status", "change_type", "entity", "subscription")
     actions = ["retry"]
     readonly_fields = [
         field.name for field in ChangeNotification._meta.fields if field.name != "id"

@@ -18,7 +18,7 @@ from bcconnect.client import BusinessCentralError
 
 from .. import diagnostics, link_email, links, policies, signin, tokens
 from ..admin_urls import change_url
-from ..formatting import when
+from ..formatting import sentence, when
 from ..forms import EmailLinkForm
 from ..oauth import ConsentError
 
@@ -126,10 +126,12 @@ def refresh_and_report(request, obj, *, needed=None):
         return
     expires = when(result.authentication.access_token_expires_at)
     if not result.refreshed:
-        messages.info(request, f"“{obj}” was refreshed moments ago; valid until {expires}.")
+        messages.info(
+            request, sentence(f"“{obj}” was refreshed moments ago; valid until {expires}")
+        )
         return
     text = "Refreshed" if obj.is_user_impersonation else "Access token received"
-    messages.success(request, f"“{obj}”: {text}, valid until {expires}.")
+    messages.success(request, sentence(f"“{obj}”: {text}, valid until {expires}"))
 
 
 # --- the Authorization URL ----------------------------------------------------------------
@@ -155,13 +157,20 @@ def email_link(request, object_id, *, model_admin):
     if refused := refuse_without_link(request, obj):
         return refused
     form = EmailLinkForm(request.POST if request.method == "POST" else None)
+    link = links.authorization_url(obj, links.purpose_of(obj))
     if request.method == "POST" and form.is_valid():
         recipients = form.cleaned_data["recipients"]
         try:
+            if request.POST.get("link"):  # The very link this page showed, and no other.
+                link = links.same_link(obj, request.POST["link"])
             link_email.send_authorization_url(
-                obj, recipients=recipients, message=form.cleaned_data["message"], user=request.user
+                obj,
+                recipients=recipients,
+                message=form.cleaned_data["message"],
+                user=request.user,
+                link=link,
             )
-        except link_email.LinkEmailError as err:
+        except (link_email.LinkEmailError, links.LinkError) as err:
             form.add_error(None, err.message)
         else:
             name = link_email.link_name(obj)
@@ -175,6 +184,7 @@ def email_link(request, object_id, *, model_admin):
         title=f"Email the {link_email.link_name(obj)} for {obj}",
         link_name=link_email.link_name(obj),
         form=form,
+        link=link,
         max_age_days=links.max_age().days,
         environment=obj.environment_name,
     )

@@ -4,7 +4,7 @@ from datetime import timedelta
 
 import pytest
 from django.db.models import F
-from django.utils import timezone
+from django.utils import formats, timezone
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.ui import Select
@@ -79,7 +79,9 @@ def test_refresh_now_updates_the_expiry(browser, site, fake_microsoft, staff, sc
     wait(browser, ec.text_to_be_present_in_element((By.CSS_SELECTOR, ".messagelist"), "Refreshed"))
     authentication = Authentication.objects.get(name="BC production")
     after = browser.find_element(By.CSS_SELECTOR, ".field-token_expiry .readonly").text
-    expected = timezone.localtime(authentication.access_token_expires_at).strftime("%Y-%m-%d %H:%M")
+    expected = formats.date_format(  # As the admin writes dates.
+        timezone.localtime(authentication.access_token_expires_at), "DATETIME_FORMAT"
+    )
     assert after == expected != before
     assert (
         f"Refreshed, valid until {expected}"

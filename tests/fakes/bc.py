@@ -24,6 +24,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit
 
+from . import bc_entities
 from .bc_webhooks import FakeWebhooks
 from .entra import TENANT_ID
 from .http import DropConnection, Request, Response, json_response
@@ -464,8 +465,11 @@ class FakeBusinessCentral:
         company = self._company(keys[0])
         if len(names) == 1 and method == "GET":
             return json_response(company.entity())
-        if len(names) != 2 or names[1] != "customers":
-            raise BCError(404, "BadRequest_NotFound", f"No resource at {rest}.")
+        if names[1:] != ["customers"]:  # Vendors, items, sales orders: bc_entities.
+            answer = bc_entities.answer(self, company, names[1:], keys[1:], method, request)
+            if answer is None:
+                raise BCError(404, "BadRequest_NotFound", f"No resource at {rest}.")
+            return answer
         if keys[1] is None:
             if method == "GET":
                 return self.page(request, company.at, company.end)

@@ -39,6 +39,20 @@ DEMO_AUTHENTICATION = "Demo (fake Microsoft)"
 DEMO_CONSENT_AUTHENTICATION = "Demo customer (admin consent)"
 DEMO_CERTIFICATE_AUTHENTICATION = "Demo certificate (fake Microsoft)"
 DEMO_ENDPOINT = "Demo customers"
+# The other demo endpoints: one per entity set the fake BC serves (see bc_entities).
+DEMO_ENDPOINTS = {
+    DEMO_ENDPOINT: ("customers", "number,displayName,city,email"),
+    "Demo vendors": ("vendors", "number,displayName,city,email,balance"),
+    "Demo items": ("items", "number,displayName,inventory,unitPrice,unitCost"),
+    "Demo sales orders": (
+        "salesOrders",
+        "number,orderDate,customerName,status,totalAmountIncludingTax",
+    ),
+    "Demo sales order lines": (
+        "salesOrderLines",
+        "documentId,sequence,lineObjectNumber,description,quantity,amountIncludingTax",
+    ),
+}
 
 
 class DemoRefused(Exception):
@@ -54,7 +68,7 @@ def set_up_demo():
         authentication = create_demo_authentication()
         customer = create_demo_consent_authentication()
         with_certificate = create_certificate_demo_authentication()
-        create_demo_endpoint(authentication)
+        create_demo_endpoints(authentication)
     return (
         welcome(authentication)
         + welcome_admin_consent(customer)
@@ -75,7 +89,9 @@ def welcome(authentication):
         "  and click “Sign in with Microsoft”. Your browser warns once about the fake's",
         f"  certificate ({settings.BC_AUTHORITY_HOST}): accept it, then click Accept.",
         "  You land back on the page with “Access token received”.",
-        f"  Then, under Endpoints, open “{DEMO_ENDPOINT}” and click “Test endpoint”.",
+        f"  Then, under Endpoints, open “{DEMO_ENDPOINT}” and click “Test endpoint”; the",
+        "  fake BC also serves vendors, items, salesOrders and salesOrderLines (one demo",
+        "  endpoint each).",
         "",
         "  Change notifications: Business Central > Subscriptions > Add: this authentication,",
         "  company “CRONUS USA, Inc.”, entity “customers”, Save (the fake BC shakes hands",
@@ -203,21 +219,25 @@ def certificate_welcome(authentication):
     return "\n".join(lines)
 
 
-def create_demo_endpoint(authentication):
-    """A GET endpoint over the fake's first company, ready to test once signed in."""
+def create_demo_endpoints(authentication):
+    """GET endpoints over the fake's first company, one per entity set it serves, ready to
+    test once signed in."""
     company = FakeBusinessCentral().company  # The fake's companies are the same every run.
-    endpoint, _ = Endpoint.objects.update_or_create(
-        name=DEMO_ENDPOINT,
-        defaults={
-            "authentication": authentication,
-            "method": Endpoint.Method.GET,
-            "path": "api/v2.0/companies({company})/customers",
-            "company_id": company.id,
-            "company_name": company.name,
-            "params": [["$select", "number,displayName,city,email"], ["$top", "100"]],
-        },
-    )
-    return endpoint
+    endpoints = []
+    for name, (entity, fields) in DEMO_ENDPOINTS.items():
+        endpoint, _ = Endpoint.objects.update_or_create(
+            name=name,
+            defaults={
+                "authentication": authentication,
+                "method": Endpoint.Method.GET,
+                "path": f"api/v2.0/companies({{company}})/{entity}",
+                "company_id": company.id,
+                "company_name": company.name,
+                "params": [["$select", fields], ["$top", "100"]],
+            },
+        )
+        endpoints.append(endpoint)
+    return endpoints
 
 
 def make_a_change():
