@@ -88,9 +88,8 @@ def items(body) -> Iterator[dict]:
 
 def complete_items(prefix: bytes) -> Iterator[dict]:
     """The whole items at the start of a cut body (an oversize one), as far as they go."""
-    reader = _Pass(_Bytes(prefix), wanted=0)
     try:
-        for item in reader.items():
+        for item in _Pass(_Bytes(prefix), wanted=0).items():
             if isinstance(item, dict):
                 yield item
     except MalformedNotification:

@@ -182,3 +182,14 @@ def _request(body, *, chunked=False):
     if chunked:
         extra.update({"CONTENT_LENGTH": "", "wsgi.input_terminated": True})
     return RequestFactory().post(NOTIFICATIONS_PATH, body, content_type="application/json", **extra)
+
+
+def test_an_oversize_body_that_is_not_even_text_is_still_a_503(client, settings, subscription):
+    """Found by the fuzz: a prefix the JSON decoder refuses outright once made a 500."""
+    settings.BC_NOTIFICATION_MAX_BYTES = 4_000
+    body = b"\x00\x00" + batch_of_at_least(subscription, 5_000)[1]
+
+    response = client.post(NOTIFICATIONS_PATH, body, content_type="application/json")
+
+    assert response.status_code == 503
+    assert Subscription.objects.get(pk=subscription.pk).oversize_refused == 0
