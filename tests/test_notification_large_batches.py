@@ -193,3 +193,19 @@ def test_an_oversize_body_that_is_not_even_text_is_still_a_503(client, settings,
 
     assert response.status_code == 503
     assert Subscription.objects.get(pk=subscription.pk).oversize_refused == 0
+
+
+def test_queries_grow_with_batches_and_insert_chunks_never_per_item(client, subscription):
+    """A batch costs a fixed handful of queries plus one INSERT per 500 rows."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    def queries(count, start):
+        items = [notification_item(subscription, f"c-{start + n}") for n in range(count)]
+        with CaptureQueriesContext(connection) as captured:
+            assert post_notifications(client, items).status_code == 202
+        return len(captured)
+
+    one = queries(1, 0)
+    assert queries(1_500, 10_000) == one + 2  # Three INSERTs of 500 rows instead of one.
+    assert queries(4_500, 20_000) <= 3 * one + 9  # Three batches, each as one.
