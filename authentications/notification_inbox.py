@@ -120,6 +120,7 @@ class _Inbox:
 
     def __init__(self):
         self.received = Received()
+        self.malformed_in = set()  # Subscriptions with malformed items, for the log line.
         self.ours = {}  # subscriptionId -> live Subscription, looked up once per body.
         self.creating = None  # Subscriptions being created, looked up once if needed.
         self.in_flight = False
@@ -145,6 +146,7 @@ class _Inbox:
                 received.dropped += 1
                 malformed[subscription.pk] += 1
                 received.malformed[why] += 1
+                self.malformed_in.add(subscription.pk)
                 continue
             verified.append(notification)
         if unknown and not self.in_flight:
@@ -177,18 +179,17 @@ class _Inbox:
             # not know yet.
             received.status = RETRY_LATER
         if received.malformed:
-            _log_malformed(received)
+            _log_malformed(received.malformed, self.malformed_in)
         return received
 
 
-def _log_malformed(received):
+def _log_malformed(reasons, pks):
     """One line per body: how many signed items could not be stored, and why (no values)."""
-    reasons = ", ".join(f"{why}: {count}" for why, count in sorted(received.malformed.items()))
     logger.warning(
         "BC notifications: %d correctly signed items malformed and dropped (%s); subscriptions %s",
-        sum(received.malformed.values()),
-        reasons,
-        ", ".join(str(pk) for pk in sorted(received.subscriptions)),
+        sum(reasons.values()),
+        ", ".join(f"{why}: {count}" for why, count in sorted(reasons.items())),
+        ", ".join(str(pk) for pk in sorted(pks)),
     )
 
 
@@ -201,7 +202,9 @@ def refuse_oversize(prefix: bytes, *, limit: int) -> list[int]:
     """
     named = {}
     for item in notification_body.complete_items(prefix):
-        named.setdefault(_text(item.get("subscriptionId")), set()).add(item.get("clientState"))
+        named.setdefault(_text(item.get("subscriptionId")), set()).add(
+            _text(item.get("clientState"))
+        )
     try:
         ours = _live_subscriptions(set(named))
         pks = sorted(

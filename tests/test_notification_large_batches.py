@@ -209,3 +209,15 @@ def test_queries_grow_with_batches_and_insert_chunks_never_per_item(client, subs
     one = queries(1, 0)
     assert queries(1_500, 10_000) == one + 2  # Three INSERTs of 500 rows instead of one.
     assert queries(4_500, 20_000) <= 3 * one + 9  # Three batches, each as one.
+
+
+def test_an_oversize_body_with_a_client_state_that_is_no_text_is_a_503(
+    client, settings, subscription
+):
+    settings.BC_NOTIFICATION_MAX_BYTES = 4_000
+    _, body = batch_of_at_least(subscription, 5_000, clientState=["a", "list"])
+
+    response = client.post(NOTIFICATIONS_PATH, body, content_type="application/json")
+
+    assert response.status_code == 503
+    assert Subscription.objects.get(pk=subscription.pk).oversize_refused == 0
