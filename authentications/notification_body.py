@@ -11,6 +11,7 @@ item (at most MAX_ITEM_CHARS).
 """
 
 import codecs
+import io
 import json
 import tempfile
 from collections.abc import Iterator
@@ -45,7 +46,10 @@ class TooLarge(Exception):
 
 
 def spool(request, *, limit: int):
-    """The body in a spooled file positioned at its start, or TooLarge past `limit` bytes."""
+    """The body in a spooled file positioned at its start, or TooLarge past `limit` bytes.
+
+    OSError when it cannot be read (the client went away) or spooled (the disk is full).
+    """
     stream, declared = _stream(request)
     if declared > limit:  # Known before reading: read only what the log needs.
         raise TooLarge(stream.read(PREFIX))
@@ -89,21 +93,11 @@ def items(body) -> Iterator[dict]:
 def complete_items(prefix: bytes) -> Iterator[dict]:
     """The whole items at the start of a cut body (an oversize one), as far as they go."""
     try:
-        for item in _Pass(_Bytes(prefix), wanted=0).items():
+        for item in _Pass(io.BytesIO(prefix), wanted=0).items():
             if isinstance(item, dict):
                 yield item
     except MalformedNotification:
         return
-
-
-class _Bytes:
-    def __init__(self, data):
-        self.data, self.pos = data, 0
-
-    def read(self, size):
-        chunk = self.data[self.pos : self.pos + size]
-        self.pos += len(chunk)
-        return chunk
 
 
 class _Reader:

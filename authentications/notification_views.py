@@ -51,6 +51,9 @@ def _receive(request):
         response = _plain("The body is over this site's limit; send it again later.", 503)
         response["Retry-After"] = str(OVERSIZE_RETRY_AFTER)
         return response
+    except OSError:
+        logger.exception("Could not read or spool a BC notification body; answering 503")
+        return _plain("", notification_inbox.RETRY_LATER)
     with body:
         try:
             received = notification_inbox.receive(notification_body.items(body))

@@ -221,3 +221,14 @@ def test_an_oversize_body_with_a_client_state_that_is_no_text_is_a_503(
 
     assert response.status_code == 503
     assert Subscription.objects.get(pk=subscription.pk).oversize_refused == 0
+
+
+def test_a_body_that_cannot_be_spooled_to_disk_is_a_503(client, settings, subscription, tmp_path):
+    """Past 1 MiB the body goes to FILE_UPLOAD_TEMP_DIR: a full or missing disk is a retry."""
+    settings.FILE_UPLOAD_TEMP_DIR = str(tmp_path / "gone")
+    items, body = batch_of_at_least(subscription, 2 * MIB)
+
+    response = client.post(NOTIFICATIONS_PATH, body, content_type="application/json")
+
+    assert response.status_code == 503
+    assert ChangeNotification.objects.count() == 0
