@@ -155,9 +155,7 @@ class _Inbox:
             _store(received, verified, wrong_state, malformed)
 
     def _look_up(self, ids):
-        ids.discard("")
-        if ids:
-            self.ours.update(_live_subscriptions(ids))
+        self.ours.update(_live_subscriptions(ids))
 
     def _creation_in_flight(self, states):
         """Whether a clientState is that of a subscription BC is creating right now."""
@@ -237,7 +235,8 @@ def _text(value):
 
 
 def _live_subscriptions(ids):
-    ids.discard("")
+    # PostgreSQL refuses a NUL in any text it is sent, and no ID of ours holds one.
+    ids = {id_ for id_ in ids if id_ and "\x00" not in id_}
     rows = Subscription.objects.filter(subscription_id__in=ids, status__in=Subscription.LIVE)
     return {row.subscription_id: row for row in rows}
 
@@ -254,6 +253,8 @@ def _notification(subscription, item):
     resource, change_type = _text(item["resource"]), _text(item["changeType"]).lower()
     if not resource or not change_type:
         return None, "no resource or changeType"
+    if "\x00" in resource:  # PostgreSQL cannot store it; BC never sends it.
+        return None, "a NUL character in the resource"
     match = RESOURCE.fullmatch(resource)
     if not match or not _same_resource(subscription, match):
         return None, "another resource"

@@ -248,3 +248,10 @@ def test_a_post_of_more_items_than_one_insert_takes_stores_them_all(client, subs
     assert response.status_code == 202
     assert ChangeNotification.objects.count() == 1_201
     assert Subscription.objects.get(pk=subscription.pk).notifications_received == 1_201
+
+
+def test_a_subscription_id_with_a_nul_is_not_ours_on_any_database(client, subscription):
+    """Found by the fuzz on PostgreSQL, which refuses a NUL in a query: a 503, not a 404."""
+    stranger = notification_item(subscription, "c-1", subscriptionId="\x00")
+
+    assert post_notifications(client, [stranger]).status_code == 404

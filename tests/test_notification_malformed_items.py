@@ -90,3 +90,16 @@ def test_the_admin_shows_malformed_items_on_the_subscription(admin_client, subsc
 
     assert page.status_code == 200
     assert b"Malformed notifications" in page.content
+
+
+def test_a_signed_item_whose_resource_holds_a_nul_is_malformed_not_a_storage_failure(
+    client, subscription
+):
+    """PostgreSQL cannot store a NUL: found by the fuzz, this once made every retry a 503."""
+    item = notification_item(subscription, "c\x00-1")
+
+    response = post_notifications(client, [item, notification_item(subscription, "c-2")])
+
+    assert response.status_code == 202
+    assert list(ChangeNotification.objects.values_list("record_id", flat=True)) == ["c-2"]
+    assert Subscription.objects.get(pk=subscription.pk).notifications_malformed == 1
