@@ -64,6 +64,21 @@ class Subscription(models.Model):
     notifications_dropped = models.PositiveIntegerField(
         default=0, help_text="Items naming this subscription with a wrong clientState."
     )
+    notifications_malformed = models.PositiveIntegerField(
+        "malformed notifications",
+        default=0,
+        help_text="Items with the right clientState that could not be stored: no resource or "
+        "changeType, another resource, or a changeType BC does not document.",
+    )
+    # A body over BC_NOTIFICATION_MAX_BYTES is answered 503 (BC retries it, then gives up
+    # after 36 hours): counted on each subscription it names, so staff see they are lost.
+    oversize_refused = models.PositiveIntegerField(
+        "oversize bodies refused",
+        default=0,
+        help_text="Notification bodies over BC_NOTIFICATION_MAX_BYTES naming this "
+        "subscription, answered 503 so BC retries them; raise the setting if this grows.",
+    )
+    last_oversize_at = models.DateTimeField("last oversize body", null=True, blank=True)
     consecutive_failures = models.PositiveIntegerField(default=0)
     last_error = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)

@@ -196,7 +196,10 @@ TASKS = {
 }
 # Requests per client IP on the notification endpoint; BC retries a 429 later.
 BC_NOTIFICATION_RATE_LIMIT = env.str("BC_NOTIFICATION_RATE_LIMIT", default="6000/minute")
-BC_NOTIFICATION_MAX_BYTES = env.int("BC_NOTIFICATION_MAX_BYTES", default=1_048_576)
+# Largest notification body read. BC batches changes, and deactivates a subscription whose
+# URL answers a 4xx: a body over this is answered 503 (BC retries) and counted in the admin.
+# Read in chunks with memory bounded, so the default is generous (32 MiB).
+BC_NOTIFICATION_MAX_BYTES = env.int("BC_NOTIFICATION_MAX_BYTES", default=32 * 1024 * 1024)
 # Modules imported before delivering, so their @change_notifications.on(...) handlers exist
 # in the worker (handlers registered from an AppConfig.ready() need no entry here).
 BC_NOTIFICATION_HANDLERS = env.list("BC_NOTIFICATION_HANDLERS", default=[])

@@ -136,7 +136,7 @@ def test_a_storage_failure_answers_503_so_bc_sends_it_again(client, subscription
         (b'{"value": [1, 2]}', "application/json", 400),
         (b"[]", "application/json", 400),
         (b"\xff\xfe", "application/json", 400),
-        (b" " * 1_100_000, "application/json", 413),
+        (b" " * 1_100_000, "application/json", 400),  # Within the limit: not JSON.
         (b'{"value": [{}]}', "text/plain", 415),
         (b'{"value": [{}]}', "application/x-www-form-urlencoded", 415),
         (b'{"value": [{"subscriptionId": 5, "clientState": null}]}', "application/json", 404),
@@ -159,13 +159,15 @@ def test_deeply_nested_json_within_the_size_limit_is_a_400(client, settings, sub
     assert response.status_code == 400
 
 
-def test_a_body_over_the_limit_is_refused_before_it_is_read(client, settings, subscription):
+def test_a_body_over_the_limit_is_answered_503_not_413(client, settings, subscription):
+    """BC deletes a subscription whose URL answers 413; a 503 it retries."""
     settings.BC_NOTIFICATION_MAX_BYTES = 100
     items = [notification_item(subscription, "c-1")]
 
     response = post_notifications(client, items)
 
-    assert response.status_code == 413
+    assert response.status_code == 503
+    assert response["Retry-After"]
     assert ChangeNotification.objects.count() == 0
 
 
@@ -246,3 +248,10 @@ def test_a_post_of_more_items_than_one_insert_takes_stores_them_all(client, subs
     assert response.status_code == 202
     assert ChangeNotification.objects.count() == 1_201
     assert Subscription.objects.get(pk=subscription.pk).notifications_received == 1_201
+
+
+def test_a_subscription_id_with_a_nul_is_not_ours_on_any_database(client, subscription):
+    """Found by the fuzz on PostgreSQL, which refuses a NUL in a query: a 503, not a 404."""
+    stranger = notification_item(subscription, "c-1", subscriptionId="\x00")
+
+    assert post_notifications(client, [stranger]).status_code == 404

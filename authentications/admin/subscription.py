@@ -26,6 +26,8 @@ STATE = (
     "notifications_dropped",
     "consecutive_failures",
 )
+# What was received but could not be stored: on the change page, not in the list.
+NOT_STORED = ("notifications_malformed", "oversize_refused", "last_oversize_at")
 
 
 @admin.display(description="Latest notifications")
@@ -54,6 +56,7 @@ class SubscriptionAdmin(admin.ModelAdmin):
         "entity",
         "subscription_id",
         *STATE,
+        *NOT_STORED,
         "last_error",
         latest_notifications,
     )
