@@ -919,8 +919,11 @@ class BusinessCentralClient:
 
     def environments(self) -> list[dict[str, Any]]:
         """The BC environments the token's user can reach (the admin center API)."""
-        response = self._send("GET", f"{self.api_host}/environments/v1.2")
-        return response.json().get("value", [])
+        url = f"{self.api_host}/environments/v1.2"
+        _, (body, _) = self._send(
+            "GET", url, read=lambda answer: (answer, _json_answer(answer, method="GET", url=url))
+        )
+        return body.get("value", []) if isinstance(body, dict) else []
 
     def batch(
         self, operations: Iterable[Mapping[str, Any]], atomic: bool = False
@@ -1086,8 +1089,16 @@ class BusinessCentralClient:
                 for request in chunk
             ]
         }
-        response = self._send("POST", f"{self.root_url}/$batch", json=body, headers=headers)
-        answers = {str(a.get("id")): a for a in response.json().get("responses", [])}
+        url = f"{self.root_url}/$batch"
+        response, (answer, _) = self._send(
+            "POST",
+            url,
+            json=body,
+            headers=headers,
+            read=lambda answer: (answer, _json_answer(answer, method="POST", url=url)),
+        )
+        listed = answer.get("responses") if isinstance(answer, dict) else None
+        answers = {str(a.get("id")): a for a in listed or [] if isinstance(a, dict)}
         results = [self._batch_result(answers.get(r["id"]), r) for r in chunk]
         if atomic and any(not result.ok for result in results):
             for result in results:

@@ -128,3 +128,23 @@ def test_the_rows_of_a_page_whose_next_link_is_refused_are_kept(fake):
     assert "https://evil.example/steal" in str(caught.value)
     assert "secret" not in str(caught.value) and "skiptoken" not in str(caught.value)
     assert "rows before it were kept" in str(caught.value)
+
+
+@responses.activate
+def test_environments_answered_with_html_is_the_clients_own_error():
+    responses.get(
+        "https://api.businesscentral.dynamics.com/environments/v1.2",
+        body="<html>Sign in</html>",
+        content_type="text/html",
+    )
+
+    with pytest.raises(BusinessCentralError, match="answered HTML, not JSON"):
+        offline_client().environments()
+
+
+@responses.activate
+def test_a_batch_answered_with_html_is_the_clients_own_error():
+    responses.post(f"{OFFLINE_BASE}/$batch", body="<html>Proxy</html>", content_type="text/html")
+
+    with pytest.raises(BusinessCentralError, match="answered HTML, not JSON"):
+        offline_client().batch([{"method": "GET", "path": "companies"}])
