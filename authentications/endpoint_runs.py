@@ -5,24 +5,30 @@ after the admin's confirmation. The outcome keeps what BC answered and nothing o
 request's own headers, so the result page cannot show the token or any stored header.
 """
 
+import dataclasses
 import hashlib
 import json
+import secrets
 import time
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 from django.utils import timezone
 
+from bcconnect.client import without_lone_surrogates
 from bcconnect.errors import BcconnectError
 
 from . import diagnostics
-from .endpoint_exports import answer_rows, compact
-from .endpoints import Endpoint
+from .endpoint_exports import answer_rows, compact, replaced_note
+from .endpoints import Endpoint, EndpointNotReady, WriteConfirmation
 from .models import Event
 
 SHOWN_ROWS = 50
 CELL_CHARS = 120
 RAW_CHARS = 100_000
 CUT = "… [cut]"
+CONFIRMATION_LIFETIME = timedelta(minutes=30)  # A confirmation page left open longer asks again.
+CONFIRMATION_KEPT = timedelta(days=1)  # Used ones are kept this long for their result page.
 
 
 @dataclass
@@ -37,6 +43,10 @@ class Trial:
     raw: str = ""
     error: str = ""
     error_code: str = ""
+    entity: bool = False  # BC answered one entity (a GET by key): shown as a field list.
+    replaced: int = 0  # Lone UTF-16 surrogates replaced by U+FFFD.
+    warning: str = ""  # Why paging would stop after this page (a refused nextLink).
+    sent: bool = True  # False when the endpoint could not be sent as stored (no company).
 
     @property
     def ms(self):
@@ -49,8 +59,29 @@ class Trial:
 
     def table(self):
         """The rows shown as cells under `columns`: scalars as text, the rest compact JSON."""
+        if self.entity:
+            return []
         columns = self.columns
         return [[cell(row[c]) if c in row else "" for c in columns] for row in self.rows]
+
+    def record(self):
+        """One entity's fields as (name, value) pairs: a list reads better than a wide row."""
+        if not (self.entity and self.rows):
+            return []
+        return [(key, cell(value)) for key, value in self.rows[0].items()]
+
+    @property
+    def replaced_note(self):
+        return replaced_note(self.replaced)
+
+    def as_json(self):
+        """What the result page needs, for `WriteConfirmation.outcome`."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_json(cls, data):
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{key: value for key, value in (data or {}).items() if key in names})
 
 
 def cell(value, *, limit=CELL_CHARS):
@@ -61,6 +92,7 @@ def cell(value, *, limit=CELL_CHARS):
 
 
 def pretty(value):
+    value, _ = without_lone_surrogates(value)  # Text from BC's answer is clean already.
     text = json.dumps(value, ensure_ascii=False, indent=2)
     return text if len(text) <= RAW_CHARS else text[:RAW_CHARS] + "\n" + CUT
 
@@ -78,8 +110,97 @@ def request_fingerprint(endpoint: Endpoint) -> str:
         endpoint.url(),
         sorted(endpoint.request_headers().items()),
         endpoint.body,
+        _identity(endpoint.authentication),
+        [endpoint.company_id, endpoint.company_name],
     ]
     return hashlib.sha256(json.dumps(request, sort_keys=True).encode()).hexdigest()
+
+
+def _identity(authentication):
+    """Who the write is sent as: the authentication, its app, tenant, environment and user.
+
+    `generation` moves whenever its credentials, BC URL or connection change, so a new
+    sign-in (perhaps by someone else) also asks for a new confirmation.
+    """
+    return [
+        authentication.pk,
+        authentication.kind,
+        authentication.tenant_id,
+        authentication.client_id,
+        authentication.base_url,
+        authentication.granted_by_oid,
+        authentication.generation,
+    ]
+
+
+# --- single-use confirmations -----------------------------------------------------------------
+
+
+def show_confirmation(endpoint: Endpoint, *, user: str) -> str:
+    """Record a confirmation page shown to `user`; its nonce, which the page posts back."""
+    now = timezone.now()
+    WriteConfirmation.objects.filter(created_at__lt=now - CONFIRMATION_KEPT).delete()
+    nonce = secrets.token_urlsafe(32)
+    WriteConfirmation.objects.create(
+        nonce=nonce,
+        endpoint=endpoint,
+        fingerprint=request_fingerprint(endpoint),
+        shown_to=user,
+        created_at=now,
+    )
+    return nonce
+
+
+class Confirmation:
+    """What became of a posted confirmation (`send_confirmed`)."""
+
+    SENT = "sent"  # Spent now, and the write sent: show its result.
+    USED = "used"  # Spent before (a resubmit, a replay, a second tab): nothing sent.
+    ASK_AGAIN = "ask again"  # Unknown, expired, someone else's, or the request changed.
+
+
+def send_confirmed(endpoint: Endpoint, nonce: str, *, user: str):
+    """Send the write once for a confirmation nonce: (what happened, its confirmation row).
+
+    Nothing is sent unless the nonce was shown to `user` for this endpoint, is fresh,
+    unused, and the endpoint would send exactly what that page showed. The nonce is spent
+    by one conditional UPDATE before anything is sent: of two concurrent posts, one sends.
+    """
+    shown = WriteConfirmation.objects.filter(
+        nonce=str(nonce)[:64], endpoint=endpoint, shown_to=user
+    ).first()
+    if shown is None or not nonce:
+        return Confirmation.ASK_AGAIN, None
+    if shown.used_at is not None:
+        return Confirmation.USED, shown
+    if shown.created_at < timezone.now() - CONFIRMATION_LIFETIME or not _still_shown(
+        endpoint, shown
+    ):
+        return Confirmation.ASK_AGAIN, None
+    spent = WriteConfirmation.objects.filter(pk=shown.pk, used_at__isnull=True).update(
+        used_at=timezone.now()
+    )
+    if not spent:
+        return Confirmation.USED, shown
+    outcome = try_endpoint(endpoint, actor=user)
+    WriteConfirmation.objects.filter(pk=shown.pk).update(outcome=outcome.as_json())
+    return Confirmation.SENT, shown
+
+
+def _still_shown(endpoint, shown):
+    try:
+        current = request_fingerprint(endpoint)
+    except BcconnectError:
+        return False  # The confirmation page explains why it cannot be sent.
+    return secrets.compare_digest(current, shown.fingerprint)
+
+
+def confirmed_outcome(endpoint: Endpoint, nonce: str, *, user: str):
+    """The result of a sent confirmation, for the result page; None when there is none."""
+    shown = WriteConfirmation.objects.filter(
+        nonce=str(nonce)[:64], endpoint=endpoint, shown_to=user, outcome__isnull=False
+    ).first()
+    return None if shown is None else Trial.from_json(shown.outcome)
 
 
 def try_endpoint(endpoint: Endpoint, *, actor="") -> Trial:
@@ -87,7 +208,11 @@ def try_endpoint(endpoint: Endpoint, *, actor="") -> Trial:
     started = time.perf_counter()
     try:
         outcome = _read(endpoint) if endpoint.is_read else _write(endpoint)
-    except BcconnectError as err:  # BC's refusals, token trouble, no company chosen yet.
+    except EndpointNotReady as err:  # Nothing was sent: not a test's outcome to remember.
+        outcome = _failed(err, time.perf_counter() - started)
+        outcome.sent = False
+        return outcome
+    except BcconnectError as err:  # BC's refusals, token trouble.
         outcome = _failed(err, time.perf_counter() - started)
     remember(endpoint, outcome)
     if not endpoint.is_read:
@@ -101,15 +226,20 @@ def _read(endpoint):
         page = next(pages)
     finally:
         pages.close()
+    shown = page.rows[:SHOWN_ROWS]
     return Trial(
         ok=True,
         elapsed=page.elapsed,
         status=page.status,
         request_id=page.request_id or "",
-        rows=page.rows[:SHOWN_ROWS],
+        rows=shown,
         row_count=len(page.rows),
         more=page.more,
-        raw=pretty({"value": page.rows[:SHOWN_ROWS]}),
+        # What BC sent: the entity itself, or the collection's members with its first rows.
+        raw=pretty(page.rows[0] if page.entity else {**page.annotations, "value": shown}),
+        entity=page.entity,
+        replaced=page.replaced,
+        warning=page.stop.message if page.stop is not None else "",
     )
 
 
@@ -125,6 +255,8 @@ def _write(endpoint):
         rows=rows[:SHOWN_ROWS],
         row_count=len(rows),
         raw="" if body is None else pretty(body),
+        entity=isinstance(body, dict) and not isinstance(body.get("value"), list),
+        replaced=result.replaced,
     )
 
 

@@ -9,6 +9,7 @@ the token can go nowhere its authentication could not send it.
 from urllib.parse import quote
 
 from django.db import models
+from django.utils import timezone
 
 from bcconnect.client import BusinessCentralClient, Params
 from bcconnect.errors import BcconnectError
@@ -88,6 +89,12 @@ class Endpoint(models.Model):
     last_test_ms = models.PositiveIntegerField(null=True, blank=True)
     last_test_rows = models.PositiveIntegerField(null=True, blank=True)
     last_test_error = models.CharField(max_length=300, blank=True)
+    # The last download from the admin: a streamed file cannot change its status once sent,
+    # so an export that stopped early (or replaced characters) says so here as well.
+    last_export_at = models.DateTimeField("last export", null=True, blank=True)
+    last_export_rows = models.PositiveIntegerField(null=True, blank=True)
+    last_export_complete = models.BooleanField(null=True, blank=True)
+    last_export_note = models.CharField(max_length=300, blank=True)
 
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -202,3 +209,26 @@ class Endpoint(models.Model):
     def _require_read(self):
         if not self.is_read:
             raise ValueError(f"{self.name} is a {self.method} endpoint: use call().")
+
+
+class WriteConfirmation(models.Model):
+    """One confirmation page shown for a write test: usable once, for the request it showed.
+
+    The page posts its `nonce`; the write is sent only if the nonce is unused, was shown to
+    the same person, and the endpoint would still send the request it showed
+    (`fingerprint`: method, URL, headers, body, and the authentication's identity).
+    Spending it is one conditional UPDATE, so two posts of one page cannot both send.
+    `outcome` is what the result page shows (Post/Redirect/Get): a reload shows it again
+    instead of sending the write again.
+    """
+
+    nonce = models.CharField(max_length=64, unique=True)
+    endpoint = models.ForeignKey(Endpoint, on_delete=models.CASCADE, related_name="+")
+    fingerprint = models.CharField(max_length=64)
+    shown_to = models.CharField(max_length=150)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    used_at = models.DateTimeField(null=True, blank=True)
+    outcome = models.JSONField(null=True, blank=True)
+
+    def __str__(self):
+        return f"Confirmation of a {self.endpoint.method} test ({self.created_at:%Y-%m-%d %H:%M})"

@@ -46,8 +46,8 @@ class Subscription(models.Model):
         "API",
         max_length=200,
         default="api/v2.0",
-        help_text="api/v2.0 for the standard API; api/<publisher>/<group>/<version> for a "
-        "custom API.",
+        help_text="api/v2.0 for the standard API; "
+        "api/&lt;publisher&gt;/&lt;group&gt;/&lt;version&gt; for a custom API.",
     )
     subscription_id = models.CharField("BC subscription ID", max_length=64, blank=True)
     client_state = EncryptedTextField(default=new_client_state, editable=False)

@@ -47,6 +47,22 @@ DEFAULT_MAX_CONCURRENCY = 5  # BC allows each user five requests at a time.
 # on (409, 412) or the entity is gone (404).
 MAY_HAVE_APPLIED_STATUSES = frozenset({404, 409, 412})
 DEFAULT_PORTS = {"http": 80, "https": 443}
+# Raised while the answer's body is read: the connection broke after the status line was
+# sent (ChunkedEncodingError: a socket closed mid-body; ContentDecodingError: gzip cut or
+# spoiled). Like ConnectionError and Timeout, a repeat may well succeed.
+LOST_ANSWER_ERRORS = (
+    requests.ConnectionError,
+    requests.Timeout,
+    requests.exceptions.ChunkedEncodingError,
+    requests.exceptions.ContentDecodingError,
+)
+SHOWN_BYTES = 120  # How much of an answer that is not JSON a message quotes.
+REPLACEMENT = "\ufffd"
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+# Quoted bytes of an odd answer never show what looks like a credential (a hostile or
+# misconfigured server may echo the Authorization header back).
+_SHOWN_CREDENTIAL = re.compile(r"(bearer|basic)\s+\S+|eyJ[\w-]{4,}\.[\w-]*\.?[\w-]*", re.IGNORECASE)
 _AUTHORITY = re.compile(
     r"(?P<host>[a-z0-9.-]+|\[[0-9a-f:.]+\])(?::(?P<port>[0-9]{1,5}))?", re.IGNORECASE
 )
@@ -267,7 +283,12 @@ class Page:
     """One page of a collection, with how BC answered it.
 
     `next_link` is the next page's URL, already checked to be under the environment root;
-    `elapsed` is the seconds its request took, retries included.
+    `elapsed` is the seconds its request took, retries included. `entity` is True when BC
+    answered one entity (a GET by key, no `value` array): it is the page's one row.
+    `annotations` are the answer's other top-level members (`@odata.context`, ...), so what
+    BC sent can be shown; `replaced` counts lone UTF-16 surrogates replaced by U+FFFD.
+    `stop` is the error that ends the paging after this page (a refused nextLink): the
+    page's rows are whole, the pages after it were not read.
     """
 
     rows: list[dict[str, Any]]
@@ -275,6 +296,10 @@ class Page:
     request_id: str | None
     elapsed: float
     next_link: str | None
+    entity: bool = False
+    annotations: dict[str, Any] = field(default_factory=dict)
+    replaced: int = 0
+    stop: BusinessCentralError | None = None
 
     @property
     def more(self) -> bool:
@@ -296,6 +321,7 @@ class CallResult:
     etag: str | None
     body: Any
     headers: dict[str, str]
+    replaced: int = 0  # Lone UTF-16 surrogates in the body, replaced by U+FFFD.
 
 
 @dataclass
@@ -413,13 +439,124 @@ def _request_id(response):
 
 
 def _body(response):
-    """The parsed JSON answer; the text when it is not JSON; None when there is none."""
+    """The parsed JSON answer (lone surrogates replaced) and how many were replaced; the
+    text when it is not JSON; None when there is none."""
     if response.status_code == 204 or not response.content:
-        return None
+        return None, 0
     try:
-        return response.json()
+        return without_lone_surrogates(response.json(), response.content)
     except ValueError:
-        return response.text
+        return without_lone_surrogates(response.text)
+
+
+def without_lone_surrogates(value: Any, raw: bytes | None = None) -> tuple[Any, int]:
+    """`value` with each lone UTF-16 surrogate replaced by U+FFFD, and how many there were.
+
+    JSON may escape half of a surrogate pair (`"\\ud83d"`: text that BC cut by length
+    inside an emoji); Python keeps it as a lone surrogate, which no UTF-8 output can
+    encode. With `raw`, the answer's bytes, nothing is walked unless they hold such an
+    escape: the common answer costs one scan.
+    """
+    if raw is not None and not _SURROGATE_ESCAPE.search(raw):
+        return value, 0
+    count = 0
+
+    def clean(item):
+        nonlocal count
+        if isinstance(item, str):
+            fixed, found = _LONE_SURROGATE.subn(REPLACEMENT, item)
+            count += found
+            return fixed
+        if isinstance(item, dict):
+            return {clean(key): clean(inner) for key, inner in item.items()}
+        if isinstance(item, list):
+            return [clean(inner) for inner in item]
+        return item
+
+    cleaned = clean(value)
+    return cleaned, count
+
+
+def shown_bytes(content: bytes, *, limit: int = SHOWN_BYTES) -> str:
+    """The first bytes of an answer, fit for a message: printable, capped, no credential."""
+    text = content[: limit * 4].decode("utf-8", "replace")
+    text = _SHOWN_CREDENTIAL.sub("[hidden]", text)
+    text = "".join(char if char.isprintable() else repr(char)[1:-1] for char in text)
+    return repr(text[:limit] + ("…" if len(text) > limit or len(content) > limit * 4 else ""))
+
+
+class _UnreadableAnswer(Exception):
+    """A 2xx answer that is not the JSON asked for; `retry` when it looks cut short."""
+
+    def __init__(self, error, *, retry):
+        super().__init__(error.message)
+        self.error, self.retry = error, retry
+
+
+def _json_answer(response, *, method, url):
+    """BC's JSON answer (lone surrogates replaced) and the count replaced.
+
+    A body that does not parse but claims JSON (or names no type) was most likely cut
+    short in transit: worth reading again. HTML or another type is a proxy, a sign-in
+    page or a wrong URL answering instead of BC: asking again will not help.
+    """
+    try:
+        return without_lone_surrogates(response.json(), response.content)
+    except ValueError as err:
+        problem = err
+    content_type = response.headers.get("Content-Type", "").split(";")[0].strip().lower()
+    details = {
+        "status": response.status_code,
+        "request_id": _request_id(response) or "",
+        "method": method,
+        "url": _loggable(url),
+    }
+    first = shown_bytes(response.content)
+    if not response.content:
+        error = BusinessCentralError(
+            "Business Central answered with an empty body, not JSON.",
+            code="Response_Empty",
+            **details,
+        )
+        raise _UnreadableAnswer(error, retry=False)
+    looks_html = response.content.lstrip()[:1] == b"<"
+    if "html" in content_type or (looks_html and "json" not in content_type):
+        kind = "HTML"
+    elif content_type and "json" not in content_type:
+        kind = content_type[:60]
+    else:
+        error = BusinessCentralRetryLaterError(
+            f"Business Central's answer is not valid JSON ({_json_problem(problem)}; cut "
+            f"off in transit, or malformed): first bytes {first}.",
+            code="Response_BadJson",
+            **details,
+        )
+        raise _UnreadableAnswer(error, retry=True)
+    error = BusinessCentralError(
+        f"Business Central answered {kind}, not JSON: first bytes {first}.",
+        code="Response_NotJson",
+        **details,
+    )
+    raise _UnreadableAnswer(error, retry=False)
+
+
+def _json_problem(err):
+    message = getattr(err, "msg", None)
+    position = getattr(err, "pos", None)
+    if message and position is not None:
+        return f"{message} at byte {position}"
+    return "it does not parse"
+
+
+def _lost_answer(err):
+    """How a failed attempt is named in a message: no URL, no query, no token."""
+    if isinstance(err, _UnreadableAnswer):
+        return err.error.message
+    if isinstance(err, requests.exceptions.ChunkedEncodingError):
+        return f"{type(err).__name__}: the connection closed in the middle of the answer"
+    if isinstance(err, requests.exceptions.ContentDecodingError):
+        return f"{type(err).__name__}: the compressed answer was cut or spoiled"
+    return type(err).__name__
 
 
 def _response_headers(response):
@@ -430,7 +567,7 @@ def _response_headers(response):
 
 
 def _call_result(response, *, elapsed):
-    body = _body(response)
+    body, replaced = _body(response)
     etag = response.headers.get("ETag")
     if etag is None and isinstance(body, dict):
         etag = body.get("@odata.etag")
@@ -441,6 +578,7 @@ def _call_result(response, *, elapsed):
         etag=etag,
         body=body,
         headers=_response_headers(response),
+        replaced=replaced,
     )
 
 
@@ -488,6 +626,17 @@ def _paging_loop(next_link):
         code="Paging_Loop",
         method="GET",
         url=_loggable(next_link),
+    )
+
+
+def _refused_next_link(refusal):
+    """The error that ends paging at a refused nextLink; its page's rows are kept."""
+    return BusinessCentralRequestRefused(
+        f"{refusal.message.rstrip('.')}; it was Business Central's next-page link, so the "
+        "rows before it were kept and the pages after it were not read.",
+        code="NextLink_Refused",
+        method="GET",
+        url=refusal.url,
     )
 
 
@@ -628,9 +777,11 @@ class BusinessCentralClient:
         seen = {url}
         while url:
             page = self._page(url, headers)
-            url, loops = page.next_link, _loops(page.next_link, seen)
+            url, loops, stop = page.next_link, _loops(page.next_link, seen), page.stop
             yield page
             page = None  # Not held while the next page is read: one page in memory.
+            if stop is not None:
+                raise stop
             if loops:
                 raise _paging_loop(url)
 
@@ -639,10 +790,12 @@ class BusinessCentralClient:
         page, ahead = self._page(url, headers), None
         try:
             while True:
-                url, loops = page.next_link, _loops(page.next_link, seen)
+                url, loops, stop = page.next_link, _loops(page.next_link, seen), page.stop
                 ahead = self._fetch_ahead(url, headers) if url and not loops else None
                 yield page
                 page = None  # The caller has it, or has let it go: at most two pages held.
+                if stop is not None:
+                    raise stop
                 if not url:
                     return
                 if loops:
@@ -682,29 +835,47 @@ class BusinessCentralClient:
         return Ahead(work, name=f"bcconnect-prefetch-{self.concurrency_key}")
 
     def _page(self, url, headers, **attempt):
+        """One page: a collection's `value`, or the one entity BC answered (a GET by key).
+
+        Its body is read inside the retries (`_send(read=...)`), so an answer cut off in
+        transit is asked for again like a dropped connection.
+        """
         started = time.perf_counter()
-        response = self._send("GET", url, headers=headers, **attempt)
+        response, (body, replaced) = self._send(
+            "GET",
+            url,
+            headers=headers,
+            read=lambda answer: (answer, _json_answer(answer, method="GET", url=url)),
+            **attempt,
+        )
         elapsed = time.perf_counter() - started
-        body = _body(response)
-        rows = body.get("value", []) if isinstance(body, dict) else None
-        if not isinstance(rows, list):
+        if not isinstance(body, dict):
             raise BusinessCentralError(
-                "Business Central did not answer with an OData collection (no 'value' list).",
+                f"Business Central answered JSON that is neither an OData collection nor an "
+                f"entity (a {type(body).__name__}): first bytes {shown_bytes(response.content)}.",
                 status=response.status_code,
                 code="Response_NotACollection",
                 request_id=_request_id(response) or "",
                 method="GET",
                 url=_loggable(url),
             )
-        next_link = body.get("@odata.nextLink")
+        entity = not isinstance(body.get("value"), list)
+        next_link, stop = (None if entity else body.get("@odata.nextLink")), None
         if next_link:
-            next_link = self._resolve(next_link, base=self.base_url + "/")
+            try:
+                next_link = self._resolve(next_link, base=self.base_url + "/")
+            except BusinessCentralRequestRefused as err:
+                next_link, stop = None, _refused_next_link(err)
         return Page(
-            rows=rows,
+            rows=[body] if entity else body["value"],
             status=response.status_code,
             request_id=_request_id(response),
             elapsed=elapsed,
             next_link=next_link or None,
+            entity=entity,
+            annotations={} if entity else {k: v for k, v in body.items() if k != "value"},
+            replaced=replaced,
+            stop=stop,
         )
 
     def companies(self) -> list[dict[str, Any]]:
@@ -748,8 +919,11 @@ class BusinessCentralClient:
 
     def environments(self) -> list[dict[str, Any]]:
         """The BC environments the token's user can reach (the admin center API)."""
-        response = self._send("GET", f"{self.api_host}/environments/v1.2")
-        return response.json().get("value", [])
+        url = f"{self.api_host}/environments/v1.2"
+        _, (body, _) = self._send(
+            "GET", url, read=lambda answer: (answer, _json_answer(answer, method="GET", url=url))
+        )
+        return body.get("value", []) if isinstance(body, dict) else []
 
     def batch(
         self, operations: Iterable[Mapping[str, Any]], atomic: bool = False
@@ -915,8 +1089,16 @@ class BusinessCentralClient:
                 for request in chunk
             ]
         }
-        response = self._send("POST", f"{self.root_url}/$batch", json=body, headers=headers)
-        answers = {str(a.get("id")): a for a in response.json().get("responses", [])}
+        url = f"{self.root_url}/$batch"
+        response, (answer, _) = self._send(
+            "POST",
+            url,
+            json=body,
+            headers=headers,
+            read=lambda answer: (answer, _json_answer(answer, method="POST", url=url)),
+        )
+        listed = answer.get("responses") if isinstance(answer, dict) else None
+        answers = {str(a.get("id")): a for a in listed or [] if isinstance(a, dict)}
         results = [self._batch_result(answers.get(r["id"]), r) for r in chunk]
         if atomic and any(not result.ok for result in results):
             for result in results:
@@ -963,12 +1145,17 @@ class BusinessCentralClient:
 
     # --- sending, retrying ---------------------------------------------------------------
 
-    def _send(self, method, url, *, json=None, headers=None, tokens=None, cancelled=None):
+    def _send(
+        self, method, url, *, json=None, headers=None, tokens=None, cancelled=None, read=None
+    ):
         """Send with auth, the concurrency limit, retries and redirects kept on the API host.
 
         `tokens` replaces the client's token provider for this request. Once `cancelled` is
         set (its caller is gone), waits for a retry or for the concurrency limit stop with
-        `Cancelled` and nothing more is sent.
+        `Cancelled` and nothing more is sent. `read(response)`, when given, makes what is
+        returned, inside the retries: an answer it finds cut short (`_UnreadableAnswer`
+        with `retry`) is asked for again, as a dropped connection is. Any other failure of
+        requests becomes a `BusinessCentralError`: nothing of requests escapes.
         """
         tokens = tokens or self.token_provider
         sleep = self._sleep if cancelled is None else cancellable_sleep(self._sleep, cancelled)
@@ -980,17 +1167,24 @@ class BusinessCentralClient:
             try:
                 token = tokens(force_refresh=state.take_refresh())
                 response = self._send_once(method, url, json, headers, token, cancelled)
-            except (requests.ConnectionError, requests.Timeout) as err:
+            except LOST_ANSWER_ERRORS as err:
                 state.fate_unknown = True
                 if not idempotent:
                     raise _network_error(
                         f"Network error during {method}; not repeated because it may have "
-                        f"reached BC: {type(err).__name__}",
+                        f"reached BC: {_lost_answer(err)}",
                         method=method,
                         url=url,
                     ) from None
                 self._wait_or_raise(state, None, method, url, sleep, network_error=err)
                 continue
+            except requests.RequestException as err:
+                raise BusinessCentralError(
+                    f"The request to Business Central could not be made: {type(err).__name__}.",
+                    code="Request_Failed",
+                    method=method,
+                    url=_loggable(url),
+                ) from None
             if response.status_code == 401 and not state.refreshed:
                 state.refreshed = state.force_refresh = True  # Once: a second 401 is final.
                 response.close()
@@ -1010,7 +1204,14 @@ class BusinessCentralClient:
                     method=method,
                     may_have_applied=state.may_have_applied(method, response.status_code),
                 )
-            return response
+            if read is None:
+                return response
+            try:
+                return read(response)
+            except _UnreadableAnswer as err:
+                if not (err.retry and idempotent):
+                    raise err.error from None
+                self._wait_or_raise(state, None, method, url, sleep, network_error=err)
 
     def _send_once(self, method, url, json, headers, token, cancelled=None):
         all_headers = {"Accept": "application/json", **(headers or {})}
@@ -1077,9 +1278,15 @@ class BusinessCentralClient:
                 error = error_from_response(response, method=method)
                 error.retry_after = delay
                 raise error
+            if isinstance(network_error, _UnreadableAnswer):
+                error = network_error.error
+                error.message = f"{error.message} ({state.retries + 1} attempts)"
+                error.args = (error.message,)
+                error.retry_after = delay
+                raise error from None
             raise _network_error(
                 f"Business Central could not be reached after {state.retries + 1} attempts: "
-                f"{type(network_error).__name__}",
+                f"{_lost_answer(network_error)}",
                 method=method,
                 url=url,
                 retry_after=delay,

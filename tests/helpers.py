@@ -250,11 +250,13 @@ def child_env(**overrides):
     return env
 
 
-def confirmed_write(endpoint):
-    """The form a write test's confirmation page posts: its button and the request's digest."""
-    from authentications.endpoint_runs import request_fingerprint
-
-    return {"bc_confirm": "yes", "bc_request": request_fingerprint(endpoint)}
+def confirmed_write(client, endpoint):
+    """The form a write test's confirmation page posts (its button and its single-use
+    nonce), read from the page as `client` is shown it."""
+    page = client.get(endpoint_url(endpoint, "test"))
+    nonce = re.search(r'name="bc_nonce" value="([^"]+)"', page.content.decode())
+    assert nonce, "no confirmation form on the page"
+    return {"bc_confirm": "yes", "bc_nonce": nonce.group(1)}
 
 
 def endpoint_form_data(authentication, *, params=(), headers=(), **fields):

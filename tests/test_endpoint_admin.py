@@ -33,7 +33,7 @@ def test_testing_a_get_shows_status_rows_and_the_first_rows(
     page = admin_client.get(endpoint_url(endpoint, "test"))
 
     assertContains(page, "HTTP 200")
-    assertContains(page, "80; no more pages")
+    assertContains(page, "80 rows; no more pages")
     assertContains(page, "The first 50 rows")
     assertContains(page, "<th>number</th><th>displayName</th><th>city</th>", html=False)
     assertContains(page, "<td>C000050</td>")
@@ -52,7 +52,7 @@ def test_the_result_says_more_pages_follow(
 
     page = admin_client.get(endpoint_url(endpoint, "test"))
 
-    assertContains(page, "20000 on the first page; more pages follow")
+    assertContains(page, "20000 rows on the first page; more pages follow")
     assert fake_microsoft.bc.count("GET") == 1
 
 
@@ -173,7 +173,9 @@ def test_a_patch_is_confirmed_first_then_sent(
     assertContains(confirmation, "&quot;displayName&quot;: &quot;Renamed by a test&quot;")
     assert fake_microsoft.bc.count("PATCH") == 0
 
-    result = admin_client.post(endpoint_url(endpoint, "test"), confirmed_write(endpoint))
+    result = admin_client.post(
+        endpoint_url(endpoint, "test"), confirmed_write(admin_client, endpoint), follow=True
+    )
 
     assertContains(result, "HTTP 200")
     assertContains(result, "<td>Renamed by a test</td>")
@@ -195,9 +197,13 @@ def test_a_post_without_the_confirmation_field_is_not_sent(
 
 def test_a_stale_etag_is_explained(admin_client, tokens_planted, make_endpoint, fake_microsoft):
     endpoint = rename_endpoint(make_endpoint, tokens_planted, fake_microsoft)
-    admin_client.post(endpoint_url(endpoint, "test"), confirmed_write(endpoint))
+    admin_client.post(
+        endpoint_url(endpoint, "test"), confirmed_write(admin_client, endpoint), follow=True
+    )
 
-    again = admin_client.post(endpoint_url(endpoint, "test"), confirmed_write(endpoint))
+    again = admin_client.post(
+        endpoint_url(endpoint, "test"), confirmed_write(admin_client, endpoint), follow=True
+    )
 
     assertContains(again, "Another user has already changed the record")
     assertContains(again, "HTTP 409")
@@ -231,7 +237,8 @@ def test_run_endpoint_allows_the_write_test(client, tokens_planted, make_endpoin
     log_in_staff_with(client, "view_endpoint", "run_endpoint")
 
     assertContains(
-        client.post(endpoint_url(endpoint, "test"), confirmed_write(endpoint)), "HTTP 200"
+        client.post(endpoint_url(endpoint, "test"), confirmed_write(client, endpoint), follow=True),
+        "HTTP 200",
     )
 
 
@@ -401,7 +408,9 @@ def test_a_patch_whose_answer_was_lost_says_it_may_have_been_applied(
     endpoint = rename_endpoint(make_endpoint, tokens_planted, fake_microsoft)
     fake_microsoft.bc.fail_next(("drop_after",))  # Applied, then the connection drops.
 
-    page = admin_client.post(endpoint_url(endpoint, "test"), confirmed_write(endpoint))
+    page = admin_client.post(
+        endpoint_url(endpoint, "test"), confirmed_write(admin_client, endpoint), follow=True
+    )
 
     assertContains(page, "The first attempt may have been applied")
     assert fake_microsoft.bc.company.at(4)["displayName"] == "Renamed by a test"
@@ -431,7 +440,9 @@ def test_a_confirmed_post_creates_and_a_confirmed_delete_deletes(
     )
     assertContains(admin_client.get(endpoint_url(create, "test")), "(creates a record)")
 
-    created = admin_client.post(endpoint_url(create, "test"), confirmed_write(create))
+    created = admin_client.post(
+        endpoint_url(create, "test"), confirmed_write(admin_client, create), follow=True
+    )
 
     assertContains(created, "HTTP 201")
     (new_id,) = fake_microsoft.bc.company.created
@@ -443,7 +454,9 @@ def test_a_confirmed_post_creates_and_a_confirmed_delete_deletes(
         headers=[["If-Match", "*"]],
     )
     assertContains(admin_client.get(endpoint_url(remove, "test")), "(deletes a record)")
-    deleted = admin_client.post(endpoint_url(remove, "test"), confirmed_write(remove))
+    deleted = admin_client.post(
+        endpoint_url(remove, "test"), confirmed_write(admin_client, remove), follow=True
+    )
 
     assertContains(deleted, "HTTP 204")
     assert fake_microsoft.bc.company.get(new_id) is None
@@ -460,7 +473,9 @@ def test_a_credential_stored_by_code_is_not_shown_on_the_confirmation(
     page = admin_client.get(endpoint_url(endpoint, "test"))
     assertContains(page, "X-Api-Key: (refused, not sent)")
     assertNotContains(page, "stored-by-code-secret")
-    sent = admin_client.post(endpoint_url(endpoint, "test"), confirmed_write(endpoint))
+    sent = admin_client.post(
+        endpoint_url(endpoint, "test"), confirmed_write(admin_client, endpoint), follow=True
+    )
 
     assertContains(sent, "Header_Refused")
     assertNotContains(sent, "stored-by-code-secret")

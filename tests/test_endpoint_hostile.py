@@ -77,8 +77,8 @@ def test_bc_command_yes_does_not_change_a_get(tokens_planted, make_endpoint, fak
 
 def confirmation_form(page):
     """The fields the confirmation page's form posts (its hidden digest and its button)."""
-    digest = re.search(rb'name="bc_request" value="([0-9a-f]+)"', page.content).group(1)
-    return {"bc_request": digest.decode(), "bc_confirm": "yes"}
+    nonce = re.search(rb'name="bc_nonce" value="([^"]+)"', page.content).group(1)
+    return {"bc_nonce": nonce.decode(), "bc_confirm": "yes"}
 
 
 def test_a_write_posted_without_its_confirmation_page_is_not_sent(
@@ -114,7 +114,7 @@ def test_the_confirmation_page_form_sends_the_write(
     endpoint = rename_endpoint(make_endpoint, tokens_planted, fake_microsoft)
     shown = confirmation_form(admin_client.get(endpoint_url(endpoint, "test")))
 
-    result = admin_client.post(endpoint_url(endpoint, "test"), shown)
+    result = admin_client.post(endpoint_url(endpoint, "test"), shown, follow=True)
 
     assertContains(result, "HTTP 200")
     assert fake_microsoft.bc.count("PATCH") == 1

@@ -52,7 +52,11 @@ def test_no_secret_on_endpoint_pages_downloads_or_logs(
         endpoint_url(write, "test"),
     ):
         keep(admin_client.get(url))
-    keep(admin_client.post(endpoint_url(write, "test"), confirmed_write(write)))
+    keep(
+        admin_client.post(
+            endpoint_url(write, "test"), confirmed_write(admin_client, write), follow=True
+        )
+    )
     fake_microsoft.bc.denied["jane@contoso.com"] = {"customers"}
     keep(admin_client.get(endpoint_url(read, "test")))
     keep(admin_client.get(endpoint_url(read, "export/csv"), follow=True))

@@ -7,6 +7,7 @@ exports and tests that change data need `run_endpoint` as well.
 
 from django.contrib import admin, messages
 from django.http import HttpResponseRedirect
+from django.template.defaultfilters import pluralize
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.html import format_html_join
@@ -65,8 +66,25 @@ def last_test(obj):
     if obj.last_test_error:
         status = f"HTTP {obj.last_test_status}" if obj.last_test_status else "failed"
         return badge("failing", f"{status} · {moment}")
-    rows = "" if obj.last_test_rows is None else f" · {obj.last_test_rows} rows"
+    rows = "" if obj.last_test_rows is None else f" · {rows_text(obj.last_test_rows)}"
     return f"HTTP {obj.last_test_status} · {obj.last_test_ms} ms{rows} · {moment}"
+
+
+def rows_text(count):
+    return f"{count:,} row{pluralize(count)}"
+
+
+@admin.display(description="Last export", ordering="last_export_at")
+def last_export(obj):
+    """How the last download from the admin ended: its file says so too, in its last line."""
+    if not obj.last_export_at:
+        return "never"
+    moment = when(obj.last_export_at)
+    rows = rows_text(obj.last_export_rows or 0)
+    if not obj.last_export_complete:
+        return badge("failing", f"{rows}, then stopped · {moment} · {obj.last_export_note}")
+    note = f" · {obj.last_export_note}" if obj.last_export_note else ""
+    return f"{rows}, complete · {moment}{note}"
 
 
 @admin.register(Endpoint)
@@ -78,7 +96,14 @@ class EndpointAdmin(admin.ModelAdmin):
     list_select_related = ("authentication",)
     search_fields = ("name", "description", "path")
     actions = ["test_endpoint", "point_at_another_authentication", "duplicate"]
-    readonly_fields = (full_url, company_display, last_test, params_display, headers_display)
+    readonly_fields = (
+        full_url,
+        company_display,
+        last_test,
+        last_export,
+        params_display,
+        headers_display,
+    )
 
     class Media:
         css = {"all": ["authentications/admin.css"]}
@@ -99,7 +124,7 @@ class EndpointAdmin(admin.ModelAdmin):
             ("Request", {"fields": request_fields}),
         ]
         if obj is not None:
-            fieldsets.append(("Last test", {"fields": [last_test]}))
+            fieldsets.append(("Last test and export", {"fields": [last_test, last_export]}))
         return fieldsets
 
     def has_run_permission(self, request, obj=None):

@@ -2,6 +2,9 @@
 
 import csv
 import io
+import os
+import re
+from pathlib import Path
 
 import pytest
 from selenium.webdriver.common.by import By
@@ -68,16 +71,74 @@ def test_staff_add_test_and_export_an_endpoint(browser, site, fake_microsoft, st
     headers = [th.text for th in table.find_elements(By.CSS_SELECTOR, "thead th")]
     assert headers == ["@odata.etag", "number", "displayName", "city"]
     assert len(table.find_elements(By.CSS_SELECTOR, "tbody tr")) == 50
-    assert browser.find_element(By.ID, "bc-row-count").text == "120; no more pages"
+    assert browser.find_element(By.ID, "bc-row-count").text == "120 rows; no more pages"
     screenshot(browser, "endpoint-test")
 
-    href = browser.find_element(By.LINK_TEXT, "Download CSV").get_attribute("href")
+    href = browser.find_element(By.LINK_TEXT, "Download raw CSV (for programs)").get_attribute(
+        "href"
+    )
     status, disposition, text = browser.execute_async_script(FETCH, href)
 
-    assert status == 200 and disposition == 'attachment; filename="customers.csv"'
+    assert status == 200
+    assert re.fullmatch(r'attachment; filename="customers-\d{8}T\d{6}Z-raw\.csv"', disposition)
     rows = list(csv.reader(io.StringIO(text)))
     assert rows[0] == ["@odata.etag", "number", "displayName", "city", "_extra"]
     assert len(rows) == 121 and rows[120][1] == "C000120"
     endpoint.refresh_from_db()
     assert endpoint.last_test_status == 200 and endpoint.last_test_rows == 120
+    assert authentication.access_token not in browser.page_source
+
+
+def _saved_for_review(browser, name):
+    """Save a 1366x768 PNG in $BCCONNECT_SCREENSHOTS (when set) as <name>-<suffix>.png."""
+    folder = os.environ.get("BCCONNECT_SCREENSHOTS")
+    if not folder:
+        return None
+    suffix = os.environ.get("BCCONNECT_SCREENSHOTS_SUFFIX", "after")
+    path = Path(folder) / f"{name}-{suffix}.png"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    browser.save_screenshot(str(path))
+    return path
+
+
+def test_a_single_record_is_shown_as_a_key_value_list(browser, site, fake_microsoft, staff):
+    """A GET of one customer by key is one record: a list of its fields, not a wide table."""
+    browser.set_window_size(1366, 768)
+    bc = fake_microsoft.bc
+    authentication = plant_tokens(
+        fake_microsoft,
+        Authentication.objects.create(
+            name="BC production",
+            client_id=CLIENT_ID,
+            tenant_id=TENANT_ID,
+            client_secret=CLIENT_SECRET,
+            base_url=f"{fake_microsoft.url}/v2.0/{TENANT_ID}/Production/api/v2.0",
+        ),
+    )
+    customer_id = bc.company.customer_id(0)
+    endpoint = Endpoint.objects.create(
+        name="One customer",
+        authentication=authentication,
+        path=f"api/v2.0/companies({{company}})/customers({customer_id})",
+        company_id=bc.company.id,
+        company_name=bc.company.name,
+    )
+    log_in(browser, site, staff)
+
+    browser.get(f"{site}/admin/authentications/endpoint/{endpoint.pk}/test/")
+    wait(browser, ec.presence_of_element_located((By.ID, "bc-row-count")))
+    try:
+        record = browser.find_elements(By.ID, "bc-record")
+        assert record, "no key/value list of the record on the page"
+        fields = dict(
+            (row.find_element(By.TAG_NAME, "th").text, row.find_element(By.TAG_NAME, "td").text)
+            for row in record[0].find_elements(By.CSS_SELECTOR, "tr")
+        )
+        assert fields["number"] == "C000001" and fields["city"] == "Atlanta"
+        assert fields["displayName"] == "Customer 1"
+        assert browser.find_element(By.ID, "bc-row-count").text == "1 record"
+        assert not browser.find_elements(By.ID, "bc-rows")  # No one-row table.
+        assert customer_id in browser.find_element(By.ID, "bc-raw").text
+    finally:
+        _saved_for_review(browser, "endpoint-single-record")
     assert authentication.access_token not in browser.page_source

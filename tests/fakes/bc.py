@@ -16,6 +16,7 @@ resource (403 as BC words it), and a company that is not in the environment is a
 
 import base64
 import copy
+import gzip
 import json
 import re
 import threading
@@ -260,6 +261,8 @@ class FakeBusinessCentral:
         self.latency = 0.0
         # ("status", code[, headers]) / ("drop",) / ("sleep", s) / ("drop_after",): the
         # last one runs the request, then drops the connection (applied, answer lost).
+        # Faults in the answer's body (see `_spoil`), each after running the request:
+        # ("cut_body",) / ("cut_json",) / ("bad_gzip",) / ("html",) / ("answer", payload).
         self.faults = []
         self.next_link = None  # When set, every page links here (a hostile nextLink).
         self.webhooks = FakeWebhooks(lambda: {company.id for company in self.companies})
@@ -314,7 +317,7 @@ class FakeBusinessCentral:
         headers = {"request-id": str(uuid.uuid4())}
         if fault and fault[0] == "sleep":  # A slow answer (the client's read timeout).
             time.sleep(fault[1])
-        elif fault and fault[0] != "drop_after":
+        elif fault and fault[0] not in ("drop_after", *BODY_FAULTS):
             return self._fault(fault, headers)
         user, problem = self._authenticate(request)
         if problem:
@@ -337,6 +340,8 @@ class FakeBusinessCentral:
         response.headers.update(headers)
         if fault and fault[0] == "drop_after":
             raise DropConnection()
+        if fault and fault[0] in BODY_FAULTS:
+            return _spoil(response, fault)
         return response
 
     def _answer(self, request, route, user):
@@ -781,6 +786,50 @@ class FakeBusinessCentral:
         if response.body:
             answer["body"] = json.loads(response.body)
         return answer
+
+
+BODY_FAULTS = ("cut_body", "cut_json", "bad_gzip", "html", "answer")
+HTML_PAGE = (
+    "<!DOCTYPE html><html><head><title>Sign in to your account</title></head>"
+    "<body><p>A proxy answered instead of Business Central.</p></body></html>"
+)
+
+
+class _CutBody(bytes):
+    """A body whose length claims `declared` bytes: the server sends fewer and hangs up."""
+
+    declared = 0
+
+    def __len__(self):
+        return self.declared
+
+
+def _spoil(response, fault):
+    """The answer with a broken body, as a failing network or a proxy in the way sends it.
+
+    `cut_body` declares the whole length, sends half and closes the socket (requests raises
+    ChunkedEncodingError mid-body); `cut_json` is a complete HTTP answer whose JSON stops
+    halfway; `bad_gzip` is gzip that breaks halfway (ContentDecodingError); `html` is a
+    sign-in page with status 200; `answer` replaces the body with `fault[1]`, as JSON.
+    """
+    kind, body = fault[0], response.body
+    if kind == "cut_body":
+        cut = _CutBody(body[: len(body) // 2])
+        cut.declared = len(body)
+        response.body = cut
+        response.headers["Connection"] = "close"  # The server hangs up after the half.
+    elif kind == "cut_json":
+        response.body = body[: len(body) // 2]
+    elif kind == "bad_gzip":
+        packed = gzip.compress(body)
+        response.body = packed[: len(packed) // 2] + bytes(range(256))[::-1] * 2
+        response.headers["Content-Encoding"] = "gzip"
+    elif kind == "html":
+        response.status, response.body = 200, HTML_PAGE.encode()
+        response.headers["Content-Type"] = "text/html; charset=utf-8"
+    else:
+        response.body = json.dumps(fault[1]).encode()
+    return response
 
 
 def _version(etag):

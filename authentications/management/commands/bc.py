@@ -104,16 +104,37 @@ class Command(BaseCommand):
             if options["environment_root"]:
                 client = client.environment_client()
             if options["all"]:
-                for entity in client.iter(options["path"], params):
-                    self.stdout.write(json.dumps(entity, ensure_ascii=False))
-                return
+                return self._print_all(client.pages(options["path"], params, prefetch=True))
             headers = {"If-Match": options["etag"]} if options["etag"] else None
-            answer = client.request(
+            result = client.call(
                 options["method"], options["path"], params=params, json=body, headers=headers
             )
         except (TokenError, BusinessCentralError) as err:
-            raise CommandError(" ".join(describe_error(err, with_http=True).split())) from None
-        self._print_answer(answer, options)
+            raise CommandError(one_line(err)) from None
+        self._print_answer(result.body, options)
+        self._note(result.replaced)
+
+    def _print_all(self, pages):
+        """Every row as JSON Lines; a failure after some rows is an incomplete export."""
+        tally = endpoint_exports.Tally()
+        try:
+            for page in pages:
+                tally.replaced += page.replaced
+                for entity in page.rows:
+                    self.stdout.write(json.dumps(entity, ensure_ascii=False))
+                    tally.rows += 1
+        except BcconnectError as err:
+            self._note(tally.replaced)
+            prefix = (
+                f"{endpoint_exports.INCOMPLETE} after {tally.rows} rows: " if tally.rows else ""
+            )
+            raise CommandError(prefix + one_line(err)) from None
+        self._note(tally.replaced)
+
+    def _note(self, replaced):
+        """Say on stderr that characters were replaced; stdout keeps only the data."""
+        if replaced:
+            self.stderr.write(endpoint_exports.replaced_note(replaced))
 
     def handle_endpoint(self, options):
         """Run the stored endpoint; rows stream to stdout a page at a time."""
@@ -132,23 +153,27 @@ class Command(BaseCommand):
                 f"{endpoint} sends a {endpoint.method}: it changes data in Business Central. "
                 "Add --yes to send it; nothing was sent."
             )
-        failures = []
+        failures, tally = [], endpoint_exports.Tally()
         try:
             if options["all"]:
                 pages = endpoint_exports.open_pages(endpoint, **overrides)
-                chunks = FORMATS[options["format"] or "jsonl"](_stop_at(pages, failures))
+                chunks = FORMATS[options["format"] or "jsonl"](
+                    _stop_at(pages, failures), tally=tally, notes=False
+                )
             else:
                 result = endpoint.call(**overrides)
+                tally.replaced = result.replaced
                 if not options["format"]:
-                    return self._print_answer(result.body, options)
-                chunks = FORMATS[options["format"]]([_AnswerPage(result.body)])
+                    self._print_answer(result.body, options)
+                    return self._note(tally.replaced)
+                chunks = FORMATS[options["format"]]([_AnswerPage(result.body)], notes=False)
         except BcconnectError as err:
-            raise CommandError(" ".join(describe_error(err, with_http=True).split())) from None
+            raise CommandError(one_line(err)) from None
         for chunk in chunks:
             self.stdout.write(chunk, ending="")
+        self._note(tally.replaced)
         if failures:
-            message = describe_error(failures[0], with_http=True)
-            raise CommandError(" ".join(f"Export incomplete: {message}".split()))
+            raise CommandError(f"{endpoint_exports.INCOMPLETE}: {one_line(failures[0])}")
 
     def _print_answer(self, answer, options):
         if answer is not None:
@@ -192,6 +217,10 @@ class Command(BaseCommand):
             return json.loads(data)
         except ValueError as err:
             raise CommandError(f"--data is not valid JSON: {err}.") from None
+
+
+def one_line(err):
+    return " ".join(describe_error(err, with_http=True).split())
 
 
 def _stop_at(pages, failures):
