@@ -25,7 +25,7 @@ from django.utils import timezone
 
 from bcconnect.errors import BcconnectError
 
-from . import admin_consent, link_email, oauth
+from . import admin_consent, credentials, link_email, oauth
 from .fields import Undecryptable
 from .models import Authentication, AuthorizationRequest, Event, new_link_nonce
 from .oauth import ConsentError
@@ -92,6 +92,7 @@ def start_sign_in(
     user: AbstractBaseUser | AnonymousUser | None = None,
 ) -> SignInStart:
     """Create a pending sign-in bound to this browser; raises ConsentError."""
+    _require_credential(authentication)
     flow = oauth.start_auth_code_flow(
         authentication, login_hint=login_hint(authentication.expected_user)
     )
@@ -103,6 +104,7 @@ def start_admin_consent(authentication, *, via, user=None):
 
     Entra's admin consent has no code to redeem, hence no PKCE: the state is all there is.
     """
+    _require_credential(authentication)
     state = secrets.token_urlsafe(32)
     url = oauth.admin_consent_url(authentication, state=state)
     return _start(
@@ -113,6 +115,13 @@ def start_admin_consent(authentication, *, via, user=None):
         user=user,
         purpose=AuthorizationRequest.Purpose.ADMIN_CONSENT,
     )
+
+
+def _require_credential(authentication):
+    """Refuse to send anyone to Microsoft for a connection that cannot redeem the answer."""
+    missing = credentials.missing(authentication)
+    if missing:
+        raise ConsentError(missing, code="no_credential")
 
 
 def _start(authentication, flow, url, *, via, user, purpose=AuthorizationRequest.Purpose.SIGN_IN):

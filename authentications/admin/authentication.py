@@ -5,7 +5,7 @@ from django.contrib.admin.utils import unquote
 from django.utils.decorators import method_decorator
 from django.views.decorators.debug import sensitive_post_parameters
 
-from .. import changes, diagnostics, link_email, links, policies
+from .. import changes, credentials, diagnostics, link_email, links, policies
 from ..forms import AuthenticationForm
 from ..models import Authentication
 from . import certificates, displays, views
@@ -182,7 +182,10 @@ class AuthenticationAdmin(admin.ModelAdmin):
         return self._after_save(request, obj) or super().response_change(request, obj)
 
     def _after_save(self, request, obj):
-        """Go on to Microsoft, or fetch an app-only token, as `save_model` decided."""
+        """Go on to Microsoft, or fetch an app-only token, as `save_model` decided; first,
+        a certificate connection without its certificate is shown where to add one."""
+        if obj.uses_certificate and credentials.missing(obj):
+            return certificates.certificate_needed(request, obj)
         step = request.authentication_after_save
         if step is changes.AfterSave.ACQUIRE_TOKEN:
             views.refresh_and_report(request, obj, needed=policies.ALWAYS)
