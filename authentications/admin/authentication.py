@@ -57,7 +57,7 @@ class AuthenticationAdmin(admin.ModelAdmin):
     def get_fieldsets(self, request, obj=None):
         entra = ["client_id", "tenant_id", "credential_type", "client_secret_expires_on"]
         if self._secret_is_editable(request, obj):
-            entra.insert(3, "client_secret")
+            entra[3:3] = ["client_secret", "client_secret_hold"]
         if obj is not None:
             entra.insert(-1, displays.secret_state)
         fieldsets = [
@@ -88,6 +88,11 @@ class AuthenticationAdmin(admin.ModelAdmin):
             )
             fieldsets.insert(2, ("Certificates", {"fields": [shown_certificates]}))
         return fieldsets
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        """The form, given this request: its session holds a secret typed before an error."""
+        form = super().get_form(request, obj, change=change, **kwargs)
+        return type(form.__name__, (form,), {"request": request})
 
     def _secret_is_editable(self, request, obj):
         """Whether the write-only secret input belongs on the page.
