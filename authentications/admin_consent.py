@@ -170,10 +170,9 @@ def refusal(params):
     advice = _refusal_advice(err)
     if advice is None:
         return err
-    lines = str(params.get("error_description") or "").strip().splitlines()
-    said = lines[0][: oauth.MAX_DESCRIPTION] if lines else ""
-    message = advice + (f" Microsoft said: {said}" if said else "")
-    return ConsentError(message, code=err.code, aadsts=err.aadsts, transient=err.transient)
+    # Said once: Microsoft's own description repeats what the advice explains, and its code
+    # is shown beside the message anyway.
+    return ConsentError(advice, code=err.code, aadsts=err.aadsts, transient=err.transient)
 
 
 def _refusal_advice(err):
