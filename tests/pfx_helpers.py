@@ -89,3 +89,63 @@ def with_mac_iterations(data, iterations):
     salt_end = _header(data, digest_end)[1]
     mac = data[mac_start:salt_end] + _integer(iterations)
     return _element(0x30, data[start:auth_safe_end] + _element(0x30, mac))
+
+
+def _oid(dotted):
+    arcs = [int(arc) for arc in dotted.split(".")]
+    body = bytearray([40 * arcs[0] + arcs[1]])
+    for arc in arcs[2:]:
+        chunk = [arc & 0x7F]
+        while arc > 0x7F:
+            arc >>= 7
+            chunk.append(0x80 | (arc & 0x7F))
+        body += bytes(reversed(chunk))
+    return _element(0x06, bytes(body))
+
+
+def _pbes2(salt, iterations, iv):
+    pbkdf2 = _element(
+        0x30,
+        _oid("1.2.840.113549.1.5.12")
+        + _element(
+            0x30,
+            _element(0x04, salt)
+            + _integer(iterations)
+            + _element(0x30, _oid("1.2.840.113549.2.9") + b"\x05\x00"),
+        ),
+    )
+    aes = _element(0x30, _oid("2.16.840.1.101.3.4.1.42") + _element(0x04, iv))
+    return _element(0x30, _oid("1.2.840.113549.1.5.13") + _element(0x30, pbkdf2 + aes))
+
+
+def key_bag_hidden_in_encrypted_part(inner_iterations, *, password=PASSWORD):
+    """A .pfx (no MAC) whose only part is encrypted with an ordinary count and holds a
+    shrouded key bag asking `inner_iterations`: visible only once the part is decrypted."""
+    import os
+
+    from cryptography.hazmat.primitives import padding
+    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+    from cryptography.hazmat.primitives.kdf.pbkdf2 import PBKDF2HMAC
+
+    bag_value = _element(
+        0x30, _pbes2(os.urandom(8), inner_iterations, os.urandom(16)) + _element(0x04, b"x" * 32)
+    )
+    bag = _element(0x30, _oid("1.2.840.113549.1.12.10.1.2") + _element(0xA0, bag_value))
+    safe_contents = _element(0x30, bag)
+    salt, iv = os.urandom(8), os.urandom(16)
+    key = PBKDF2HMAC(hashes.SHA256(), 32, salt, 2048).derive(password.encode())
+    padder = padding.PKCS7(128).padder()
+    padded = padder.update(safe_contents) + padder.finalize()
+    encryptor = Cipher(algorithms.AES(key), modes.CBC(iv)).encryptor()
+    ciphertext = encryptor.update(padded) + encryptor.finalize()
+    encrypted_content_info = _element(
+        0x30, _oid("1.2.840.113549.1.7.1") + _pbes2(salt, 2048, iv) + _element(0x80, ciphertext)
+    )
+    encrypted_data = _element(0x30, _integer(0) + encrypted_content_info)
+    content_info = _element(0x30, _oid("1.2.840.113549.1.7.6") + _element(0xA0, encrypted_data))
+    auth_safe = _element(0x30, content_info)
+    outer = _element(
+        0x30,
+        _oid("1.2.840.113549.1.7.1") + _element(0xA0, _element(0x04, auth_safe)),
+    )
+    return _element(0x30, _integer(3) + outer)

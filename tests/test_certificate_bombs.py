@@ -194,3 +194,12 @@ def test_a_refused_upload_records_no_event(admin_client, make_authentication, ke
     assert not Event.objects.filter(
         authentication=authentication, kind=Event.Kind.CERTIFICATE_CHANGED
     ).exists()
+
+
+def test_a_key_bag_hidden_in_an_encrypted_part_is_checked_too():
+    data = pfx_helpers.key_bag_hidden_in_encrypted_part(10**9)
+
+    with pytest.raises(pfx_structure.PfxRefused, match="1,000,000,000 key-derivation"):
+        pfx_structure.inspect(data, pfx_helpers.PASSWORD, max_iterations=100_000)
+    with pytest.raises(pfx_structure.PfxRefused, match="password is wrong"):
+        pfx_structure.inspect(data, "another password", max_iterations=100_000)
