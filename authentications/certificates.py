@@ -111,10 +111,19 @@ def _leaf_for(key, chain):
     matching = (
         certificate
         for certificate in chain
-        if isinstance(certificate.public_key(), rsa.RSAPublicKey)
-        and certificate.public_key().public_numbers() == mine
+        if isinstance(_public_key(certificate), rsa.RSAPublicKey)
+        and _public_key(certificate).public_numbers() == mine
     )
     return next(matching, chain[0])
+
+
+def _public_key(certificate):
+    """The certificate's public key: `cryptography` reads it only when asked, so a spoiled
+    one raises here, not when the certificate loads."""
+    try:
+        return certificate.public_key()
+    except (ValueError, UnsupportedAlgorithm) as err:
+        raise CertificateError("The certificate's public key cannot be read.") from err
 
 
 @sensitive_variables("data", "password", "key")
@@ -172,7 +181,10 @@ def _checked(key, certificate, *, now):
         raise CertificateError(
             f"The key has {key.key_size} bits; Entra needs at least {MIN_KEY_BITS}."
         )
-    if certificate.public_key().public_numbers() != key.public_key().public_numbers():
+    public_key = _public_key(certificate)
+    if not isinstance(public_key, rsa.RSAPublicKey) or (
+        public_key.public_numbers() != key.public_key().public_numbers()
+    ):
         raise CertificateError("The private key does not match the certificate.")
     now = now or datetime.datetime.now(datetime.UTC)
     if certificate.not_valid_after_utc <= now:

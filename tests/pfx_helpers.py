@@ -149,3 +149,12 @@ def key_bag_hidden_in_encrypted_part(inner_iterations, *, password=PASSWORD):
         _oid("1.2.840.113549.1.7.1") + _element(0xA0, _element(0x04, auth_safe)),
     )
     return _element(0x30, _integer(3) + outer)
+
+
+def certificate_with_unreadable_key(key):
+    """The PEM certificate of `key` with its public key spoiled: the certificate still loads
+    (nothing checks its signature then), its public key does not."""
+    der = certificate_for(key).public_bytes(serialization.Encoding.DER)
+    at = der.index(b"\x30\x82\x01\x0a\x02\x82\x01\x01") + 4  # RSAPublicKey's modulus tag.
+    spoiled = x509.load_der_x509_certificate(der[:at] + b"\x04" + der[at + 1 :])
+    return spoiled.public_bytes(serialization.Encoding.PEM)

@@ -203,3 +203,23 @@ def test_a_key_bag_hidden_in_an_encrypted_part_is_checked_too():
         pfx_structure.inspect(data, pfx_helpers.PASSWORD, max_iterations=100_000)
     with pytest.raises(pfx_structure.PfxRefused, match="password is wrong"):
         pfx_structure.inspect(data, "another password", max_iterations=100_000)
+
+
+def test_a_certificate_whose_public_key_cannot_be_read_is_refused_not_a_500(
+    admin_client, make_authentication, key
+):
+    """Found by the upload fuzz (tests/stress): the certificate loads, its key does not."""
+    authentication = make_authentication()
+    key_pem = pfx_helpers.pem(key).split(b"-----BEGIN CERTIFICATE-----")[0]
+    certificate = pfx_helpers.certificate_with_unreadable_key(key)
+
+    response = admin_client.post(
+        upload_url(authentication),
+        {
+            "private_key": SimpleUploadedFile("key.pem", key_pem),
+            "certificate": SimpleUploadedFile("cert.pem", certificate),
+        },
+    )
+
+    assertContains(response, "public key cannot be read")
+    assert not Certificate.objects.filter(authentication=authentication).exists()
