@@ -368,8 +368,11 @@ def _aadsts(result):
 
 
 def _first_line(description):
+    """The first line of what Microsoft (or whoever forged its answer) said, without control
+    characters: it is shown and stored, and PostgreSQL text cannot hold a NUL."""
     lines = str(description or "").strip().splitlines()
-    return lines[0][:MAX_DESCRIPTION] if lines else ""
+    first = lines[0][:MAX_DESCRIPTION] if lines else ""
+    return "".join(character for character in first if character.isprintable())
 
 
 def explain(result, error_class):

@@ -9,6 +9,7 @@ state and browser binding, and is stored by the same fenced write.
 import hashlib
 import json
 import logging
+import re
 import secrets
 import uuid
 from collections.abc import Callable, Mapping
@@ -33,6 +34,9 @@ from .oauth import ConsentError
 logger = logging.getLogger(__name__)
 
 MAX_STATE_LENGTH = 128
+# Every state this site makes is secrets.token_urlsafe: anything else is no sign-in of ours
+# (and a NUL byte would make PostgreSQL refuse the lookup with an error).
+STATE_CHARACTERS = re.compile(r"[A-Za-z0-9_-]+")
 
 
 class SignInError(BcconnectError):
@@ -282,9 +286,13 @@ def _pending_request(params, cookies):
             "This page expects an answer from Microsoft, and none came. Start the sign-in again.",
             code="missing_state",
         )
-    request = (
-        AuthorizationRequest.objects.select_related("authentication").filter(state=state).first()
-    )
+    request = None
+    if STATE_CHARACTERS.fullmatch(state):
+        request = (
+            AuthorizationRequest.objects.select_related("authentication")
+            .filter(state=state)
+            .first()
+        )
     if request is None:
         raise SignInError(
             "This sign-in is unknown or was cancelled. Start the sign-in again.",
