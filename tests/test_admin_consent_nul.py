@@ -22,7 +22,12 @@ def test_a_state_that_no_sign_in_has_is_refused_without_asking_the_database(stat
     assert response.status_code == 400
 
 
-def test_a_nul_in_microsofts_error_description_is_stored_without_it(fabrikam):
+@pytest.mark.parametrize(
+    ("error", "description"),
+    [("invalid_request", "AADSTS7000000: x\x00y"), ("invalid\x00request", "")],
+    ids=["in-the-description", "in-the-error-code"],
+)
+def test_a_nul_in_microsofts_error_is_stored_without_it(fabrikam, error, description):
     start = signin.start_admin_consent(fabrikam, via=AuthorizationRequest.Via.LINK)
     browser = Client()
     browser.cookies = SimpleCookie({start.cookie_name: start.cookie_value})
@@ -31,10 +36,11 @@ def test_a_nul_in_microsofts_error_description_is_stored_without_it(fabrikam):
         CALLBACK,
         {
             "state": start.request.state,
-            "error": "invalid_request",
-            "error_description": "AADSTS7000000: x\x00y",
+            "error": error,
+            "error_description": description,
         },
     )
 
     assert response.status_code == 400
-    assert "\x00" not in Authentication.objects.get(pk=fabrikam.pk).last_error
+    stored = Authentication.objects.get(pk=fabrikam.pk)
+    assert "\x00" not in stored.last_error + stored.last_error_code
