@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 from django.utils import timezone
 
 from . import links, oauth
-from .models import Authentication
+from .models import Authentication, Certificate
 from .oauth import ConsentError
 from .validators import is_guid
 
@@ -25,6 +25,9 @@ from .validators import is_guid
 NOT_AN_ADMINISTRATOR_AADSTS = {90093, 90094, 90095, 90099}
 WRONG_ACCOUNT_AADSTS = {50020, 50034}
 DECLINED_AADSTS = {65004}
+# "The certificate with identifier used to sign the client assertion is not registered on
+# application" (also "...contains an invalid signature"): the app does not know the key.
+CERTIFICATE_NOT_REGISTERED_AADSTS = {700027}
 
 
 @dataclass(frozen=True)
@@ -101,23 +104,64 @@ def _token_in(authentication, tenant):
     try:
         return oauth.acquire_for_client_in(authentication, authentication.tenant_id or tenant)
     except oauth.TokenRefreshError as err:
-        if err.transient:
-            message = (
-                "The consent was given, but Microsoft could not be asked for a token to prove "
-                "it; nothing was stored. Open the link again in a few minutes."
-            )
-        else:
-            message = (
-                f"The consent was given, but tenant {tenant} does not issue this app a token "
-                "(yet): nothing was stored. Microsoft can take a few minutes to apply a consent; "
-                "open the link again then. " + err.message
-            )
-        raise ConsentError(
-            message,
-            code="no_token_after_consent",
-            aadsts=err.aadsts,
-            transient=err.transient,
-        ) from err
+        raise not_proven(authentication, tenant, err) from err
+
+
+def not_proven(authentication, tenant, err):
+    """The ConsentError for a consent whose token request failed: wait advice only where
+    waiting helps (Microsoft down, or the consent still reaching the tenant's directory)."""
+    if err.transient:
+        message = (
+            "The consent was given, but Microsoft could not be asked for a token to prove "
+            "it; nothing was stored. Open the link again in a few minutes."
+        )
+        code = "no_token_after_consent"
+    elif err.aadsts in CONSENT_MISSING_AADSTS or err.code == "consent_required":
+        message = (
+            f"The consent was given, but tenant {tenant} does not issue this app a token yet: "
+            "nothing was stored. Microsoft can take a few minutes to apply a consent; open "
+            "the link again then. " + err.message
+        )
+        code = "no_token_after_consent"
+    elif err.secret_invalid:  # Entra answers 7000229 with invalid_client too: asked above.
+        message, code = _credential_refused(authentication, err), "credential_not_registered"
+    else:
+        message = (
+            f"The consent was given, but tenant {tenant} refused this app a token: nothing "
+            "was stored. " + err.message
+        )
+        code = err.code
+    return ConsentError(message, code=code, aadsts=err.aadsts, transient=err.transient)
+
+
+def _credential_refused(authentication, err):
+    where = (
+        f"in Microsoft Entra > App registrations > the app (client ID "
+        f"{authentication.client_id}) > Certificates & secrets"
+    )
+    certificate = (
+        Certificate.objects.current_for(authentication) if authentication.uses_certificate else None
+    )
+    if certificate is None:
+        return (
+            "The consent was given, but Entra refused this connection's client secret: it is "
+            f"wrong or expired, which waiting does not change. The app's owner must add a new "
+            f"client secret {where} and paste its Value on this connection's page; then the "
+            f"administrator opens the Admin consent link again. Nothing was stored. "
+            f"({err.display_code})"
+        )
+    registered = (
+        "is not registered on the app"
+        if err.aadsts in CERTIFICATE_NOT_REGISTERED_AADSTS
+        else "is not accepted by the app (not registered there, or not valid now)"
+    )
+    return (
+        f"The consent was given, but the certificate this connection signs with (SHA-1 "
+        f"thumbprint {certificate.thumbprint_sha1}) {registered}, which waiting does not "
+        f"change. The app's owner must upload it {where} > Certificates > Upload certificate "
+        "(download the .cer from this connection's page); then the administrator opens the "
+        f"Admin consent link again. Nothing was stored. ({err.display_code})"
+    )
 
 
 def refusal(params):
@@ -126,10 +170,9 @@ def refusal(params):
     advice = _refusal_advice(err)
     if advice is None:
         return err
-    lines = str(params.get("error_description") or "").strip().splitlines()
-    said = lines[0][: oauth.MAX_DESCRIPTION] if lines else ""
-    message = advice + (f" Microsoft said: {said}" if said else "")
-    return ConsentError(message, code=err.code, aadsts=err.aadsts, transient=err.transient)
+    # Said once: Microsoft's own description repeats what the advice explains, and its code
+    # is shown beside the message anyway.
+    return ConsentError(advice, code=err.code, aadsts=err.aadsts, transient=err.transient)
 
 
 def _refusal_advice(err):

@@ -13,16 +13,19 @@ class CertificateUploadForm(forms.Form):
     private_key = forms.FileField(
         label="Private key (PEM)",
         required=False,
+        allow_empty_file=True,  # Said once, in clean(), by name.
         help_text="-----BEGIN PRIVATE KEY-----, unencrypted. May also hold the certificate.",
     )
     certificate = forms.FileField(
         label="Certificate (PEM)",
         required=False,
+        allow_empty_file=True,  # Said once, in clean(), by name.
         help_text="-----BEGIN CERTIFICATE-----. Leave empty when the key file holds it.",
     )
     pfx = forms.FileField(
         label="Or a PKCS#12 file (.pfx, .p12)",
         required=False,
+        allow_empty_file=True,  # Said once, in clean(), by name.
         help_text="The private key and its certificate in one file.",
     )
     password = forms.CharField(
@@ -55,6 +58,10 @@ class CertificateUploadForm(forms.Form):
 def _read(upload):
     if upload is None:
         return b""
+    if not upload.size:
+        raise forms.ValidationError(
+            f"“{upload.name}” is empty: choose the file again.", code="empty"
+        )
     if upload.size > certificates.MAX_UPLOAD_BYTES:
         raise forms.ValidationError(
             f"“{upload.name}” is too large for a key or certificate.", code="too_large"

@@ -13,14 +13,23 @@ from dataclasses import dataclass, field
 from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import NameOID
+from django.conf import settings
 from django.views.decorators.debug import sensitive_variables
+
+from . import pfx_structure
 
 KEY_BITS = 3072
 MIN_KEY_BITS = 2048  # Entra refuses shorter RSA keys.
+# Longer keys buy nothing Entra needs and cost seconds to check on every load: 8192 bits take
+# 3-5 s per upload and again in every process that signs with it.
+MAX_KEY_BITS = 4096
 MAX_UPLOAD_BYTES = 64 * 1024
+
+
+CURVE_NAMES = {"secp256r1": "P-256", "secp384r1": "P-384", "secp521r1": "P-521"}
 
 
 class CertificateError(ValueError):
@@ -69,19 +78,27 @@ def self_signed(key, common_name, *, valid_days, now=None):
 @sensitive_variables("key_data", "certificate_data", "key")
 def from_pem(key_data, certificate_data, *, now=None):
     """The pair from a PEM private key and a PEM certificate (one file may hold both)."""
+    # Read without the costly consistency check first, so a huge key is refused cheaply; the
+    # key that passes is loaded again with the check.
+    _check_shape(_loaded_pem(key_data, unsafe_skip_rsa_key_validation=True))
+    key = _loaded_pem(key_data)
     try:
-        key = serialization.load_pem_private_key(_bytes(key_data), password=None)
+        chain = x509.load_pem_x509_certificates(_bytes(certificate_data or key_data))
+    except ValueError as err:
+        raise CertificateError("This is not a PEM certificate.") from err
+    return _checked(key, _leaf_for(key, chain), now=now)
+
+
+@sensitive_variables("key_data")
+def _loaded_pem(key_data, **options):
+    try:
+        return serialization.load_pem_private_key(_bytes(key_data), password=None, **options)
     except TypeError as err:  # cryptography: the key is encrypted and no password given.
         raise CertificateError(
             "The private key is encrypted: upload it unencrypted, or as a .pfx with its password."
         ) from err
     except (ValueError, UnsupportedAlgorithm) as err:
         raise CertificateError("This is not a PEM private key.") from err
-    try:
-        chain = x509.load_pem_x509_certificates(_bytes(certificate_data or key_data))
-    except ValueError as err:
-        raise CertificateError("This is not a PEM certificate.") from err
-    return _checked(key, _leaf_for(key, chain), now=now)
 
 
 def _leaf_for(key, chain):
@@ -94,15 +111,32 @@ def _leaf_for(key, chain):
     matching = (
         certificate
         for certificate in chain
-        if isinstance(certificate.public_key(), rsa.RSAPublicKey)
-        and certificate.public_key().public_numbers() == mine
+        if isinstance(_public_key(certificate), rsa.RSAPublicKey)
+        and _public_key(certificate).public_numbers() == mine
     )
     return next(matching, chain[0])
+
+
+def _public_key(certificate):
+    """The certificate's public key: `cryptography` reads it only when asked, so a spoiled
+    one raises here, not when the certificate loads."""
+    try:
+        return certificate.public_key()
+    except (ValueError, UnsupportedAlgorithm) as err:
+        raise CertificateError("The certificate's public key cannot be read.") from err
 
 
 @sensitive_variables("data", "password", "key")
 def from_pkcs12(data, password, *, now=None):
     """The pair from a PKCS#12 (.pfx) file; the password is used here and kept nowhere."""
+    try:
+        shapes = pfx_structure.inspect(
+            _bytes(data), password, max_iterations=settings.BC_PFX_MAX_ITERATIONS
+        )
+    except pfx_structure.PfxRefused as err:
+        raise CertificateError(str(err)) from err
+    for shape in shapes:
+        _check_shape(shape)
     try:
         key, certificate, _ = pkcs12.load_key_and_certificates(
             _bytes(data), password.encode() if password else None
@@ -116,6 +150,29 @@ def from_pkcs12(data, password, *, now=None):
     return _checked(key, certificate, now=now)
 
 
+def _check_shape(key):
+    """Refuse a key Entra cannot use or that costs seconds to load: `key` is a loaded key or
+    what `pfx_structure` read of one."""
+    if isinstance(key, rsa.RSAPrivateKey):
+        key = pfx_structure.Key("RSA", bits=key.key_size)
+    elif isinstance(key, ec.EllipticCurvePrivateKey):
+        key = pfx_structure.Key("EC", curve=CURVE_NAMES.get(key.curve.name, key.curve.name))
+    elif not isinstance(key, pfx_structure.Key):
+        key = pfx_structure.Key("other")
+    if key.kind == "EC":
+        raise CertificateError(
+            f"Entra needs an RSA key; this is an elliptic-curve key ({key.curve})."
+        )
+    if key.kind != "RSA":
+        raise CertificateError("Entra needs an RSA key; this key is of another kind.")
+    if key.bits > MAX_KEY_BITS:
+        raise CertificateError(
+            f"The key has {key.bits} bits; this site takes RSA keys of {MIN_KEY_BITS} to "
+            f"{MAX_KEY_BITS} bits (longer ones cost seconds on every use and Entra gains "
+            "nothing from them)."
+        )
+
+
 @sensitive_variables("key")
 def _checked(key, certificate, *, now):
     if not isinstance(key, rsa.RSAPrivateKey):
@@ -124,7 +181,10 @@ def _checked(key, certificate, *, now):
         raise CertificateError(
             f"The key has {key.key_size} bits; Entra needs at least {MIN_KEY_BITS}."
         )
-    if certificate.public_key().public_numbers() != key.public_key().public_numbers():
+    public_key = _public_key(certificate)
+    if not isinstance(public_key, rsa.RSAPublicKey) or (
+        public_key.public_numbers() != key.public_key().public_numbers()
+    ):
         raise CertificateError("The private key does not match the certificate.")
     now = now or datetime.datetime.now(datetime.UTC)
     if certificate.not_valid_after_utc <= now:

@@ -27,6 +27,24 @@ def for_msal(authentication, certificate=None):
     return authentication.client_secret
 
 
+def missing(authentication):
+    """Why `authentication` cannot prove itself to Entra yet, in words for staff; "" when it
+    can. A sign-in started without its credential ends at Microsoft in advice about a wrong
+    secret, which helps nobody."""
+    if authentication.has_credential():
+        return ""
+    if authentication.uses_certificate:
+        return (
+            f"“{authentication}” signs with a certificate and has none yet: generate or upload "
+            "one under Certificates, upload it to the app registration in Entra (Certificates "
+            "& secrets > Certificates), then sign in."
+        )
+    return (
+        f"“{authentication}” has no client secret: enter the secret's Value from Entra "
+        "(Certificates & secrets), then sign in."
+    )
+
+
 def fingerprint(authentication):
     """A keyed hash of the credential in use: it tells when someone changed it, and no more."""
     parts = [authentication.client_id, authentication.tenant_id, authentication.client_secret]

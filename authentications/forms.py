@@ -3,8 +3,14 @@
 from django import forms
 from django.core.validators import validate_email
 
+from . import held_secrets
 from .fields import Undecryptable
 from .models import Authentication
+
+HELD_SECRET_HELP = (
+    "The secret you typed is kept from your last try (not shown, for ten minutes): leave "
+    "blank to use it, or type another."
+)
 
 
 class AuthenticationForm(forms.ModelForm):
@@ -16,6 +22,9 @@ class AuthenticationForm(forms.ModelForm):
         help_text="The secret's <em>Value</em> (not its ID) from Entra &gt; Certificates &amp; "
         "secrets. Write-only: leave blank to keep the stored secret.",
     )
+
+    # A one-time token for the secret typed before a validation error (see held_secrets).
+    client_secret_hold = forms.CharField(required=False, widget=forms.HiddenInput)
 
     base_url = forms.URLField(
         label="Business Central URL",
@@ -52,9 +61,16 @@ class AuthenticationForm(forms.ModelForm):
             "credential_type": forms.RadioSelect,
         }
 
+    # The request whose session holds a secret typed before an error (set by the admin).
+    request = None
+
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self._stored_secret = self.instance.client_secret if self.instance.pk else ""
+        if "client_secret" in self.fields and not self.instance.pk:
+            self.fields["client_secret"].help_text = self.fields["client_secret"].help_text.replace(
+                "leave blank to keep the stored secret", "never shown again once saved"
+            )
         self._stored_credential = self.instance.credential_type
         self.initial["client_secret"] = ""
         # Forms that predate certificates post no credential: theirs stays as stored.
@@ -87,7 +103,10 @@ class AuthenticationForm(forms.ModelForm):
 
     def clean_client_secret(self):
         typed = self.cleaned_data.get("client_secret", "")
+        if not typed and self._session is not None:
+            typed = held_secrets.take(self._session, self.data.get("client_secret_hold"))
         if typed:
+            self._typed_secret = typed
             return typed
         if self.cleaned_data.get("credential_type") == Authentication.Credential.CERTIFICATE:
             return self._stored_secret  # Not used while the certificate is; may stay empty.
@@ -95,6 +114,24 @@ class AuthenticationForm(forms.ModelForm):
             # Blank keeps the stored secret; one no key decrypts stays as it is stored.
             return self._stored_secret
         raise forms.ValidationError("Enter the client secret Value copied from Entra.")
+
+    @property
+    def _session(self):
+        return getattr(self.request, "session", None)
+
+    def full_clean(self):
+        """Validate; when the form comes back with errors, hold the typed secret for the
+        retry (never in the page: the form carries a one-time token) and say so."""
+        self._typed_secret = ""
+        super().full_clean()
+        if not self.is_bound or not self._errors or not self._typed_secret:
+            return
+        if self._session is None or "client_secret" not in self.fields:
+            return
+        self.data = self.data.copy()
+        self.data["client_secret_hold"] = held_secrets.hold(self._session, self._typed_secret)
+        self.fields["client_secret"].help_text = HELD_SECRET_HELP
+        self["client_secret"].help_text = HELD_SECRET_HELP  # Bound fields copy it at creation.
 
     @property
     def changed_fields(self):

@@ -7,7 +7,7 @@ and what to tell the person who sent the link.
 
 from dataclasses import dataclass
 
-from .models import AuthorizationRequest
+from .models import AuthorizationRequest, Certificate
 
 
 @dataclass(frozen=True)
@@ -174,10 +174,42 @@ _CONSENT_BY_AADSTS = {
 }
 
 
+def credential_not_registered(err):
+    """An administrator's consent that Entra took, while it refuses the app's own credential:
+    only the app's owner can fix that, so the page says who, and what to look for."""
+    request = getattr(err, "auth_request", None)
+    authentication = request.authentication if request else None
+    certificate = Certificate.objects.current_for(authentication) if authentication else None
+    if authentication is not None and not authentication.uses_certificate:
+        certificate = None
+    if certificate is None:
+        what = "the client secret the sender's app signs in with is wrong or expired"
+        fix = "add a new client secret to the app's registration"
+    else:
+        what = (
+            "the certificate the sender's app signs in with (thumbprint "
+            f"{certificate.thumbprint_sha1}) is not registered on the app"
+        )
+        fix = (
+            f"upload the certificate with thumbprint {certificate.thumbprint_sha1} to the app's "
+            "registration"
+        )
+    return LinkFailure(
+        "The app's credential is not registered at Microsoft",
+        f"Microsoft recorded your consent, but {what}, so nothing was stored. Waiting or "
+        "opening the link again now does not change that.",
+        f"Tell the sender: the app's owner must {fix} in Microsoft Entra (App registrations > "
+        "the app > Certificates & secrets). Once they have, open the link again, or ask them "
+        "for a new one.",
+    )
+
+
 def explain_failure(err, *, purpose=None):
     """The LinkFailure for a sign-in (or, for purpose "admin_consent", an admin consent)
     started through a link: a ConsentError or SignInError."""
     if purpose == AuthorizationRequest.Purpose.ADMIN_CONSENT and not err.transient:
+        if err.code == "credential_not_registered":
+            return credential_not_registered(err)
         found = _CONSENT_BY_AADSTS.get(err.aadsts) or _CONSENT_BY_CODE.get(err.code)
         if found:
             return found

@@ -368,13 +368,19 @@ def _aadsts(result):
 
 
 def _first_line(description):
+    """The first line of what Microsoft (or whoever forged its answer) said, without control
+    characters: it is shown and stored, and PostgreSQL text cannot hold a NUL."""
     lines = str(description or "").strip().splitlines()
-    return lines[0][:MAX_DESCRIPTION] if lines else ""
+    return _printable(lines[0][:MAX_DESCRIPTION] if lines else "")
+
+
+def _printable(text):
+    return "".join(character for character in text if character.isprintable())
 
 
 def explain(result, error_class):
     """Turn Entra's error body into an EntraError whose message says what to do."""
-    code = str(result.get("error") or "unknown_error")[:64]
+    code = _printable(str(result.get("error") or ""))[:64] or "unknown_error"
     aadsts = _aadsts(result)
     said = _first_line(result.get("error_description"))
     transient = code in {"temporarily_unavailable", "server_error"} or aadsts in {50196}

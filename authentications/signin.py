@@ -9,6 +9,7 @@ state and browser binding, and is stored by the same fenced write.
 import hashlib
 import json
 import logging
+import re
 import secrets
 import uuid
 from collections.abc import Callable, Mapping
@@ -25,7 +26,7 @@ from django.utils import timezone
 
 from bcconnect.errors import BcconnectError
 
-from . import admin_consent, link_email, oauth
+from . import admin_consent, credentials, link_email, oauth
 from .fields import Undecryptable
 from .models import Authentication, AuthorizationRequest, Event, new_link_nonce
 from .oauth import ConsentError
@@ -33,6 +34,9 @@ from .oauth import ConsentError
 logger = logging.getLogger(__name__)
 
 MAX_STATE_LENGTH = 128
+# Every state this site makes is secrets.token_urlsafe: anything else is no sign-in of ours
+# (and a NUL byte would make PostgreSQL refuse the lookup with an error).
+STATE_CHARACTERS = re.compile(r"[A-Za-z0-9_-]+")
 
 
 class SignInError(BcconnectError):
@@ -92,6 +96,7 @@ def start_sign_in(
     user: AbstractBaseUser | AnonymousUser | None = None,
 ) -> SignInStart:
     """Create a pending sign-in bound to this browser; raises ConsentError."""
+    _require_credential(authentication)
     flow = oauth.start_auth_code_flow(
         authentication, login_hint=login_hint(authentication.expected_user)
     )
@@ -103,6 +108,7 @@ def start_admin_consent(authentication, *, via, user=None):
 
     Entra's admin consent has no code to redeem, hence no PKCE: the state is all there is.
     """
+    _require_credential(authentication)
     state = secrets.token_urlsafe(32)
     url = oauth.admin_consent_url(authentication, state=state)
     return _start(
@@ -113,6 +119,13 @@ def start_admin_consent(authentication, *, via, user=None):
         user=user,
         purpose=AuthorizationRequest.Purpose.ADMIN_CONSENT,
     )
+
+
+def _require_credential(authentication):
+    """Refuse to send anyone to Microsoft for a connection that cannot redeem the answer."""
+    missing = credentials.missing(authentication)
+    if missing:
+        raise ConsentError(missing, code="no_credential")
 
 
 def _start(authentication, flow, url, *, via, user, purpose=AuthorizationRequest.Purpose.SIGN_IN):
@@ -273,9 +286,13 @@ def _pending_request(params, cookies):
             "This page expects an answer from Microsoft, and none came. Start the sign-in again.",
             code="missing_state",
         )
-    request = (
-        AuthorizationRequest.objects.select_related("authentication").filter(state=state).first()
-    )
+    request = None
+    if STATE_CHARACTERS.fullmatch(state):
+        request = (
+            AuthorizationRequest.objects.select_related("authentication")
+            .filter(state=state)
+            .first()
+        )
     if request is None:
         raise SignInError(
             "This sign-in is unknown or was cancelled. Start the sign-in again.",

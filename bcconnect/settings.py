@@ -179,6 +179,10 @@ BC_NOTIFY_EMAILS = env.list("BC_NOTIFY_EMAILS", default=[address for _, address 
 BC_CLIENT_MAX_CONCURRENCY = env.int("BC_CLIENT_MAX_CONCURRENCY", default=5)
 # How long a certificate made by "Generate certificate" is valid.
 BC_CERTIFICATE_VALID_MONTHS = env.int("BC_CERTIFICATE_VALID_MONTHS", default=12)
+# The most key-derivation iterations an uploaded .pfx may ask for (its MAC and each encrypted
+# part), checked before any is run. Windows exports 2000, OpenSSL 2048, Java 10000: 100,000
+# leaves room for stricter tools and bounds an upload to a fraction of a second of CPU.
+BC_PFX_MAX_ITERATIONS = env.int("BC_PFX_MAX_ITERATIONS", default=100_000)
 
 # Public pages (Authorization URL landing, callback): requests per client IP.
 BC_PUBLIC_RATE_LIMIT = env.str("BC_PUBLIC_RATE_LIMIT", default="30/minute")

@@ -6,11 +6,15 @@
 (b) signing one client assertion as MSAL 1.39 does for each token request (PS256, x5t#S256),
     given the key as PEM (PyJWT loads and checks it every time) and as bcconnect gives it
     (`certificates.msal_credential`: loaded once per process);
-(c) the fake Entra verifying one (what Entra does on its side), for scale.
+(c) the fake Entra verifying one (what Entra does on its side), for scale;
+(d) refusing a .pfx whose MAC asks for 10^8 iterations (`certificates.from_pkcs12`: the count
+    is read from the file before anything is derived; OpenSSL would spend ~5 s on it), and
+    opening an ordinary one (OpenSSL's 2048 iterations) for comparison.
 A client secret costs none of these: it is sent as it is.
 """
 
 import argparse
+import os
 import statistics
 import sys
 import time
@@ -18,10 +22,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+import django
 from msal.oauth2cli.assertion import JwtAssertionCreator
 
-from authentications import certificates
-from tests.fakes.assertions import JWT_BEARER, AssertionChecker
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bcconnect.settings")
+django.setup()
+
+from authentications import certificates  # noqa: E402
+from tests import pfx_helpers  # noqa: E402
+from tests.fakes.assertions import JWT_BEARER, AssertionChecker  # noqa: E402
 
 CLIENT_ID = "3fa85f64-5717-4562-b3fc-2c963f66afa6"
 ENDPOINT = "https://login.example/tenant/oauth2/v2.0/token"
@@ -63,11 +72,27 @@ def main():
     def verify():
         checker.check(next(forms), certificates=[pair.certificate_pem], token_endpoints={ENDPOINT})
 
+    key = pfx_helpers.rsa_key()
+    ordinary = pfx_helpers.pfx(key)
+    bomb = pfx_helpers.with_mac_iterations(ordinary, 10**8)
+
+    def refuse_bomb():
+        try:
+            certificates.from_pkcs12(bomb, pfx_helpers.PASSWORD)
+        except certificates.CertificateError:
+            return
+        raise SystemExit("the 10^8-iteration .pfx was not refused")
+
+    def open_ordinary():
+        certificates.from_pkcs12(ordinary, pfx_helpers.PASSWORD)
+
     for label, (median, worst) in (
         ("generate key pair + certificate (RSA 3072)", generate),
         ("sign one assertion, key given as PEM", timed(sign_from_pem, max(3, rounds // 4))),
         ("sign one assertion, key loaded once (ours)", timed(sign, rounds)),
         ("verify one client assertion (fake Entra)", timed(verify, rounds)),
+        ("refuse a .pfx asking 10^8 MAC iterations", timed(refuse_bomb, rounds)),
+        ("open an ordinary .pfx (2048 iterations)", timed(open_ordinary, max(3, rounds // 4))),
     ):
         print(f"{label:<46} median {median:8.2f} ms   max {worst:8.2f} ms")
 

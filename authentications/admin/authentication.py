@@ -5,7 +5,7 @@ from django.contrib.admin.utils import unquote
 from django.utils.decorators import method_decorator
 from django.views.decorators.debug import sensitive_post_parameters
 
-from .. import changes, diagnostics, link_email, links, policies
+from .. import changes, credentials, diagnostics, link_email, links, policies
 from ..forms import AuthenticationForm
 from ..models import Authentication
 from . import certificates, displays, views
@@ -56,7 +56,7 @@ class AuthenticationAdmin(admin.ModelAdmin):
     def get_fieldsets(self, request, obj=None):
         entra = ["client_id", "tenant_id", "credential_type", "client_secret_expires_on"]
         if self._secret_is_editable(request, obj):
-            entra.insert(3, "client_secret")
+            entra[3:3] = ["client_secret", "client_secret_hold"]
         if obj is not None:
             entra.insert(-1, displays.secret_state)
         fieldsets = [
@@ -87,6 +87,11 @@ class AuthenticationAdmin(admin.ModelAdmin):
             )
             fieldsets.insert(2, ("Certificates", {"fields": [shown_certificates]}))
         return fieldsets
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        """The form, given this request: its session holds a secret typed before an error."""
+        form = super().get_form(request, obj, change=change, **kwargs)
+        return type(form.__name__, (form,), {"request": request})
 
     def _secret_is_editable(self, request, obj):
         """Whether the write-only secret input belongs on the page.
@@ -181,7 +186,10 @@ class AuthenticationAdmin(admin.ModelAdmin):
         return self._after_save(request, obj) or super().response_change(request, obj)
 
     def _after_save(self, request, obj):
-        """Go on to Microsoft, or fetch an app-only token, as `save_model` decided."""
+        """Go on to Microsoft, or fetch an app-only token, as `save_model` decided; first,
+        a certificate connection without its certificate is shown where to add one."""
+        if obj.uses_certificate and credentials.missing(obj):
+            return certificates.certificate_needed(request, obj)
         step = request.authentication_after_save
         if step is changes.AfterSave.ACQUIRE_TOKEN:
             views.refresh_and_report(request, obj, needed=policies.ALWAYS)

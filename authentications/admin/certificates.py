@@ -8,7 +8,8 @@ public certificate can be downloaded.
 
 from django.contrib import admin, messages
 from django.http import HttpResponse
-from django.urls import path
+from django.urls import path, reverse
+from django.utils.html import format_html
 from django.utils.text import slugify
 from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 from django.views.decorators.http import require_POST
@@ -134,6 +135,28 @@ def upload(request, object_id, *, model_admin):
         form=form,
         min_bits=certificates.MIN_KEY_BITS,
     )
+
+
+def certificate_needed(request, obj):
+    """After a save that chose the certificate before there is one: no sign-in, no token
+    request; the change page, with where to get a certificate."""
+    opts = obj._meta
+    upload_url = reverse(
+        f"admin:{opts.app_label}_{opts.model_name}_certificate_upload", args=[obj.pk]
+    )
+    messages.success(request, f"“{obj}” was saved.")
+    messages.warning(
+        request,
+        format_html(
+            "“{}” signs with a certificate and has none yet, so no sign-in was started. "
+            "First <strong>Generate certificate</strong> (under Certificates below) or "
+            '<a href="{}">Upload certificate</a>, upload it to the app registration in Entra '
+            "(Certificates &amp; secrets &gt; Certificates), then sign in.",
+            obj,
+            upload_url,
+        ),
+    )
+    return back_to(obj)
 
 
 @require_POST

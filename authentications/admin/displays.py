@@ -85,6 +85,7 @@ def redirect_uri(obj):
         "redirect_uri",
         redirect_uri=oauth.redirect_uri(),
         service_to_service=obj is not None and obj.pk and not obj.is_user_impersonation,
+        uses_certificate=obj is not None and obj.uses_certificate,
     )
 
 
