@@ -1,5 +1,7 @@
 """Shared fixtures: the fake Microsoft, settings pointed at it, and factories."""
 
+import logging
+import sys
 from urllib.parse import urlsplit
 
 import pytest
@@ -28,6 +30,22 @@ def _fast_password_hashing(settings):
 def _empty_cache():
     """Rate-limit counters live in the cache: each test starts with none."""
     cache.clear()
+
+
+@pytest.fixture(autouse=True)
+def _log_handlers_outlive_captured_streams():
+    """Keep the LOGGING console handlers writable after a test that ran a command line.
+
+    `execute_from_command_line` runs `django.setup()` again, which binds the console handlers
+    to that test's captured stderr; once pytest closes it, every later log call fails to emit
+    and prints a whole stack instead (noise, and memory a tracemalloc test counts).
+    """
+    yield
+    loggers = [logging.getLogger(), *logging.Logger.manager.loggerDict.values()]
+    for logger in loggers:
+        for handler in getattr(logger, "handlers", ()):
+            if getattr(getattr(handler, "stream", None), "closed", False):
+                handler.stream = sys.stderr  # Not setStream(): it flushes the closed one.
 
 
 @pytest.fixture(autouse=True)
