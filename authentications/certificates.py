@@ -186,12 +186,25 @@ def _checked(key, certificate, *, now):
         public_key.public_numbers() != key.public_key().public_numbers()
     ):
         raise CertificateError("The private key does not match the certificate.")
+    _readable(certificate)
     now = now or datetime.datetime.now(datetime.UTC)
     if certificate.not_valid_after_utc <= now:
         raise CertificateError(
             f"The certificate expired on {certificate.not_valid_after_utc:%Y-%m-%d}."
         )
     return KeyPair(_key_pem(key), _certificate_pem(certificate))
+
+
+def _readable(certificate):
+    """Read now what is stored from the certificate: `cryptography` parses its subject and
+    dates only when asked, so a spoiled one would otherwise fail while being saved."""
+    try:
+        certificate.subject.rfc4514_string()
+        certificate.not_valid_before_utc, certificate.not_valid_after_utc  # noqa: B018
+    except ValueError as err:
+        raise CertificateError(
+            "The certificate cannot be read: its subject or validity dates are malformed."
+        ) from err
 
 
 def _bytes(data):

@@ -158,3 +158,12 @@ def certificate_with_unreadable_key(key):
     at = der.index(b"\x30\x82\x01\x0a\x02\x82\x01\x01") + 4  # RSAPublicKey's modulus tag.
     spoiled = x509.load_der_x509_certificate(der[:at] + b"\x04" + der[at + 1 :])
     return spoiled.public_bytes(serialization.Encoding.PEM)
+
+
+def certificate_with_unreadable_subject(key):
+    """The PEM certificate of `key` whose subject's name is tagged with a type no name has
+    (13, a relative OID): the certificate and its key load; the subject raises when read."""
+    der = certificate_for(key, "bcconnect").public_bytes(serialization.Encoding.DER)
+    at = der.rindex(b"\x0c\x09bcconnect")  # The subject's (last) UTF8String "bcconnect".
+    spoiled = x509.load_der_x509_certificate(der[:at] + b"\x0d" + der[at + 1 :])
+    return spoiled.public_bytes(serialization.Encoding.PEM)

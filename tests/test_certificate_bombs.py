@@ -223,3 +223,23 @@ def test_a_certificate_whose_public_key_cannot_be_read_is_refused_not_a_500(
 
     assertContains(response, "public key cannot be read")
     assert not Certificate.objects.filter(authentication=authentication).exists()
+
+
+def test_a_certificate_whose_subject_cannot_be_read_is_refused_not_a_500(
+    admin_client, make_authentication, key
+):
+    """Found by the upload fuzz (tests/stress): key and certificate load, the subject does not."""
+    authentication = make_authentication()
+    key_pem = pfx_helpers.pem(key).split(b"-----BEGIN CERTIFICATE-----")[0]
+    certificate = pfx_helpers.certificate_with_unreadable_subject(key)
+
+    response = admin_client.post(
+        upload_url(authentication),
+        {
+            "private_key": SimpleUploadedFile("key.pem", key_pem),
+            "certificate": SimpleUploadedFile("cert.pem", certificate),
+        },
+    )
+
+    assertContains(response, "certificate cannot be read")
+    assert not Certificate.objects.filter(authentication=authentication).exists()
