@@ -3,10 +3,9 @@
 Each generated request must get an answer that is not a 500, must leave what is stored as
 it was when it is refused (tokens, tenant, grant, credential, certificates), and no answer
 may carry a secret (client secret, private key, binding cookie, .pfx password). At least
-STRESS_FUZZ_REQUESTS (10,000) requests go to each door; the time is reported.
+STRESS_FUZZ_REQUESTS (tests.helpers.FUZZ_REQUESTS) go to each door; the time is reported.
 """
 
-import os
 import random
 import time
 from http.cookies import SimpleCookie
@@ -23,13 +22,13 @@ from authentications.models import Authentication, AuthorizationRequest, Certifi
 from tests import pfx_helpers
 from tests.fakes.admin_consent import FABRIKAM_TENANT_ID
 from tests.fakes.entra import CLIENT_SECRET
-from tests.helpers import admin_change_url, key_pair, use_certificate
+from tests.helpers import FUZZ_REQUESTS, admin_change_url, key_pair, use_certificate
 
 from .conftest import reports
 
 pytestmark = [pytest.mark.stress, pytest.mark.django_db]
 
-REQUESTS = int(os.environ.get("STRESS_FUZZ_REQUESTS", 10_000))
+REQUESTS = FUZZ_REQUESTS
 CALLBACK = "/authentications/callback/"
 MARK = "pw\u00a7"  # What every generated .pfx password starts with.
 # What is stored about a connection that no refused request may change.

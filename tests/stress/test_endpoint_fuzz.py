@@ -1,7 +1,7 @@
 """Fuzz the endpoint doors: the admin's add/change form and the CSV/JSON Lines downloads.
 
-Hypothesis sends thousands of generated requests at each door (ENDPOINT_FUZZ_REQUESTS per
-door; see the defaults below): hostile form fields and object ids; hostile query strings,
+Hypothesis sends thousands of generated requests at each door (STRESS_FUZZ_REQUESTS per
+door: tests.helpers.FUZZ_REQUESTS): hostile form fields and object ids; hostile query strings,
 and hostile answers from the fake BC (odd JSON, HTML, errors, half emoji, a nextLink to
 another host). Each answer must be a page, a redirect or a whole download (never a 500),
 a refused request changes nothing stored, and no answer holds a secret. Answers that the
@@ -9,7 +9,6 @@ client retries (cut bodies, 429, 503) are left to the unit tests: each retry sle
 """
 
 import json
-import os
 import time
 
 import pytest
@@ -19,15 +18,13 @@ from hypothesis import strategies as st
 
 from authentications.endpoints import Endpoint, WriteConfirmation
 from tests.fakes.entra import CLIENT_SECRET
-from tests.helpers import endpoint_url, plant_tokens
+from tests.helpers import FUZZ_REQUESTS, endpoint_url, plant_tokens
 
 pytestmark = [pytest.mark.stress, pytest.mark.django_db]
 
-# Requests per door. A refused admin form is a whole admin page (about 45 ms here) and a
-# download a round trip to the fake BC (about 20 ms): the defaults keep each door near a
-# minute per database in CI; ENDPOINT_FUZZ_REQUESTS=10000 is the thorough run.
-FORM_REQUESTS = int(os.environ.get("ENDPOINT_FUZZ_REQUESTS", 1_250))
-DOWNLOAD_REQUESTS = int(os.environ.get("ENDPOINT_FUZZ_REQUESTS", 2_500))
+# Requests per door. A refused admin form is a whole admin page (about 25 ms here) and a
+# download a round trip to the fake BC (about 12 ms).
+FORM_REQUESTS = DOWNLOAD_REQUESTS = FUZZ_REQUESTS
 PER_EXAMPLE = 5  # Requests per generated example: hypothesis's own cost is paid once.
 
 

@@ -5,13 +5,13 @@ being created, malformed items, junk, duplicated keys, other encodings, cut and 
 bodies, bodies over the limit, odd content types, validationToken variants, GET, POST, PUT
 and more) must never get a 500 or show a clientState; a refused request changes nothing
 stored, and an accepted one stores exactly its valid items, once, also when BC sends it
-again. STRESS_FUZZ_EXAMPLES scales the run (default: over 10,000 requests in all).
+again. STRESS_FUZZ_REQUESTS (tests.helpers.FUZZ_REQUESTS) scales the run: at least that many
+notification POSTs and as many handshakes and requests of other methods.
 """
 
 import itertools
 import json
 import logging
-import os
 import secrets
 import time
 from datetime import timedelta
@@ -26,12 +26,14 @@ from hypothesis import strategies as st
 
 from authentications.subscription_models import ChangeNotification, Subscription
 from tests.bc_helpers import NOTIFICATIONS_PATH, make_subscription
+from tests.helpers import FUZZ_REQUESTS
 
 from .conftest import reports
 
 pytestmark = [pytest.mark.stress, pytest.mark.django_db]
 
-EXAMPLES = int(os.environ.get("STRESS_FUZZ_EXAMPLES", 3_000))  # About 10,500 requests.
+# An example sends about 1.3 notification POSTs; a handshake example 3 requests.
+EXAMPLES = FUZZ_REQUESTS * 4 // 5
 LIMIT = 24_000  # BC_NOTIFICATION_MAX_BYTES here: "huge" items push some bodies over it.
 FUZZ = settings(
     max_examples=EXAMPLES,
