@@ -16,6 +16,22 @@ from tests.fakes.microsoft import FakeMicrosoft
 from tests.helpers import ROW_ACCESS_TOKEN, ROW_REFRESH_TOKEN, plant_tokens
 
 
+def pytest_terminal_summary(terminalreporter):
+    """The figures the stress tests put on their reports (tests/stress/conftest.py). Here,
+    not there: under pytest-xdist only the initial conftest runs in the controlling process."""
+    lines = [
+        value
+        for category in terminalreporter.stats.values()
+        for report in category
+        for name, value in getattr(report, "user_properties", ())
+        if name == "stress figure"
+    ]
+    if lines:
+        terminalreporter.section("stress figures")
+        for line in lines:
+            terminalreporter.write_line(line)
+
+
 @pytest.fixture(scope="session")
 def cert_dir(tmp_path_factory):
     return tmp_path_factory.mktemp("fake-microsoft-certs")

@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 
 reports = []  # Lines the stress tests print in the terminal summary.
+FIGURE = "stress figure"  # tests/conftest.py prints these at the end of the run.
 
 
 def pytest_collection_modifyitems(config, items):
@@ -17,8 +18,11 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip)
 
 
-def pytest_terminal_summary(terminalreporter):
-    if reports:
-        terminalreporter.section("stress figures")
-        for line in reports:
-            terminalreporter.write_line(line)
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Carry the lines a test (or its module's teardown) added on its report: under
+    pytest-xdist the test ran in a worker, and only reports reach the terminal."""
+    outcome = yield
+    report = outcome.get_result()
+    while reports:
+        report.user_properties.append((FIGURE, reports.pop(0)))

@@ -20,6 +20,8 @@ from authentications.endpoints import Endpoint, WriteConfirmation
 from tests.fakes.entra import CLIENT_SECRET
 from tests.helpers import FUZZ_REQUESTS, endpoint_url, plant_tokens
 
+from .conftest import reports
+
 pytestmark = [pytest.mark.stress, pytest.mark.django_db]
 
 # Requests per door. A refused admin form is a whole admin page (about 25 ms here) and a
@@ -141,17 +143,15 @@ def door(admin_client, make_endpoint, make_authentication, fake_microsoft, lean_
     return admin_client, authentication, endpoint
 
 
-def _report(capsys, door_name, sent, started):
-    """Print the figure past pytest's capture, so a CI log shows it."""
+def _report(door_name, sent, started):
     elapsed = time.perf_counter() - started
-    with capsys.disabled():
-        print(
-            f"\nendpoint fuzz, {door_name}: {sent} requests in {elapsed:.1f} s "
-            f"({sent / elapsed:.0f}/s), no 500, nothing stored from a refusal, no secret"
-        )
+    reports.append(
+        f"endpoint fuzz, {door_name}: {sent} requests in {elapsed:.1f} s "
+        f"({sent / elapsed:.0f}/s), no 500, nothing stored from a refusal, no secret"
+    )
 
 
-def test_the_endpoint_form_refuses_cleanly(door, capsys):
+def test_the_endpoint_form_refuses_cleanly(door):
     client, authentication, endpoint = door
     sent, started = [0], time.perf_counter()
 
@@ -177,7 +177,7 @@ def test_the_endpoint_form_refuses_cleanly(door, capsys):
 
     fuzz()
     assert sent[0] >= FORM_REQUESTS
-    _report(capsys, "admin endpoint form", sent[0], started)
+    _report("admin endpoint form", sent[0], started)
 
 
 def _restore(endpoint, before):
@@ -228,7 +228,7 @@ query = st.dictionaries(
 )
 
 
-def test_the_downloads_answer_whole_files_or_refuse_cleanly(door, fake_microsoft, capsys):
+def test_the_downloads_answer_whole_files_or_refuse_cleanly(door, fake_microsoft):
     client, authentication, endpoint = door
     sent, started = [0], time.perf_counter()
     requests = st.tuples(answers, st.sampled_from(["csv", "jsonl"]), query, object_ids)
@@ -251,7 +251,7 @@ def test_the_downloads_answer_whole_files_or_refuse_cleanly(door, fake_microsoft
     fuzz()
     assert sent[0] >= DOWNLOAD_REQUESTS
     assert fake_microsoft.bc.count("POST") + fake_microsoft.bc.count("PATCH") == 0
-    _report(capsys, "endpoint downloads", sent[0], started)
+    _report("endpoint downloads", sent[0], started)
 
 
 def _check_download(response, before, authentication):
