@@ -27,7 +27,7 @@ import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from notifications import ROOT, configure, create_subscriptions, free_port
+from notifications import ROOT, configure, create_subscriptions, free_port, serving
 
 MIB = 1024 * 1024
 
@@ -61,15 +61,7 @@ def serve(port):
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
-    url = f"http://127.0.0.1:{port}/authentications/notifications/"
-    for _ in range(300):
-        try:
-            requests.post(url, timeout=1)
-            return server, url
-        except requests.ConnectionError:
-            time.sleep(0.1)
-    server.kill()
-    raise SystemExit(f"gunicorn did not start:\n{server.stderr.read().decode()}")
+    return server, serving(server, f"http://127.0.0.1:{port}/authentications/notifications/")
 
 
 def worker_pid(server):

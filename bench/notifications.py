@@ -128,11 +128,15 @@ def serve(port, *, workers, threads):
     server = subprocess.Popen(
         command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
     )
-    url = f"http://127.0.0.1:{port}/authentications/notifications/"
+    return server, serving(server, f"http://127.0.0.1:{port}/authentications/notifications/")
+
+
+def serving(server, url):
+    """`url` once the gunicorn `server` answers it; exits with its stderr if it never does."""
     for _ in range(300):
         try:
             requests.post(url, timeout=1)
-            return server, url
+            return url
         except requests.ConnectionError:
             time.sleep(0.1)
     server.kill()
