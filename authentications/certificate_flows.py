@@ -14,7 +14,7 @@ from django.db import IntegrityError, transaction
 
 from bcconnect.errors import BcconnectError
 
-from . import certificates, oauth
+from . import certificates, formatting, oauth
 from .fields import KEY_MISSING
 from .models import Certificate, Event
 
@@ -138,7 +138,7 @@ def delete(authentication, certificate_id, *, actor):
 def _record(authentication, certificate, *, actor, what):
     detail = (
         f"Certificate {certificate.thumbprint_sha1} (valid until "
-        f"{certificate.not_after:%Y-%m-%d}) {what}."
+        f"{formatting.day(certificate.not_after)}) {what}."
     )
     authentication.record(Event.Kind.CERTIFICATE_CHANGED, actor=actor, detail=detail)
     logger.info("%s: %s", authentication, detail)

@@ -19,7 +19,7 @@ from cryptography.x509.oid import NameOID
 from django.conf import settings
 from django.views.decorators.debug import sensitive_variables
 
-from . import pfx_structure
+from . import formatting, pfx_structure
 
 KEY_BITS = 3072
 MIN_KEY_BITS = 2048  # Entra refuses shorter RSA keys.
@@ -190,7 +190,7 @@ def _checked(key, certificate, *, now):
     now = now or datetime.datetime.now(datetime.UTC)
     if certificate.not_valid_after_utc <= now:
         raise CertificateError(
-            f"The certificate expired on {certificate.not_valid_after_utc:%Y-%m-%d}."
+            f"The certificate expired on {formatting.day(certificate.not_valid_after_utc)}."
         )
     return KeyPair(_key_pem(key), _certificate_pem(certificate))
 

@@ -8,6 +8,14 @@ from django.utils import formats, timezone
 EMPTY = "—"
 
 
+def day(moment):
+    """The date of `moment` in the site's time zone and Django's localized format, e.g. "Jan.
+    31, 2025"; EMPTY when there is none."""
+    if not moment:
+        return EMPTY
+    return formats.date_format(timezone.localtime(moment), "DATE_FORMAT")
+
+
 def when(moment, *, zone=False):
     """`moment` in the site's time zone and Django's localized format, e.g. "Jan. 31, 2025,
     2:05 p.m."; EMPTY when there is none.

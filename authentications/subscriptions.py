@@ -22,7 +22,7 @@ from django.utils.dateparse import parse_datetime
 from bcconnect.client import BusinessCentralError
 from bcconnect.errors import BcconnectError
 
-from . import notifications
+from . import formatting, notifications
 from .models import Event
 from .subscription_models import CLIENT_STATE_MAX_LENGTH, Subscription
 from .tokens import TokenError, bc_client
@@ -56,14 +56,13 @@ class Renewal:
             return f"Subscription {name}: being renewed by another run"
         if self.outcome.startswith("would "):
             return f"Subscription {name}: {self.outcome} (dry run){self._expiry(', expires ')}"
-        expires = timezone.localtime(self.subscription.expires_at).strftime("%Y-%m-%d %H:%M %Z")
+        expires = formatting.when(self.subscription.expires_at, zone=True)
         return f"Subscription {name}: {self.outcome}, valid until {expires}"
 
     def _expiry(self, prefix):
         if self.subscription.expires_at is None:
             return ""
-        expires = timezone.localtime(self.subscription.expires_at)
-        return prefix + expires.strftime("%Y-%m-%d %H:%M %Z")
+        return prefix + formatting.when(self.subscription.expires_at, zone=True)
 
 
 def notification_url():

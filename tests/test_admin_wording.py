@@ -13,11 +13,12 @@ from authentications import links
 from authentications.models import Authentication, Event
 from authentications.subscription_models import Subscription
 from tests.bc_helpers import make_subscription
-from tests.helpers import admin_change_url, moves_shown, plant_tokens
+from tests.helpers import admin_change_url, key_pair, moves_shown, plant_tokens, use_certificate
 
 pytestmark = pytest.mark.django_db
 
 ISO_MINUTE = re.compile(r"\b20\d\d-\d\d-\d\d \d\d:\d\d\b")
+ISO_DAY = re.compile(r"\b20\d\d-\d\d-\d\d\b")
 
 
 def localized(moment):
@@ -48,6 +49,20 @@ def test_the_public_landing_page_writes_its_expiry_as_the_admin_does(client, mak
     assertContains(page, localized(link.expires_at))
     assert ISO_MINUTE.findall(page.content.decode()) == []
     assertNotContains(page, link.expires_at.strftime("%d %B %Y"))
+
+
+def test_certificates_and_their_history_write_dates_as_the_admin_does(
+    admin_client, make_authentication, fake_microsoft
+):
+    authentication = make_authentication(kind=Authentication.Kind.SERVICE_TO_SERVICE)
+    certificate = use_certificate(fake_microsoft, authentication, key_pair())
+
+    page = admin_client.get(admin_change_url(authentication)).content.decode()
+    (event,) = authentication.events.values_list("detail", flat=True)
+
+    day = formats.date_format(timezone.localtime(certificate.not_after), "DATE_FORMAT")
+    assert day in page and day in event
+    assert ISO_DAY.findall(page) == [] and ISO_DAY.findall(event) == []
 
 
 # --- one empty value ------------------------------------------------------------------------
