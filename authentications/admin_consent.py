@@ -16,10 +16,10 @@ from urllib.parse import urlsplit
 
 from django.utils import timezone
 
-from . import links, oauth
-from .models import Authentication, Certificate
-from .oauth import ConsentError
-from .validators import is_guid
+from authentications import links, oauth
+from authentications.models import Authentication, Certificate
+from authentications.oauth import ConsentError
+from authentications.validators import is_guid
 
 # Entra's numbers for an account that may not consent for its organisation.
 NOT_AN_ADMINISTRATOR_AADSTS = {90093, 90094, 90095, 90099}

@@ -6,4 +6,4 @@ class AuthenticationsConfig(AppConfig):
     verbose_name = "Business Central"
 
     def ready(self):
-        from . import checks  # noqa: F401 - registers the system checks
+        from authentications import checks  # noqa: F401 - registers the system checks

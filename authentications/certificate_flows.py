@@ -14,9 +14,9 @@ from django.db import IntegrityError, transaction
 
 from bcconnect.errors import BcconnectError
 
-from . import certificates, formatting, oauth
-from .fields import KEY_MISSING
-from .models import Certificate, Event
+from authentications import certificates, formatting, oauth
+from authentications.fields import KEY_MISSING
+from authentications.models import Certificate, Event
 
 logger = logging.getLogger(__name__)
 

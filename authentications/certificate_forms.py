@@ -6,7 +6,7 @@ The password is used once, to open the .pfx, and is kept nowhere; the upload vie
 
 from django import forms
 
-from . import certificates
+from authentications import certificates
 
 
 class CertificateUploadForm(forms.Form):

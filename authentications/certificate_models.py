@@ -8,8 +8,8 @@ as *old* until someone deletes it, so Entra's list and ours can be compared.
 from django.db import models
 from django.db.models import Q
 
-from .certificates import KeyPair
-from .fields import EncryptedTextField
+from authentications.certificates import KeyPair
+from authentications.fields import EncryptedTextField
 
 
 class CertificateQuerySet(models.QuerySet):

@@ -13,8 +13,8 @@ from datetime import timedelta
 from django.db.models import Q
 from django.utils import timezone
 
-from . import notifications
-from .models import Authentication, Certificate, Event
+from authentications import notifications
+from authentications.models import Authentication, Certificate, Event
 
 logger = logging.getLogger(__name__)
 

@@ -19,7 +19,7 @@ from cryptography.x509.oid import NameOID
 from django.conf import settings
 from django.views.decorators.debug import sensitive_variables
 
-from . import formatting, pfx_structure
+from authentications import formatting, pfx_structure
 
 KEY_BITS = 3072
 MIN_KEY_BITS = 2048  # Entra refuses shorter RSA keys.

@@ -49,8 +49,8 @@ class Change:
 
     def client(self):
         """A BC client for the company this change happened in."""
-        from .models import Authentication
-        from .tokens import bc_client
+        from authentications.models import Authentication
+        from authentications.tokens import bc_client
 
         authentication = Authentication.objects.get(pk=self.authentication_id)
         return bc_client(authentication).company(self.company_id)

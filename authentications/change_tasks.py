@@ -7,7 +7,7 @@ them again.
 
 from django_tasks import task
 
-from . import notification_delivery
+from authentications import notification_delivery
 
 
 @task()

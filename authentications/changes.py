@@ -17,9 +17,9 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from . import admin_consent
-from .fields import Undecryptable
-from .models import Authentication, Event, new_link_nonce
+from authentications import admin_consent
+from authentications.fields import Undecryptable
+from authentications.models import Authentication, Event, new_link_nonce
 
 logger = logging.getLogger(__name__)
 

@@ -7,8 +7,8 @@ client credentials) works with either kind.
 from django.utils import timezone
 from django.utils.crypto import salted_hmac
 
-from . import certificates
-from .models import Authentication, Certificate
+from authentications import certificates
+from authentications.models import Authentication, Certificate
 
 # Entra refused the credential: the status is one (no migration), its words follow the
 # credential in use, so nobody hunts for a client secret a certificate connection lacks.

@@ -15,9 +15,9 @@ from django.db import connection, models
 from django.db.models import Q
 from django.utils import timezone
 
-from . import certificate_reminders, notifications
-from .models import Authentication, Event
-from .tokens import SKIPPED_UNREACHABLE, TokenError, UnreachableHosts, refresh
+from authentications import certificate_reminders, notifications
+from authentications.models import Authentication, Event
+from authentications.tokens import SKIPPED_UNREACHABLE, TokenError, UnreachableHosts, refresh
 
 logger = logging.getLogger(__name__)
 

@@ -12,9 +12,9 @@ from django.conf import settings
 
 from bcconnect.client import BusinessCentralError
 
-from . import changes
-from .tokens import TokenError, bc_client
-from .validators import validate_base_url
+from authentications import changes
+from authentications.tokens import TokenError, bc_client
+from authentications.validators import validate_base_url
 
 SHOWN_COMPANIES = 3
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from bcconnect.errors import BcconnectError
 
-from .diagnostics import describe_error
+from authentications.diagnostics import describe_error
 
 logger = logging.getLogger(__name__)
 

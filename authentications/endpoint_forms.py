@@ -11,8 +11,8 @@ from django.template.loader import render_to_string
 
 from bcconnect.client import BusinessCentralRequestRefused, forbidden_header
 
-from .endpoints import Endpoint, credential_param
-from .models import Authentication
+from authentications.endpoints import Endpoint, credential_param
+from authentications.models import Authentication
 
 NIL_COMPANY = "00000000-0000-0000-0000-000000000000"
 BLANK_ROWS = 3

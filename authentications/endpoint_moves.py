@@ -14,11 +14,11 @@ from django.utils import timezone
 
 from bcconnect.errors import BcconnectError
 
-from .diagnostics import describe_error
-from .endpoints import Endpoint
-from .formatting import sentence
-from .models import Event
-from .tokens import bc_client
+from authentications.diagnostics import describe_error
+from authentications.endpoints import Endpoint
+from authentications.formatting import sentence
+from authentications.models import Event
+from authentications.tokens import bc_client
 
 COPY_SUFFIX = " (copy)"
 

@@ -18,10 +18,10 @@ from django.utils import timezone
 from bcconnect.client import without_lone_surrogates
 from bcconnect.errors import BcconnectError
 
-from . import diagnostics
-from .endpoint_exports import answer_rows, compact, replaced_note
-from .endpoints import Endpoint, EndpointNotReady, WriteConfirmation
-from .models import Event
+from authentications import diagnostics
+from authentications.endpoint_exports import answer_rows, compact, replaced_note
+from authentications.endpoints import Endpoint, EndpointNotReady, WriteConfirmation
+from authentications.models import Event
 
 SHOWN_ROWS = 50
 CELL_CHARS = 120

@@ -15,8 +15,8 @@ from bcconnect.client import BusinessCentralClient, Params
 from bcconnect.errors import BcconnectError
 from bcconnect.headers import could_carry_credential, looks_like_credential
 
-from .models import Authentication
-from .validators import is_guid, validate_name
+from authentications.models import Authentication
+from authentications.validators import is_guid, validate_name
 
 COMPANY_ID = "{company}"  # Replaced by the chosen company's id.
 COMPANY_NAME = "{company_name}"  # Replaced by its name, quoted for an OData key.
@@ -164,7 +164,7 @@ class Endpoint(models.Model):
 
     def client(self) -> BusinessCentralClient:
         """The authentication's client, aimed at its environment root."""
-        from .tokens import bc_client
+        from authentications.tokens import bc_client
 
         return bc_client(self.authentication).environment_client()
 

@@ -3,9 +3,9 @@
 from django import forms
 from django.core.validators import validate_email
 
-from . import held_secrets
-from .fields import Undecryptable
-from .models import Authentication
+from authentications import held_secrets
+from authentications.fields import Undecryptable
+from authentications.models import Authentication
 
 HELD_SECRET_HELP = (
     "The secret you typed is kept from your last try (not shown, for ten minutes): leave "

@@ -10,7 +10,7 @@ import secrets
 from cryptography.fernet import InvalidToken
 from django.views.decorators.debug import sensitive_variables
 
-from .models import Authentication
+from authentications.models import Authentication
 
 SESSION_KEY = "bcconnect_held_secrets"
 TTL_SECONDS = 10 * 60

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from django.db import connection, transaction
 
-from .fields import encrypted_fields
+from authentications.fields import encrypted_fields
 
 BATCH_SIZE = 200
 

@@ -15,9 +15,9 @@ from django.utils import timezone
 
 from bcconnect.errors import BcconnectError
 
-from . import links, notifications
-from .formatting import sentence, when
-from .models import Event
+from authentications import links, notifications
+from authentications.formatting import sentence, when
+from authentications.models import Event
 
 logger = logging.getLogger(__name__)
 

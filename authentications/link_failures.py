@@ -7,7 +7,7 @@ and what to tell the person who sent the link.
 
 from dataclasses import dataclass
 
-from .models import AuthorizationRequest, Certificate
+from authentications.models import AuthorizationRequest, Certificate
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from django.utils import timezone
 
 from bcconnect.errors import BcconnectError
 
-from .models import Authentication, AuthorizationRequest, Event, new_link_nonce
+from authentications.models import Authentication, AuthorizationRequest, Event, new_link_nonce
 
 logger = logging.getLogger(__name__)
 

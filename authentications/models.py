@@ -13,8 +13,13 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
-from .fields import EncryptedTextField, Undecryptable, undecryptable_fields
-from .validators import validate_base_url, validate_guid, validate_name, validate_tenant
+from authentications.fields import EncryptedTextField, Undecryptable, undecryptable_fields
+from authentications.validators import (
+    validate_base_url,
+    validate_guid,
+    validate_name,
+    validate_tenant,
+)
 
 REFRESH_TOKEN_LIFETIME = timedelta(days=90)  # Entra's inactivity limit for refresh tokens.
 
@@ -306,6 +311,6 @@ class Event(models.Model):
         return f"{self.get_kind_display()} ({self.created_at:%Y-%m-%d %H:%M})"
 
 
-from .certificate_models import Certificate  # noqa: E402
-from .endpoints import Endpoint  # noqa: E402,F401
-from .subscription_models import ChangeNotification, Subscription  # noqa: E402,F401
+from authentications.certificate_models import Certificate  # noqa: E402
+from authentications.endpoints import Endpoint  # noqa: E402,F401
+from authentications.subscription_models import ChangeNotification, Subscription  # noqa: E402,F401

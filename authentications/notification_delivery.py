@@ -19,8 +19,8 @@ from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
 
-from . import change_notifications
-from .subscription_models import ChangeNotification
+from authentications import change_notifications
+from authentications.subscription_models import ChangeNotification
 
 logger = logging.getLogger(__name__)
 
@@ -36,7 +36,7 @@ def claim_duration():
 
 def queue_delivery(record_keys, *, run_after=None):
     """Queue one task delivering `record_keys` (in the caller's transaction when it has one)."""
-    from .change_tasks import deliver_records
+    from authentications.change_tasks import deliver_records
 
     task = deliver_records
     if run_after is not None and task.get_backend().supports_defer:

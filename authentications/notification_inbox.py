@@ -38,8 +38,8 @@ from django.db.models import F
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from . import notification_body
-from .subscription_models import ChangeNotification, Subscription
+from authentications import notification_body
+from authentications.subscription_models import ChangeNotification, Subscription
 
 logger = logging.getLogger(__name__)
 
@@ -304,7 +304,7 @@ def _store(received, verified, wrong_state, malformed):
     change arrive twice at once); one write transaction per POST keeps SQLite's single
     writer lock taken once, not three times.
     """
-    from .notification_delivery import queue_delivery
+    from authentications.notification_delivery import queue_delivery
 
     keys = [row.key for row in verified]
     known = set(ChangeNotification.objects.filter(key__in=keys).values_list("key", flat=True))

@@ -14,9 +14,9 @@ from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
-from . import notification_body, notification_inbox
-from .decorators import public_page, rate_limited
-from .subscription_models import Subscription
+from authentications import notification_body, notification_inbox
+from authentications.decorators import public_page, rate_limited
+from authentications.subscription_models import Subscription
 
 logger = logging.getLogger(__name__)
 

@@ -11,8 +11,8 @@ from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
 from django.template.loader import render_to_string
 
-from .admin_urls import change_url
-from .validators import is_control_character
+from authentications.admin_urls import change_url
+from authentications.validators import is_control_character
 
 logger = logging.getLogger(__name__)
 

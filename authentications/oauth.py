@@ -29,9 +29,9 @@ from msal.exceptions import MsalServiceError
 
 from bcconnect.errors import BcconnectError
 
-from . import credentials
-from .per_process import PerProcess
-from .validators import is_guid
+from authentications import credentials
+from authentications.per_process import PerProcess
+from authentications.validators import is_guid
 
 logger = logging.getLogger(__name__)
 

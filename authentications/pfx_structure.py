@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.kdf.pbkdf2 import PBKDF2HMAC
 from django.views.decorators.debug import sensitive_variables
 
-from . import rc2
+from authentications import rc2
 
 MAX_DEPTH = 24  # Real files nest about eight deep.
 MAX_ENCRYPTED_PARTS = 8  # OpenSSL, Windows and Key Vault write two: the certificates, the key.

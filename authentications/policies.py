@@ -21,7 +21,7 @@ from django.conf import settings
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
-from .models import Authentication
+from authentications.models import Authentication
 
 # A refresh this recent answers a forced refresh too: a burst of 401s costs one refresh.
 RECENT_REFRESH = timedelta(seconds=10)

@@ -16,9 +16,9 @@ from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
 
-from . import notification_delivery
-from .models import AuthorizationRequest, Event
-from .subscription_models import RETENTION, ChangeNotification
+from authentications import notification_delivery
+from authentications.models import AuthorizationRequest, Event
+from authentications.subscription_models import RETENTION, ChangeNotification
 
 BATCH_SIZE = 1_000  # Ids per DELETE: no statement locks or logs a whole table at once.
 DELIVER_TASK = "authentications.change_tasks.deliver_records"

@@ -26,10 +26,10 @@ from django.utils import timezone
 
 from bcconnect.errors import BcconnectError
 
-from . import admin_consent, credentials, link_email, oauth
-from .fields import Undecryptable
-from .models import Authentication, AuthorizationRequest, Event, new_link_nonce
-from .oauth import ConsentError
+from authentications import admin_consent, credentials, link_email, oauth
+from authentications.fields import Undecryptable
+from authentications.models import Authentication, AuthorizationRequest, Event, new_link_nonce
+from authentications.oauth import ConsentError
 
 logger = logging.getLogger(__name__)
 

@@ -6,8 +6,8 @@ tokens alive keeps the subscriptions alive too.
 
 import json
 
-from . import notification_delivery, subscriptions
-from .subscriptions import Renewal
+from authentications import notification_delivery, subscriptions
+from authentications.subscriptions import Renewal
 
 
 def keep_alive(stdout, *, dry_run=False, as_json=False):

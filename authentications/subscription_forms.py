@@ -6,9 +6,9 @@ from django import forms
 
 from bcconnect.errors import BcconnectError
 
-from . import subscriptions
-from .subscription_models import Subscription
-from .tokens import bc_client
+from authentications import subscriptions
+from authentications.subscription_models import Subscription
+from authentications.tokens import bc_client
 
 ENTITY = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,99}")
 API_PATH = re.compile(r"api/v2\.0|api/[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+/v[0-9][A-Za-z0-9_.]*")

@@ -10,8 +10,8 @@ from datetime import timedelta
 from django.db import models
 from django.utils import timezone
 
-from .fields import EncryptedTextField
-from .models import Authentication
+from authentications.fields import EncryptedTextField
+from authentications.models import Authentication
 
 CLIENT_STATE_MAX_LENGTH = 2048  # BC refuses a longer clientState.
 

@@ -22,10 +22,10 @@ from django.utils.dateparse import parse_datetime
 from bcconnect.client import BusinessCentralError
 from bcconnect.errors import BcconnectError
 
-from . import formatting, notifications
-from .models import Event
-from .subscription_models import CLIENT_STATE_MAX_LENGTH, Subscription
-from .tokens import TokenError, bc_client
+from authentications import formatting, notifications
+from authentications.models import Event
+from authentications.subscription_models import CLIENT_STATE_MAX_LENGTH, Subscription
+from authentications.tokens import TokenError, bc_client
 
 logger = logging.getLogger(__name__)
 

@@ -29,13 +29,13 @@ from django.utils import timezone
 from bcconnect.client import BusinessCentralClient
 from bcconnect.errors import BcconnectError
 
-from . import admin_consent, credentials, links, notifications, oauth, policies
-from .fields import KEY_MISSING
-from .formatting import when
-from .models import Authentication, Event
-from .oauth import EntraError
-from .per_process import PerProcess
-from .validators import allowed_api_hosts
+from authentications import admin_consent, credentials, links, notifications, oauth, policies
+from authentications.fields import KEY_MISSING
+from authentications.formatting import when
+from authentications.models import Authentication, Event
+from authentications.oauth import EntraError
+from authentications.per_process import PerProcess
+from authentications.validators import allowed_api_hosts
 
 logger = logging.getLogger(__name__)
 

@@ -12,13 +12,13 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 from django.views.decorators.http import require_http_methods
 
-from . import links, signin
-from .admin_urls import change_url
-from .decorators import public_page, rate_limited
-from .link_failures import explain_failure
-from .models import AuthorizationRequest
-from .oauth import ConsentError
-from .validators import is_guid
+from authentications import links, signin
+from authentications.admin_urls import change_url
+from authentications.decorators import public_page, rate_limited
+from authentications.link_failures import explain_failure
+from authentications.models import AuthorizationRequest
+from authentications.oauth import ConsentError
+from authentications.validators import is_guid
 
 
 @csrf_exempt  # Microsoft's form_post is cross-site; the single-use state protects it.

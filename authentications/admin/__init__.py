@@ -7,8 +7,8 @@ from every list, whose columns then scrolled out of sight (the breadcrumbs lead 
 
 from django.contrib import admin
 
-from ..formatting import EMPTY
-from . import authentication, endpoint, subscription, tasks
+from authentications.formatting import EMPTY
+from authentications.admin import authentication, endpoint, subscription, tasks
 
 admin.site.site_header = "bcconnect: Business Central connections"
 admin.site.site_title = "bcconnect"

@@ -5,10 +5,10 @@ from django.contrib.admin.utils import unquote
 from django.utils.decorators import method_decorator
 from django.views.decorators.debug import sensitive_post_parameters
 
-from .. import changes, credentials, diagnostics, link_email, links, policies
-from ..forms import AuthenticationForm
-from ..models import Authentication
-from . import certificates, displays, views
+from authentications import changes, credentials, diagnostics, link_email, links, policies
+from authentications.forms import AuthenticationForm
+from authentications.models import Authentication
+from authentications.admin import certificates, displays, views
 
 # The "Connection" fieldset: what is stored about the grant and its tokens.
 CONNECTION_FIELDSET = (

@@ -14,11 +14,11 @@ from django.utils.text import slugify
 from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 from django.views.decorators.http import require_POST
 
-from .. import certificate_flows, certificates
-from ..certificate_forms import CertificateUploadForm
-from ..models import Certificate
-from .displays import fragment
-from .views import back_to, object_or_404, object_page
+from authentications import certificate_flows, certificates
+from authentications.certificate_forms import CertificateUploadForm
+from authentications.models import Certificate
+from authentications.admin.displays import fragment
+from authentications.admin.views import back_to, object_or_404, object_page
 
 DOWNLOADS = {
     "cer": ("application/pkix-cert", "cer"),

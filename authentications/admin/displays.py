@@ -9,10 +9,10 @@ from django.template.loader import render_to_string
 from django.utils import timezone
 from django.utils.html import format_html
 
-from .. import credentials, cron, links, oauth
-from ..fields import Undecryptable
-from ..formatting import EMPTY, when
-from ..models import Authentication
+from authentications import credentials, cron, links, oauth
+from authentications.fields import Undecryptable
+from authentications.formatting import EMPTY, when
+from authentications.models import Authentication
 
 # Shown for a row encrypted with a key no longer in FERNET_KEYS (see fields.Undecryptable).
 CANNOT_DECRYPT = "Cannot decrypt: key missing"

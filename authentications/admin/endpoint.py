@@ -16,12 +16,12 @@ from django.utils.safestring import mark_safe
 from bcconnect.client import forbidden_header
 from bcconnect.errors import BcconnectError
 
-from .. import endpoint_moves
-from ..endpoint_forms import EndpointForm, MoveEndpointsForm, as_rows
-from ..endpoints import Endpoint, credential_param
-from ..formatting import when
-from . import columns, endpoint_views
-from .displays import badge
+from authentications import endpoint_moves
+from authentications.endpoint_forms import EndpointForm, MoveEndpointsForm, as_rows
+from authentications.endpoints import Endpoint, credential_param
+from authentications.formatting import when
+from authentications.admin import columns, endpoint_views
+from authentications.admin.displays import badge
 
 
 @admin.display(description="Whole URL")

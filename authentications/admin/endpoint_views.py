@@ -22,11 +22,11 @@ from django.utils.text import slugify
 from bcconnect.client import forbidden_header
 from bcconnect.errors import BcconnectError
 
-from .. import endpoint_exports, endpoint_moves, endpoint_runs
-from ..diagnostics import describe_error
-from ..endpoint_runs import Confirmation
-from ..endpoints import Endpoint
-from .views import object_or_404, object_page
+from authentications import endpoint_exports, endpoint_moves, endpoint_runs
+from authentications.diagnostics import describe_error
+from authentications.endpoint_runs import Confirmation
+from authentications.endpoints import Endpoint
+from authentications.admin.views import object_or_404, object_page
 
 FORMATS = {
     "csv": ("text/csv; charset=utf-8", "csv"),

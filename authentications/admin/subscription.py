@@ -11,10 +11,10 @@ from django.http import HttpResponseRedirect
 from django.template.loader import render_to_string
 from django.urls import reverse
 
-from .. import notification_delivery, subscriptions
-from ..subscription_forms import SubscriptionForm
-from ..subscription_models import ChangeNotification, Subscription
-from . import columns
+from authentications import notification_delivery, subscriptions
+from authentications.subscription_forms import SubscriptionForm
+from authentications.subscription_models import ChangeNotification, Subscription
+from authentications.admin import columns
 
 LATEST = 20
 # What the list and the change page show of a subscription's life.

@@ -16,11 +16,11 @@ from django.views.decorators.http import require_POST
 
 from bcconnect.client import BusinessCentralError
 
-from .. import diagnostics, link_email, links, policies, signin, tokens
-from ..admin_urls import change_url
-from ..formatting import sentence, when
-from ..forms import EmailLinkForm
-from ..oauth import ConsentError
+from authentications import diagnostics, link_email, links, policies, signin, tokens
+from authentications.admin_urls import change_url
+from authentications.formatting import sentence, when
+from authentications.forms import EmailLinkForm
+from authentications.oauth import ConsentError
 
 
 def urls(model_admin):
