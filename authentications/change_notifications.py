@@ -1,95 +1,24 @@
-"""The registry the site's code uses to hear about changes in Business Central.
+"""Deprecated: the old home of the change-notification registry (`on`, `Change`, ...).
 
-    from authentications import change_notifications
-
-    @change_notifications.on("customers")
-    def customer_changed(change):
-        if change.is_resync:            # BC sent one `collection` for many changes
-            for customer in change.records():
-                ...
-        else:
-            ...                          # change.record_id, change.change_type, change.key
-
-Handlers run in the task worker, never in the request that received the notification, at
-least once and in order per record: `change.key` is stable across retries, so a handler
-that may see a change twice can skip it. (Emails to people live in `notifications`.)
+The registry lives in `authentications.webhooks.handlers` now; the site's code imports it as
+`from authentications.sdk import change_notifications`. This module only re-exports, with a
+DeprecationWarning, for one release.
 """
 
-import importlib
-import threading
-from collections import defaultdict
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from datetime import datetime
-from typing import Any
+import warnings
 
-from django.conf import settings
+from authentications.webhooks import handlers as _handlers
 
-_handlers: dict[str, list[Callable]] = defaultdict(list)
-_imported = threading.Event()
-_import_lock = threading.Lock()
+PUBLIC = {"on", "disconnect", "handlers_for", "Change"}
 
 
-@dataclass(frozen=True)
-class Change:
-    """One change, or for `collection` one resync, handed to a handler."""
-
-    key: str  # The idempotency key.
-    authentication_id: int
-    company_id: str
-    entity: str
-    record_id: str  # Empty for a resync.
-    change_type: str  # created, updated, deleted, or collection
-    changed_at: datetime | None
-    filter: str = ""  # For a resync: the OData $filter BC sent.
-
-    @property
-    def is_resync(self):
-        return self.change_type == "collection"
-
-    def client(self):
-        """A BC client for the company this change happened in."""
-        from authentications.models import Authentication
-        from authentications.tokens import bc_client
-
-        authentication = Authentication.objects.get(pk=self.authentication_id)
-        return bc_client(authentication).company(self.company_id)
-
-    def records(self, page_size: int | None = None) -> Iterator[dict[str, Any]]:
-        """Page through the records a resync covers (BC's filter), or this one record."""
-        client = self.client()
-        if self.is_resync:
-            params = {"$filter": self.filter} if self.filter else None
-            return client.iter(self.entity, params=params, page_size=page_size)
-        return iter([client.get(f"{self.entity}({self.record_id})")])
-
-
-def on(entity: str):
-    """Register the decorated function for changes of `entity` (e.g. "customers")."""
-
-    def register(handler):
-        if handler not in _handlers[entity]:
-            _handlers[entity].append(handler)
-        return handler
-
-    return register
-
-
-def disconnect(entity: str, handler: Callable) -> None:
-    if handler in _handlers.get(entity, []):
-        _handlers[entity].remove(handler)
-
-
-def handlers_for(entity: str) -> list[Callable]:
-    _import_handler_modules()
-    return list(_handlers.get(entity, []))
-
-
-def _import_handler_modules():
-    """Import BC_NOTIFICATION_HANDLERS once per process, so the worker knows the handlers."""
-    if _imported.is_set():
-        return
-    with _import_lock:
-        for module in settings.BC_NOTIFICATION_HANDLERS:
-            importlib.import_module(module)
-        _imported.set()
+def __getattr__(name):
+    if name not in PUBLIC:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    warnings.warn(
+        f"authentications.change_notifications.{name} is deprecated; use "
+        "`from authentications.sdk import change_notifications` (the same registry)",
+        DeprecationWarning,
+        stacklevel=2,
+    )
+    return getattr(_handlers, name)

@@ -11,8 +11,8 @@ from django.core.checks import Error, Tags, Warning, register
 from django.db import DatabaseError
 from django.db.models import Count
 
-from authentications.tokens import minimum_lease_seconds
-from authentications.validators import LOOPBACK_HOSTS
+from authentications.connections.tokens import minimum_lease_seconds
+from authentications.kit.validators import LOOPBACK_HOSTS
 
 
 def _is_https_or_loopback(url):
@@ -113,7 +113,7 @@ def check_undelivered_notifications(app_configs, databases=None, **kwargs):
     (`manage.py check --database default`); they wait for a person, not for cron."""
     if not databases:
         return []
-    from authentications.subscription_models import ChangeNotification
+    from authentications.webhooks.models import ChangeNotification
 
     Status = ChangeNotification.Status
     waiting = (

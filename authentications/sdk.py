@@ -7,11 +7,11 @@ and may move between releases; these names will not. `bcconnect.client` and
     from authentications.sdk import Authentication, TokenError, bc_client, get_access_token
 """
 
-from authentications import change_notifications
-from authentications.change_notifications import Change
-from authentications.endpoints import Endpoint, EndpointNotReady
-from authentications.models import Authentication
-from authentications.tokens import TokenError, bc_client, get_access_token
+from authentications.connections.models import Authentication
+from authentications.connections.tokens import TokenError, bc_client, get_access_token
+from authentications.endpoints.models import Endpoint, EndpointNotReady
+from authentications.webhooks import handlers as change_notifications
+from authentications.webhooks.handlers import Change
 
 __all__ = [
     "Authentication",

@@ -1,7 +1,7 @@
 """The Business Central API client: a plain library, handed a token provider.
 
 It knows HTTP, OData and BC's limits, and nothing about Django or where tokens come from
-(`authentications.tokens.bc_client` wires it to a stored authentication). One
+(`authentications.connections.tokens.bc_client` wires it to a stored authentication). One
 `requests.Session` per client keeps connections pooled; `company()` clients share it.
 """
 

@@ -2,9 +2,9 @@
 
 `transient` is the only retry flag: True when the same call may succeed later unchanged
 (network, throttling, an outage), False when a person has to act. Each outside system keeps
-its own subclasses (`authentications.oauth`, `bcconnect.client`); callers that only report
-an error read these three attributes and nothing else. No Django here: the BC client, a
-plain library, builds on it too.
+its own subclasses (`authentications.connections.oauth`, `bcconnect.client`); callers
+that only report an error read these three attributes and nothing else. No Django here: the
+BC client, a plain library, builds on it too.
 """
 
 

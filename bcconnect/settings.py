@@ -215,8 +215,8 @@ BC_NOTIFICATION_CLAIM_SECONDS = env.float("BC_NOTIFICATION_CLAIM_SECONDS", defau
 BC_SUBSCRIPTION_RENEW_HOURS = env.int("BC_SUBSCRIPTION_RENEW_HOURS", default=24)
 
 # Error reports never carry OAuth codes, states or tokens (GET, POST or frame variables).
-DEFAULT_EXCEPTION_REPORTER = "authentications.reporting.SecretScrubbingReporter"
-DEFAULT_EXCEPTION_REPORTER_FILTER = "authentications.reporting.SecretScrubbingFilter"
+DEFAULT_EXCEPTION_REPORTER = "authentications.kit.reporting.SecretScrubbingReporter"
+DEFAULT_EXCEPTION_REPORTER_FILTER = "authentications.kit.reporting.SecretScrubbingFilter"
 
 LOGGING = {
     "version": 1,
@@ -224,7 +224,7 @@ LOGGING = {
     "filters": {
         # Request logs name the path (an Authorization URL holds its link token there) or
         # the request line (a callback's code), and carry the request with its cookies.
-        "redact_request": {"()": "authentications.reporting.RedactRequestSecrets"},
+        "redact_request": {"()": "authentications.kit.reporting.RedactRequestSecrets"},
     },
     "formatters": {
         "django.server": {

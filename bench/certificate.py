@@ -5,9 +5,9 @@
 (a) making a key pair and certificate ("Generate certificate": RSA 3072);
 (b) signing one client assertion as MSAL 1.39 does for each token request (PS256, x5t#S256),
     given the key as PEM (PyJWT loads and checks it every time) and as bcconnect gives it
-    (`certificates.msal_credential`: loaded once per process);
+    (`keypairs.msal_credential`: loaded once per process);
 (c) the fake Entra verifying one (what Entra does on its side), for scale;
-(d) refusing a .pfx whose MAC asks for 10^8 iterations (`certificates.from_pkcs12`: the count
+(d) refusing a .pfx whose MAC asks for 10^8 iterations (`keypairs.from_pkcs12`: the count
     is read from the file before anything is derived; OpenSSL would spend ~5 s on it), and
     opening an ordinary one (OpenSSL's 2048 iterations) for comparison.
 A client secret costs none of these: it is sent as it is.
@@ -28,7 +28,7 @@ from msal.oauth2cli.assertion import JwtAssertionCreator
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bcconnect.settings")
 django.setup()
 
-from authentications import certificates  # noqa: E402
+from authentications.certificates import keypairs  # noqa: E402
 from tests import pfx_helpers  # noqa: E402
 from tests.fakes.assertions import JWT_BEARER, AssertionChecker  # noqa: E402
 
@@ -49,11 +49,11 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=20)
     rounds = parser.parse_args().rounds
-    generate = timed(lambda: certificates.generate("bench", valid_days=365), max(3, rounds // 4))
-    pair = certificates.generate("bench", valid_days=365)
-    sha256 = certificates.thumbprint(pair.certificate_pem, "sha256")
+    generate = timed(lambda: keypairs.generate("bench", valid_days=365), max(3, rounds // 4))
+    pair = keypairs.generate("bench", valid_days=365)
+    sha256 = keypairs.thumbprint(pair.certificate_pem, "sha256")
     from_pem = JwtAssertionCreator(pair.private_key_pem, "PS256", sha256_thumbprint=sha256)
-    loaded = certificates.msal_credential(pair)["private_key"]
+    loaded = keypairs.msal_credential(pair)["private_key"]
     creator = JwtAssertionCreator(loaded, "PS256", sha256_thumbprint=sha256)
 
     def sign_from_pem():
@@ -78,13 +78,13 @@ def main():
 
     def refuse_bomb():
         try:
-            certificates.from_pkcs12(bomb, pfx_helpers.PASSWORD)
-        except certificates.CertificateError:
+            keypairs.from_pkcs12(bomb, pfx_helpers.PASSWORD)
+        except keypairs.CertificateError:
             return
         raise SystemExit("the 10^8-iteration .pfx was not refused")
 
     def open_ordinary():
-        certificates.from_pkcs12(ordinary, pfx_helpers.PASSWORD)
+        keypairs.from_pkcs12(ordinary, pfx_helpers.PASSWORD)
 
     for label, (median, worst) in (
         ("generate key pair + certificate (RSA 3072)", generate),

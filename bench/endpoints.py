@@ -106,7 +106,7 @@ class AdminSite:
 
     def point_at(self, server):
         """Export from another fake (same host, another port) from now on."""
-        from authentications.models import Authentication
+        from authentications.connections.models import Authentication
 
         Authentication.objects.filter(pk=self.endpoint.authentication_id).update(
             base_url=server.base_url, access_token=server.token
@@ -125,8 +125,8 @@ class AdminSite:
     def _endpoint(self, server):
         from django.utils import timezone
 
-        from authentications.endpoints import Endpoint
-        from authentications.models import Authentication
+        from authentications.connections.models import Authentication
+        from authentications.endpoints.models import Endpoint
         from tests.fakes.entra import CLIENT_ID, CLIENT_SECRET, TENANT_ID
 
         authentication = Authentication.objects.create(

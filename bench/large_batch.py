@@ -88,7 +88,7 @@ def post_once(subscriptions, size):
     """Serve, warm up, post one batch of `size` bytes; returns the figures."""
     from django_tasks_db.models import DBTaskResult
 
-    from authentications.subscription_models import ChangeNotification
+    from authentications.webhooks.models import ChangeNotification
 
     body, count = batch(subscriptions, size)
     server, url = serve(free_port())

@@ -64,8 +64,8 @@ def create_subscriptions():
     """Active subscriptions to `items` (the no-op handler); returns (id, clientState) pairs."""
     from django_tasks_db.models import DBTaskResult
 
-    from authentications.models import Authentication
-    from authentications.subscription_models import ChangeNotification, Subscription
+    from authentications.connections.models import Authentication
+    from authentications.webhooks.models import ChangeNotification, Subscription
 
     ChangeNotification.objects.all().delete()
     Subscription.objects.all().delete()
@@ -180,7 +180,7 @@ def warm_up(url, subscriptions, *, count):
     """A running site is warm: let every gunicorn thread answer once, then forget it all."""
     from django_tasks_db.models import DBTaskResult
 
-    from authentications.subscription_models import ChangeNotification
+    from authentications.webhooks.models import ChangeNotification
 
     warm = [
         body.replace("items(item-", "items(warm-")
@@ -198,7 +198,7 @@ def percentile(values, fraction):
 
 def deliver(total):
     """Run the real worker until the queue is empty; returns (seconds, delivered)."""
-    from authentications.subscription_models import ChangeNotification
+    from authentications.webhooks.models import ChangeNotification
 
     started = time.perf_counter()
     result = subprocess.run(
@@ -229,7 +229,7 @@ def main(argv=None):
         configure(Path(workdir))
         from django.db import connection
 
-        from authentications.subscription_models import ChangeNotification
+        from authentications.webhooks.models import ChangeNotification
 
         subscriptions = create_subscriptions()
         payloads = bodies(subscriptions, total=args.n, batch=args.batch)

@@ -44,7 +44,7 @@ def configure(workdir):
 
 def create_due(count):
     """`count` connected authentications, all due for refresh (tokens need not be real)."""
-    from authentications.models import Authentication
+    from authentications.connections.models import Authentication
 
     Authentication.objects.filter(name__startswith="outage-").delete()
     base_url = f"https://api.businesscentral.dynamics.com/v2.0/{TENANT_ID}/Production/api/v2.0"
@@ -68,7 +68,7 @@ def reset():
     """Every connection Connected and due again, as before the outage began."""
     from django.utils import timezone
 
-    from authentications.models import Authentication
+    from authentications.connections.models import Authentication
 
     Authentication.objects.filter(name__startswith="outage-").update(
         status=Authentication.Status.CONNECTED,
@@ -81,7 +81,7 @@ def reset():
 
 
 def tokens_kept(count):
-    from authentications.models import Authentication
+    from authentications.connections.models import Authentication
 
     rows = Authentication.objects.filter(name__startswith="outage-")
     kept = sum(
@@ -96,7 +96,7 @@ def run_outage(outage, *, count, workers, cert_dir):
     from django.conf import settings
     from django.core.management import CommandError, call_command
 
-    from authentications import oauth
+    from authentications.connections import oauth
 
     host = None if outage == "dns" else DeadHost(outage, cert_dir=cert_dir).start()
     settings.BC_AUTHORITY_HOST = host.url if host else UNRESOLVABLE
@@ -141,7 +141,7 @@ def main(argv=None):
     from django.conf import settings
     from django.db import connection
 
-    from authentications import tokens
+    from authentications.connections import tokens
 
     create_due(args.n)
     print(

@@ -137,8 +137,9 @@ def configure(fake, workdir):
 
 def connect_all(fake, count, *, threads=16):
     """Create `count` authentications, each signed in through the fake's pages."""
-    from authentications import oauth, signin
-    from authentications.models import Authentication
+    from authentications.connections import oauth
+    from authentications.connections.models import Authentication
+    from authentications.signin import flows
 
     fake.entra.register_app(CLIENT_ID, CLIENT_SECRET, oauth.redirect_uri())
     Authentication.objects.filter(name__startswith="bench-").delete()
@@ -164,9 +165,9 @@ def connect_all(fake, count, *, threads=16):
                     if not pending:
                         return
                     row = pending.pop()
-                start = signin.start_sign_in(row, via=signin.AuthorizationRequest.Via.ADMIN)
+                start = flows.start_sign_in(row, via=flows.AuthorizationRequest.Via.ADMIN)
                 _, fields = fake.sign_in(start.authorize_url)
-                signin.complete_sign_in(fields, {start.cookie_name: start.cookie_value})
+                flows.complete_sign_in(fields, {start.cookie_name: start.cookie_value})
         finally:
             connection.close()
 
@@ -181,7 +182,7 @@ def connect_all(fake, count, *, threads=16):
 def make_due(rows):
     from django.utils import timezone
 
-    from authentications.models import Authentication
+    from authentications.connections.models import Authentication
 
     Authentication.objects.filter(pk__in=[row.pk for row in rows]).update(
         access_token_expires_at=timezone.now() + timedelta(minutes=5)
@@ -191,7 +192,7 @@ def make_due(rows):
 def bench_refresh(fake, rows, *, workers, latency):
     from django.core.management import call_command
 
-    from authentications import oauth
+    from authentications.connections import oauth
 
     oauth.clear_http_cache()  # Count the discovery a fresh cron process makes.
     fake.reset_counters()
@@ -215,7 +216,7 @@ def bench_refresh(fake, rows, *, workers, latency):
 
 
 def bench_fresh_token(fake, row, *, calls):
-    from authentications.tokens import get_access_token
+    from authentications.connections.tokens import get_access_token
 
     get_access_token(row)  # Warm up: imports, the connection, the Fernet key derivation.
     before = fake.counters()

@@ -10,7 +10,7 @@ from django.core.management import call_command
 from django.test import Client
 from django.utils import timezone
 
-from authentications.subscription_models import Subscription
+from authentications.webhooks.models import Subscription
 from bcconnect.client import BusinessCentralClient
 from tests.fakes.entra import CLIENT_ID, TENANT_ID
 

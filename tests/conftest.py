@@ -7,8 +7,9 @@ from urllib.parse import urlsplit
 import pytest
 from django.core.cache import cache
 
-from authentications import oauth, signin
-from authentications.models import Authentication
+from authentications.connections import oauth
+from authentications.connections.models import Authentication
+from authentications.signin import flows
 from tests.fakes.admin_consent import FABRIKAM_TENANT_ID
 from tests.fakes.bc import FakeBusinessCentral
 from tests.fakes.entra import CLIENT_ID, CLIENT_SECRET, TENANT_ID
@@ -141,9 +142,9 @@ def sign_in_at_microsoft(fake_microsoft):
     """
 
     def sign_in_as_a_person(authentication, *, username=None):
-        start = signin.start_sign_in(authentication, via=signin.AuthorizationRequest.Via.ADMIN)
+        start = flows.start_sign_in(authentication, via=flows.AuthorizationRequest.Via.ADMIN)
         _, fields = fake_microsoft.sign_in(start.authorize_url, username=username)
-        signin.complete_sign_in(fields, {start.cookie_name: start.cookie_value})
+        flows.complete_sign_in(fields, {start.cookie_name: start.cookie_value})
         authentication.refresh_from_db()
         return authentication
 
@@ -190,7 +191,7 @@ def notify_list(settings):
 @pytest.fixture
 def make_endpoint(db, fake_microsoft):
     """Factory for endpoints: customers of the fake's first company, unless told otherwise."""
-    from authentications.endpoints import Endpoint
+    from authentications.endpoints.models import Endpoint
 
     counter = iter(range(1, 10_000))
 

@@ -19,8 +19,8 @@ from django.contrib.admin.models import LogEntry
 from django.db import connection
 from django.utils import timezone
 
-from authentications import certificate_flows, certificates
-from authentications.models import Authentication, AuthorizationRequest, Event
+from authentications.certificates import flows, keypairs
+from authentications.connections.models import Authentication, AuthorizationRequest, Event
 from tests.bc_helpers import issue_token
 from tests.fakes.entra import CLIENT_ID, CLIENT_SECRET, TENANT_ID
 
@@ -179,16 +179,16 @@ def run_manage_py(*args, env, cwd=ROOT, timeout=60):
 @functools.cache
 def key_pair(index=0, *, valid_days=365):
     """A key pair made once per test session (3072-bit keys take a while to make)."""
-    return certificates.generate(f"bcconnect test {index}", valid_days=valid_days)
+    return keypairs.generate(f"bcconnect test {index}", valid_days=valid_days)
 
 
 def use_certificate(fake, authentication, pair=None, *, uploaded=True):
     """Make `pair` (or a fresh key pair made here) `authentication`'s credential, no secret;
     `uploaded`: also upload its certificate to the fake's app registration."""
     if pair is None:
-        certificate = certificate_flows.generate(authentication, actor="test")
+        certificate = flows.generate(authentication, actor="test")
     else:
-        certificate = certificate_flows.add_uploaded(authentication, pair, actor="test")
+        certificate = flows.add_uploaded(authentication, pair, actor="test")
     if uploaded:
         fake.entra.upload_certificate(certificate.certificate_pem)
     authentication.credential_type = Authentication.Credential.CERTIFICATE

@@ -11,10 +11,10 @@ benchmark's no-op handler).
 import os
 import time
 
-from authentications import change_notifications
+from authentications.webhooks import handlers
 
 
-@change_notifications.on("customers")
+@handlers.on("customers")
 def record_customer_change(change):
     if os.environ.get("NOTIFICATION_STARTED"):
         with open(os.environ["NOTIFICATION_STARTED"], "a") as started:
@@ -28,6 +28,6 @@ def record_customer_change(change):
         log.write(f"{change.key} {change.record_id} {change.change_type}\n")
 
 
-@change_notifications.on("items")
+@handlers.on("items")
 def ignore_item_change(change):
     pass

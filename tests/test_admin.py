@@ -7,7 +7,7 @@ from django.contrib.admin.models import LogEntry
 from django.db import connection
 from pytest_django.asserts import assertContains
 
-from authentications.models import Authentication, Event
+from authentications.connections.models import Authentication, Event
 from tests.fakes.entra import CLIENT_SECRET
 from tests.helpers import add_form_data, admin_change_url, change_form_data
 

@@ -8,8 +8,8 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from authentications.changes import AfterSave, after_save
-from authentications.models import Authentication
+from authentications.connections.changes import AfterSave, after_save
+from authentications.connections.models import Authentication
 from tests.fakes.entra import CLIENT_ID, CLIENT_SECRET, TENANT_ID
 
 USER = Authentication.Kind.USER_IMPERSONATION

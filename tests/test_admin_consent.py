@@ -8,8 +8,9 @@ from django.core import mail
 from django.test import Client
 from pytest_django.asserts import assertContains, assertNotContains
 
-from authentications import diagnostics, links, oauth, signin, tokens
-from authentications.models import Authentication, AuthorizationRequest, Event
+from authentications.connections import diagnostics, link_tokens, oauth, tokens
+from authentications.connections.models import Authentication, AuthorizationRequest, Event
+from authentications.signin import flows
 from tests.fakes.admin_consent import (
     CONTOSO_ADMIN,
     FABRIKAM_TENANT_ID,
@@ -32,7 +33,7 @@ def administrator():
 
 
 def consent_path(authentication):
-    url, _ = links.admin_consent_url(authentication)
+    url, _ = link_tokens.admin_consent_url(authentication)
     return urlsplit(url).path
 
 
@@ -73,15 +74,15 @@ def test_a_consent_link_and_a_sign_in_link_are_not_interchangeable(make_authenti
     user = make_authentication()
 
     with pytest.raises(ValueError):
-        links.authorization_url(service)
+        link_tokens.authorization_url(service)
     with pytest.raises(ValueError):
-        links.admin_consent_url(user)
-    token = urlsplit(links.admin_consent_url(service).url).path.split("/")[-2]
+        link_tokens.admin_consent_url(user)
+    token = urlsplit(link_tokens.admin_consent_url(service).url).path.split("/")[-2]
     Authentication.objects.filter(pk=service.pk).update(kind=user.kind)
 
-    with pytest.raises(links.LinkError) as refused:
-        links.authentication_for_link(token)
-    assert refused.value.code == links.LinkError.NOT_FOUND
+    with pytest.raises(link_tokens.LinkError) as refused:
+        link_tokens.authentication_for_link(token)
+    assert refused.value.code == link_tokens.LinkError.NOT_FOUND
 
 
 def test_pressing_the_button_sends_the_administrator_to_entra_admin_consent(
@@ -187,7 +188,7 @@ def test_a_connection_signing_with_a_certificate_is_onboarded_the_same_way(
     )
     use_certificate(fake_microsoft, customer, key_pair())
     assert not fresh(customer).client_secret
-    assert links.link_available(fresh(customer), links.ADMIN_CONSENT)
+    assert link_tokens.link_available(fresh(customer), link_tokens.ADMIN_CONSENT)
 
     response = press_grant(administrator, fresh(customer))
     page = answer_at_microsoft(administrator, fake_microsoft, response)
@@ -481,7 +482,7 @@ def test_the_fake_issues_client_credentials_only_where_an_administrator_consente
 
 
 def test_the_fake_consent_page_refuses_an_unregistered_redirect_uri(fake_microsoft, fabrikam):
-    start = signin.start_admin_consent(fabrikam, via=AuthorizationRequest.Via.ADMIN)
+    start = flows.start_admin_consent(fabrikam, via=AuthorizationRequest.Via.ADMIN)
     wrong = start.authorize_url.replace("callback", "elsewhere")
 
     with pytest.raises(AssertionError, match="AADSTS50011"):
@@ -511,7 +512,7 @@ def test_a_sign_in_s_state_does_not_take_an_admin_consent_answer(
     administrator, make_authentication, fake_microsoft
 ):
     user = make_authentication()
-    start = signin.start_sign_in(user, via=AuthorizationRequest.Via.LINK)
+    start = flows.start_sign_in(user, via=AuthorizationRequest.Via.LINK)
     administrator.cookies[start.cookie_name] = start.cookie_value
 
     page = administrator.get(

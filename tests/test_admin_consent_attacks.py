@@ -18,9 +18,10 @@ from django.core import mail
 from django.test import Client
 from pytest_django.asserts import assertContains, assertNotContains
 
-from authentications import links, signin
-from authentications.models import Authentication, AuthorizationRequest, Event
-from authentications.validators import is_guid
+from authentications.connections import link_tokens
+from authentications.connections.models import Authentication, AuthorizationRequest, Event
+from authentications.kit.validators import is_guid
+from authentications.signin import flows
 from tests.fakes.admin_consent import (
     CONTOSO_ADMIN,
     FABRIKAM_TENANT_ID,
@@ -53,7 +54,7 @@ def open_customer(undecided_customer, fake_microsoft):
 
 
 def link_path(authentication):
-    return urlsplit(links.admin_consent_url(authentication).url).path
+    return urlsplit(link_tokens.admin_consent_url(authentication).url).path
 
 
 def press_grant(browser, authentication):
@@ -291,9 +292,7 @@ def test_a_consent_from_the_admin_under_way_when_the_secret_changed_stores_nothi
 ):
     """No link nonce to spend here: the generation alone fences it."""
     admin_user = User.objects.get(username="admin")
-    start = signin.start_admin_consent(
-        fabrikam, via=AuthorizationRequest.Via.ADMIN, user=admin_user
-    )
+    start = flows.start_admin_consent(fabrikam, via=AuthorizationRequest.Via.ADMIN, user=admin_user)
     data = change_form_data(fabrikam, client_secret="a-rotated-secret-value", _save="Save")
     assert admin_client.post(admin_change_url(fabrikam), data).status_code == 302
     path, params = consent_at_microsoft(fake_microsoft, start.authorize_url)

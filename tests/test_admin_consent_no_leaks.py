@@ -15,8 +15,8 @@ import pytest
 from django.core import mail
 from django.test import Client
 
-from authentications import links
-from authentications.models import Authentication, Event
+from authentications.connections import link_tokens
+from authentications.connections.models import Authentication, Event
 from tests.fakes.admin_consent import FABRIKAM_TENANT_ID, FABRIKAM_USER, consent_at_microsoft
 from tests.fakes.entra import CLIENT_SECRET
 from tests.helpers import add_form_data, admin_change_url, email_parts, operator_text
@@ -49,7 +49,7 @@ def test_no_secret_leaks_along_the_admin_consent(admin_client, fake_microsoft, c
             change.replace("change/", "link/email/"), {"recipients": "it@fabrikam.com"}, follow=True
         )
     )
-    link_path = urlsplit(links.admin_consent_url(customer).url).path
+    link_path = urlsplit(link_tokens.admin_consent_url(customer).url).path
 
     administrator = Client()
     pages.append(administrator.get(link_path))

@@ -7,8 +7,8 @@ from http.cookies import SimpleCookie
 import pytest
 from django.test import Client
 
-from authentications import signin
-from authentications.models import Authentication, AuthorizationRequest
+from authentications.connections.models import Authentication, AuthorizationRequest
+from authentications.signin import flows
 
 pytestmark = pytest.mark.django_db
 
@@ -28,7 +28,7 @@ def test_a_state_that_no_sign_in_has_is_refused_without_asking_the_database(stat
     ids=["in-the-description", "in-the-error-code"],
 )
 def test_a_nul_in_microsofts_error_is_stored_without_it(fabrikam, error, description):
-    start = signin.start_admin_consent(fabrikam, via=AuthorizationRequest.Via.LINK)
+    start = flows.start_admin_consent(fabrikam, via=AuthorizationRequest.Via.LINK)
     browser = Client()
     browser.cookies = SimpleCookie({start.cookie_name: start.cookie_value})
 

@@ -8,8 +8,8 @@ import pytest
 from django.test import Client
 from pytest_django.asserts import assertContains, assertNotContains
 
-from authentications import links
-from authentications.models import Authentication, Event
+from authentications.connections import link_tokens
+from authentications.connections.models import Authentication, Event
 from tests.fakes.admin_consent import FABRIKAM_TENANT_ID, consent_at_microsoft
 from tests.fakes.entra import error_body
 from tests.helpers import admin_change_url, fresh, key_pair, use_certificate
@@ -33,7 +33,7 @@ def customer(make_authentication, fake_microsoft):
 
 def consent_through_the_link(fake, authentication):
     browser = Client()
-    url, _ = links.admin_consent_url(authentication)
+    url, _ = link_tokens.admin_consent_url(authentication)
     response = browser.post(urlsplit(url).path)
     path, params = consent_at_microsoft(fake, response["Location"])
     return browser.get(path, params)

@@ -7,7 +7,7 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from pytest_django.asserts import assertContains, assertNotContains
 
-from authentications.models import Certificate
+from authentications.certificates.models import Certificate
 from tests.fakes.admin_consent import FABRIKAM_USER, consent_at_microsoft
 from tests.helpers import admin_change_url, key_pair, use_certificate
 

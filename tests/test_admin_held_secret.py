@@ -6,8 +6,8 @@ import re
 import pytest
 from pytest_django.asserts import assertContains, assertNotContains
 
-from authentications import held_secrets
-from authentications.models import Authentication
+from authentications.connections import held_secrets
+from authentications.connections.models import Authentication
 from tests.helpers import add_form_data, admin_change_url, change_form_data, fresh
 
 pytestmark = pytest.mark.django_db

@@ -13,7 +13,7 @@ def failed_task(**fields):
     values = {
         "status": "FAILED",
         "args_kwargs": {"args": [["raw-argument-marker"]], "kwargs": {}},
-        "task_path": "authentications.change_tasks.deliver_notifications",
+        "task_path": "authentications.webhooks.tasks.deliver_notifications",
         "backend_name": "default",
         "run_after": now,
         "started_at": now,

@@ -9,9 +9,9 @@ import pytest
 from django.utils import formats, timezone
 from pytest_django.asserts import assertContains, assertNotContains
 
-from authentications import links
-from authentications.models import Authentication, Event
-from authentications.subscription_models import Subscription
+from authentications.connections import link_tokens
+from authentications.connections.models import Authentication, Event
+from authentications.webhooks.models import Subscription
 from tests.bc_helpers import make_subscription
 from tests.helpers import admin_change_url, key_pair, moves_shown, plant_tokens, use_certificate
 
@@ -42,7 +42,7 @@ def test_the_change_page_writes_dates_as_the_admin_does(admin_client, tokens_pla
 
 def test_the_public_landing_page_writes_its_expiry_as_the_admin_does(client, make_authentication):
     authentication = make_authentication()
-    link = links.authorization_url(authentication)
+    link = link_tokens.authorization_url(authentication)
 
     page = client.get(urlsplit(link.url).path)
 

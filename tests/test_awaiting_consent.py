@@ -10,8 +10,9 @@ import pytest
 from django.core import mail
 from pytest_django.asserts import assertContains, assertNotContains
 
-from authentications import admin_consent, links, oauth, tokens
-from authentications.models import Authentication, Event
+from authentications.connections import consent as consent_state
+from authentications.connections import link_tokens, oauth, tokens
+from authentications.connections.models import Authentication, Event
 from tests.fakes.admin_consent import FABRIKAM_TENANT_ID, consent_at_microsoft
 from tests.fakes.entra import CLIENT_ID, CLIENT_SECRET, error_body
 from tests.helpers import add_form_data, admin_change_url, change_form_data, fresh
@@ -101,7 +102,7 @@ def test_a_revoked_consent_is_told_as_such_and_a_new_consent_mends_it(
     [email] = mail.outbox
     assert "admin consent" in email.body and not link_tokens_in(email.body)
     # The administrator consents again through a fresh Admin consent URL: working again.
-    url, _ = links.admin_consent_url(fresh(customer))
+    url, _ = link_tokens.admin_consent_url(fresh(customer))
     response = client.post(url.removeprefix("http://testserver"))
     path, params = consent_at_microsoft(fake_microsoft, response["Location"])
     assert client.get(path, params).status_code == 303
@@ -138,7 +139,7 @@ def test_a_user_impersonation_refusal_keeps_its_own_words(make_authentication):
         error_body("invalid_grant", 65001, "The user has not consented."), oauth.TokenRefreshError
     )
 
-    assert admin_consent.in_plain_words(user, err) is err
+    assert consent_state.in_plain_words(user, err) is err
 
 
 def test_a_wrong_secret_of_a_service_connection_is_not_blamed_on_consent(fabrikam, fake_microsoft):

@@ -3,7 +3,7 @@
 import pytest
 from django.contrib.auth.models import Permission, User
 
-from authentications.models import Authentication
+from authentications.connections.models import Authentication
 from tests.helpers import admin_change_url, change_form_data
 
 pytestmark = pytest.mark.django_db

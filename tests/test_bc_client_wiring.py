@@ -2,7 +2,7 @@
 
 import pytest
 
-from authentications.tokens import bc_client
+from authentications.connections.tokens import bc_client
 from bcconnect.client import BusinessCentralRequestRefused
 from tests.helpers import plant_tokens
 

@@ -5,7 +5,7 @@ import logging
 import pytest
 from pytest_django.asserts import assertContains
 
-from authentications.models import Authentication, AuthorizationRequest, Event
+from authentications.connections.models import Authentication, AuthorizationRequest, Event
 from tests.fakes.entra import TENANT_ID, error_body
 from tests.helpers import admin_change_url, change_form_data, state_of
 

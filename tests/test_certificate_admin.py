@@ -11,8 +11,10 @@ from cryptography.hazmat.primitives.serialization import pkcs12
 from django.core.files.uploadedfile import SimpleUploadedFile
 from pytest_django.asserts import assertContains, assertNotContains
 
-from authentications import certificates, tokens
-from authentications.models import Authentication, Certificate, Event
+from authentications.certificates import keypairs
+from authentications.certificates.models import Certificate
+from authentications.connections import tokens
+from authentications.connections.models import Authentication, Event
 from tests.helpers import admin_change_url, change_form_data, fresh, key_pair, use_certificate
 
 pytestmark = pytest.mark.django_db
@@ -24,7 +26,7 @@ def page_url(authentication, view):
 
 def self_signed(key, *, days=30, start_days_ago=1):
     start = datetime.datetime.now(datetime.UTC) - datetime.timedelta(days=start_days_ago)
-    return certificates.self_signed(key, "upload test", valid_days=days + start_days_ago, now=start)
+    return keypairs.self_signed(key, "upload test", valid_days=days + start_days_ago, now=start)
 
 
 def pem_files(key, certificate, *, password=None):
@@ -264,9 +266,7 @@ def test_a_third_certificate_waits_for_the_switch(admin_client, make_authenticat
 
 def test_the_list_shows_when_the_certificate_expires(admin_client, make_authentication):
     authentication = make_authentication()
-    use_certificate(
-        None, authentication, certificates.generate("soon", valid_days=10), uploaded=False
-    )
+    use_certificate(None, authentication, keypairs.generate("soon", valid_days=10), uploaded=False)
 
     response = admin_client.get("/admin/authentications/authentication/")
 

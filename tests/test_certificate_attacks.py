@@ -6,8 +6,10 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import call_command
 from pytest_django.asserts import assertContains
 
-from authentications import certificate_flows, certificates, tokens
-from authentications.models import Authentication, Certificate
+from authentications.certificates import flows, keypairs
+from authentications.certificates.models import Certificate
+from authentications.connections import tokens
+from authentications.connections.models import Authentication
 from tests.helpers import (
     admin_change_url,
     fresh,
@@ -30,8 +32,8 @@ def test_a_failing_entra_during_the_switch_changes_nothing(make_authentication, 
     authentication, upcoming = rollover_ready(make_authentication, fake_microsoft)
     fake_microsoft.entra.fail_next_token_request(("status", 503))
 
-    with pytest.raises(certificate_flows.CertificateFlowError) as failed:
-        certificate_flows.switch_to_next(authentication, actor="staff")
+    with pytest.raises(flows.CertificateFlowError) as failed:
+        flows.switch_to_next(authentication, actor="staff")
 
     assert "could not be tried" in failed.value.message
     assert "Nothing changed" in failed.value.message
@@ -49,8 +51,8 @@ def test_a_switch_that_lost_a_race_changes_nothing(
         lambda: Certificate.objects.filter(pk=upcoming.pk).delete(),  # Another admin.
     )
 
-    with pytest.raises(certificate_flows.CertificateFlowError, match="meanwhile"):
-        certificate_flows.switch_to_next(authentication, actor="staff")
+    with pytest.raises(flows.CertificateFlowError, match="meanwhile"):
+        flows.switch_to_next(authentication, actor="staff")
 
     assert Certificate.objects.get(pk=first.pk).role == Certificate.Role.CURRENT
 
@@ -86,7 +88,7 @@ def test_rotating_keys_re_encrypts_private_keys(make_authentication, settings):
 
 def test_an_oversized_upload_is_refused(admin_client, make_authentication):
     authentication = make_authentication()
-    big = SimpleUploadedFile("key.pem", b"A" * (certificates.MAX_UPLOAD_BYTES + 1))
+    big = SimpleUploadedFile("key.pem", b"A" * (keypairs.MAX_UPLOAD_BYTES + 1))
 
     response = admin_client.post(
         admin_change_url(authentication).replace("change/", "certificates/upload/"),
@@ -129,7 +131,7 @@ def test_a_next_certificate_no_key_decrypts_is_not_tried(
     settings.FERNET_KEYS = ["key-in-use-now"]
     asked = len(fake_microsoft.entra.token_requests)
 
-    with pytest.raises(certificate_flows.CertificateFlowError, match="FERNET_KEYS"):
-        certificate_flows.switch_to_next(authentication, actor="staff")
+    with pytest.raises(flows.CertificateFlowError, match="FERNET_KEYS"):
+        flows.switch_to_next(authentication, actor="staff")
 
     assert len(fake_microsoft.entra.token_requests) == asked

@@ -10,8 +10,9 @@ from cryptography.hazmat.primitives.serialization import pkcs12
 from django.core.files.uploadedfile import SimpleUploadedFile
 from pytest_django.asserts import assertContains
 
-from authentications import certificates, pfx_structure, rc2
-from authentications.models import Certificate, Event
+from authentications.certificates import keypairs, pfx_structure, rc2
+from authentications.certificates.models import Certificate
+from authentications.connections.models import Event
 from tests import pfx_helpers
 from tests.helpers import admin_change_url
 
@@ -89,7 +90,7 @@ def test_a_count_at_the_cap_opens(admin_client, make_authentication, key, settin
 
 
 def test_the_default_cap_takes_what_windows_openssl_and_java_export():
-    assert 10_000 <= certificates.settings.BC_PFX_MAX_ITERATIONS <= 600_000
+    assert 10_000 <= keypairs.settings.BC_PFX_MAX_ITERATIONS <= 600_000
 
 
 @pytest.mark.parametrize("form", ["pfx", "pem"])
@@ -111,15 +112,15 @@ def test_an_rsa_key_above_4096_bits_is_refused(admin_client, make_authentication
 def test_a_long_key_is_refused_before_its_primes_are_checked(long_key, monkeypatch):
     """The costly part of loading an RSA key is checking it; a refused key never gets there."""
     checked = []
-    real = certificates.serialization.load_pem_private_key
+    real = keypairs.serialization.load_pem_private_key
 
     def load(data, password, *, unsafe_skip_rsa_key_validation=False):
         checked.append(not unsafe_skip_rsa_key_validation)
         return real(data, password, unsafe_skip_rsa_key_validation=unsafe_skip_rsa_key_validation)
 
-    monkeypatch.setattr(certificates.serialization, "load_pem_private_key", load)
-    with pytest.raises(certificates.CertificateError, match="4104 bits"):
-        certificates.from_pem(pfx_helpers.pem(long_key), None)
+    monkeypatch.setattr(keypairs.serialization, "load_pem_private_key", load)
+    with pytest.raises(keypairs.CertificateError, match="4104 bits"):
+        keypairs.from_pem(pfx_helpers.pem(long_key), None)
     assert checked == [False]
 
 
@@ -140,18 +141,18 @@ def test_an_ec_key_in_a_pfx_is_refused_before_opening_it(admin_client, make_auth
     ids=["deep-indefinite", "huge-length", "text", "empty"],
 )
 def test_a_file_whose_structure_cannot_be_read_is_refused_clearly(data):
-    with pytest.raises(certificates.CertificateError, match="could not be"):
-        certificates.from_pkcs12(data or b"\x30\x00", "pw")
+    with pytest.raises(keypairs.CertificateError, match="could not be"):
+        keypairs.from_pkcs12(data or b"\x30\x00", "pw")
 
 
 def test_the_wrong_password_is_found_before_openssl_runs(key):
-    with pytest.raises(certificates.CertificateError, match="password is wrong"):
-        certificates.from_pkcs12(pfx_helpers.pfx(key), "not the password")
+    with pytest.raises(keypairs.CertificateError, match="password is wrong"):
+        keypairs.from_pkcs12(pfx_helpers.pfx(key), "not the password")
 
 
 def test_a_truncated_pfx_is_refused(key):
-    with pytest.raises(certificates.CertificateError, match="could not be read"):
-        certificates.from_pkcs12(pfx_helpers.pfx(key)[:-40], pfx_helpers.PASSWORD)
+    with pytest.raises(keypairs.CertificateError, match="could not be read"):
+        keypairs.from_pkcs12(pfx_helpers.pfx(key)[:-40], pfx_helpers.PASSWORD)
 
 
 def test_rc2_decrypts_the_rfc_2268_test_vectors():
@@ -181,7 +182,7 @@ def test_files_the_openssl_command_exports_still_open(tmp_path, key, legacy):
     keys = pfx_structure.inspect((tmp_path / "out.pfx").read_bytes(), "pw", max_iterations=2048)
 
     assert keys == [pfx_structure.Key("RSA", bits=2048)]
-    pair = certificates.from_pkcs12((tmp_path / "out.pfx").read_bytes(), "pw")
+    pair = keypairs.from_pkcs12((tmp_path / "out.pfx").read_bytes(), "pw")
     assert pair.certificate_pem
 
 

@@ -8,8 +8,8 @@ import pytest
 import requests
 from django.core import mail
 
-from authentications import links, tokens
-from authentications.models import Authentication
+from authentications.connections import link_tokens, tokens
+from authentications.connections.models import Authentication
 from tests.helpers import expiring, fresh, key_pair, use_certificate
 
 pytestmark = pytest.mark.django_db
@@ -121,7 +121,7 @@ def test_the_authorization_url_works_with_a_certificate(
 ):
     authentication = make_authentication()
     use_certificate(fake_microsoft, authentication, key_pair())
-    url = links.authorization_url(authentication).url
+    url = link_tokens.authorization_url(authentication).url
     landing = "/" + url.split("://", 1)[1].split("/", 1)[1]
 
     sign_in(client, client.post(landing))

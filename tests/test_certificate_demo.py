@@ -3,7 +3,7 @@
 import requests
 from pytest_django.asserts import assertContains
 
-from authentications.models import Authentication
+from authentications.connections.models import Authentication
 from tests.fakes.demo import DEMO_CERTIFICATE_AUTHENTICATION, set_up_demo
 from tests.fakes.portal import PATH as PORTAL_PATH
 from tests.helpers import admin_change_url, change_form_data

@@ -7,8 +7,9 @@ from django.core import mail
 from django.core.management import call_command
 from django.utils import timezone
 
-from authentications import certificates
-from authentications.models import Certificate, Event
+from authentications.certificates import keypairs
+from authentications.certificates.models import Certificate
+from authentications.connections.models import Event
 from tests.helpers import use_certificate
 
 pytestmark = pytest.mark.django_db
@@ -16,7 +17,7 @@ pytestmark = pytest.mark.django_db
 
 def test_dry_run_lists_a_certificate_reminder_and_sends_nothing(make_authentication, notify_list):
     authentication = make_authentication(name="Signed soon")
-    pair = certificates.generate("dry-run", valid_days=5)
+    pair = keypairs.generate("dry-run", valid_days=5)
     certificate = use_certificate(None, authentication, pair, uploaded=False)
     out = StringIO()
 
@@ -32,7 +33,7 @@ def test_dry_run_lists_a_certificate_reminder_and_sends_nothing(make_authenticat
 
 def test_dry_run_then_real_run_warn_about_the_same_certificate(make_authentication, notify_list):
     authentication = make_authentication(name="Signed later")
-    use_certificate(None, authentication, certificates.generate("x", valid_days=3), uploaded=False)
+    use_certificate(None, authentication, keypairs.generate("x", valid_days=3), uploaded=False)
     dry, real = StringIO(), StringIO()
 
     call_command("refresh_tokens", "--dry-run", stdout=dry)

@@ -15,8 +15,9 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import call_command
 from django.db import connection
 
-from authentications import certificate_flows, certificates
-from authentications.models import Authentication, Certificate, Event
+from authentications.certificates import flows, keypairs
+from authentications.certificates.models import Certificate
+from authentications.connections.models import Authentication, Event
 from tests.fakes.entra import error_body
 from tests.helpers import admin_change_url, change_form_data, key_pair, use_certificate
 
@@ -34,7 +35,7 @@ def key_fragments(pem):
 
 def pfx_upload():
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    certificate = certificates.self_signed(key, "leak test", valid_days=20)
+    certificate = keypairs.self_signed(key, "leak test", valid_days=20)
     data = pkcs12.serialize_key_and_certificates(
         b"leak",
         key,
@@ -157,7 +158,7 @@ def test_an_upload_that_fails_unexpectedly_reports_no_key_or_password(
         uploaded["key"] = pair.private_key_pem
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(certificate_flows, "add_uploaded", explode)
+    monkeypatch.setattr(flows, "add_uploaded", explode)
     response = admin_client.post(
         admin_change_url(authentication).replace("change/", "certificates/upload/"), upload
     )

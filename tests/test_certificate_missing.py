@@ -5,9 +5,9 @@ whichever kind is chosen, so nobody is sent through Microsoft to read about a wr
 import pytest
 from pytest_django.asserts import assertContains
 
-from authentications import signin
-from authentications.models import Authentication, AuthorizationRequest
-from authentications.oauth import ConsentError
+from authentications.connections.models import Authentication, AuthorizationRequest
+from authentications.connections.oauth import ConsentError
+from authentications.signin import flows
 from tests.fakes.entra import TENANT_ID
 from tests.helpers import add_form_data, admin_change_url, change_form_data, fresh
 
@@ -62,7 +62,7 @@ def test_no_sign_in_starts_without_a_usable_credential(make_authentication, cred
     authentication = make_authentication(client_secret="", credential_type=credential)
 
     with pytest.raises(ConsentError) as refused:
-        signin.start_sign_in(authentication, via=AuthorizationRequest.Via.ADMIN)
+        flows.start_sign_in(authentication, via=AuthorizationRequest.Via.ADMIN)
 
     assert refused.value.code == "no_credential"
     word = "certificate" if credential == "certificate" else "client secret"
@@ -80,5 +80,5 @@ def test_no_admin_consent_starts_without_a_usable_credential(make_authentication
     )
 
     with pytest.raises(ConsentError, match="has none yet"):
-        signin.start_admin_consent(authentication, via=AuthorizationRequest.Via.ADMIN)
+        flows.start_admin_consent(authentication, via=AuthorizationRequest.Via.ADMIN)
     assert not AuthorizationRequest.objects.exists()

@@ -5,8 +5,10 @@ refused by the database even when both got past the check."""
 import pytest
 from django.db import IntegrityError
 
-from authentications import certificate_flows, tokens
-from authentications.models import Authentication, Certificate
+from authentications.certificates import flows
+from authentications.certificates.models import Certificate
+from authentications.connections import tokens
+from authentications.connections.models import Authentication
 from tests.helpers import fresh, key_pair, sibling_acts_during_the_token_request, use_certificate
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -33,11 +35,11 @@ def once(act):
 
 def test_two_switches_at_once_switch_once(make_authentication, fake_microsoft, monkeypatch):
     authentication, first, upcoming = ready_to_switch(make_authentication, fake_microsoft)
-    sibling = once(lambda: certificate_flows.switch_to_next(authentication, actor="other staff"))
+    sibling = once(lambda: flows.switch_to_next(authentication, actor="other staff"))
     sibling_acts_during_the_token_request(fake_microsoft, monkeypatch, sibling)
 
-    with pytest.raises(certificate_flows.CertificateFlowError, match="meanwhile"):
-        certificate_flows.switch_to_next(authentication, actor="staff")
+    with pytest.raises(flows.CertificateFlowError, match="meanwhile"):
+        flows.switch_to_next(authentication, actor="staff")
 
     roles = dict(Certificate.objects.values_list("pk", "role"))
     assert roles == {first.pk: Certificate.Role.OLD, upcoming.pk: Certificate.Role.CURRENT}
@@ -49,8 +51,8 @@ def test_switch_and_delete_while_a_refresh_is_at_microsoft_keep_the_token(
     authentication, first, upcoming = ready_to_switch(make_authentication, fake_microsoft)
 
     def other_staff_rolls_over():
-        certificate_flows.switch_to_next(authentication, actor="other staff")
-        certificate_flows.delete(authentication, first.pk, actor="other staff")
+        flows.switch_to_next(authentication, actor="other staff")
+        flows.delete(authentication, first.pk, actor="other staff")
 
     sibling_acts_during_the_token_request(fake_microsoft, monkeypatch, once(other_staff_rolls_over))
 
@@ -68,8 +70,8 @@ def test_switch_and_delete_while_a_refresh_is_at_microsoft_keep_the_token(
 
 def test_the_database_refuses_a_second_next_certificate(make_authentication):
     authentication = make_authentication()
-    certificate_flows.generate(authentication, actor="staff")
-    upcoming = certificate_flows.generate(authentication, actor="staff")
+    flows.generate(authentication, actor="staff")
+    upcoming = flows.generate(authentication, actor="staff")
     duplicate = {
         field: getattr(upcoming, field)
         for field in ("authentication", "role", "source", "certificate_pem", "not_before")

@@ -8,8 +8,8 @@ from django.core import mail
 from django.core.management import CommandError, call_command
 from pytest_django.asserts import assertContains, assertNotContains
 
-from authentications import credentials, tokens
-from authentications.models import Authentication
+from authentications.connections import credentials, tokens
+from authentications.connections.models import Authentication
 from tests.helpers import admin_change_url, fresh, key_pair, use_certificate
 
 pytestmark = pytest.mark.django_db(transaction=True)  # refresh_tokens runs in threads.

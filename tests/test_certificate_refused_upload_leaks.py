@@ -11,8 +11,9 @@ from cryptography.hazmat.primitives.serialization import pkcs12
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import call_command
 
-from authentications import certificates
-from authentications.models import Authentication, Certificate, Event
+from authentications.certificates import keypairs
+from authentications.certificates.models import Certificate
+from authentications.connections.models import Authentication, Event
 from tests.helpers import admin_change_url, change_form_data
 
 pytestmark = pytest.mark.django_db
@@ -34,14 +35,14 @@ def test_refused_uploads_and_a_credential_switch_echo_no_key_or_password(
     change = admin_change_url(authentication)
     upload = change.replace("change/", "certificates/upload/")
     rsa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    other = certificates.self_signed(
+    other = keypairs.self_signed(
         rsa.generate_private_key(public_exponent=65537, key_size=2048), "other", valid_days=9
     )
     ec_key = ec.generate_private_key(ec.SECP256R1())
     pfx = pkcs12.serialize_key_and_certificates(
         b"p",
         rsa_key,
-        certificates.self_signed(rsa_key, "mine", valid_days=9),
+        keypairs.self_signed(rsa_key, "mine", valid_days=9),
         None,
         serialization.BestAvailableEncryption(PASSWORD.encode()),
     )

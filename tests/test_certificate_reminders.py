@@ -8,8 +8,10 @@ from django.core import mail
 from django.core.management import call_command
 from django.utils import timezone
 
-from authentications import certificates, cron
-from authentications.models import Certificate, Event
+from authentications.certificates import keypairs
+from authentications.certificates.models import Certificate
+from authentications.connections.models import Event
+from authentications.management import housekeeping
 from tests.helpers import use_certificate
 
 pytestmark = pytest.mark.django_db
@@ -18,14 +20,14 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def expiring_certificate(make_authentication, notify_list):
     authentication = make_authentication(name="Signed")
-    pair = certificates.generate("expiring", valid_days=5)
+    pair = keypairs.generate("expiring", valid_days=5)
     return use_certificate(None, authentication, pair, uploaded=False)
 
 
 def test_a_certificate_in_use_is_reminded_once_per_threshold(expiring_certificate):
-    first = cron.send_secret_reminders()
-    again = cron.send_secret_reminders()
-    later = cron.send_secret_reminders(today=timezone.localdate() + timedelta(days=4))
+    first = housekeeping.send_expiry_reminders()
+    again = housekeeping.send_expiry_reminders()
+    later = housekeeping.send_expiry_reminders(today=timezone.localdate() + timedelta(days=4))
 
     assert [(row.name, days) for row, days in first.sent] == [("Signed", 5)]
     assert again.sent == [] and [days for _, days in later.sent] == [1]
@@ -43,9 +45,9 @@ def test_a_certificate_not_in_use_or_far_from_expiry_is_not_reminded(
     expiring_certificate.authentication.client_secret = "a-secret"
     expiring_certificate.authentication.save()
     far = make_authentication(name="Far")
-    use_certificate(None, far, certificates.generate("far", valid_days=60), uploaded=False)
+    use_certificate(None, far, keypairs.generate("far", valid_days=60), uploaded=False)
 
-    assert cron.send_secret_reminders().sent == []
+    assert housekeeping.send_expiry_reminders().sent == []
     assert mail.outbox == []
 
 
@@ -55,9 +57,9 @@ def test_a_certificate_reminder_the_mail_server_refused_is_sent_next_run(
     settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
     settings.EMAIL_HOST, settings.EMAIL_PORT, settings.EMAIL_TIMEOUT = "127.0.0.1", 9, 2
 
-    failed = cron.send_secret_reminders()
+    failed = housekeeping.send_expiry_reminders()
     settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
-    retried = cron.send_secret_reminders()
+    retried = housekeeping.send_expiry_reminders()
 
     assert [days for _, days in failed.unsent] == [5] and [d for _, d in retried.sent] == [5]
     assert Certificate.objects.get().expiry_notified_days == 7

@@ -6,8 +6,9 @@ from urllib.parse import urlsplit
 import pytest
 from django.contrib.messages import get_messages
 
-from authentications import certificate_flows, tokens
-from authentications.models import Authentication, Event
+from authentications.certificates import flows
+from authentications.connections import tokens
+from authentications.connections.models import Authentication, Event
 from tests.helpers import admin_change_url, change_form_data, fresh
 
 pytestmark = pytest.mark.django_db
@@ -15,7 +16,7 @@ pytestmark = pytest.mark.django_db
 
 def certificate_known_to_entra(fake, authentication):
     """A current certificate Entra knows, while the authentication still uses its secret."""
-    certificate = certificate_flows.generate(authentication, actor="test")
+    certificate = flows.generate(authentication, actor="test")
     fake.entra.upload_certificate(certificate.certificate_pem)
     return certificate
 

@@ -12,8 +12,10 @@ from cryptography.hazmat.primitives.serialization import pkcs12
 from django.core.files.uploadedfile import SimpleUploadedFile
 from pytest_django.asserts import assertContains
 
-from authentications import certificates, tokens
-from authentications.models import Authentication, Certificate
+from authentications.certificates import keypairs
+from authentications.certificates.models import Certificate
+from authentications.connections import tokens
+from authentications.connections.models import Authentication
 from tests.fakes.entra import TENANT_ID
 from tests.helpers import admin_change_url, use_certificate
 
@@ -60,7 +62,7 @@ def stored_thumbprint(authentication):
 
 
 def thumbprint_of(certificate):
-    return certificates.thumbprint(certificate.public_bytes(PEM).decode())
+    return keypairs.thumbprint(certificate.public_bytes(PEM).decode())
 
 
 def test_a_pfx_with_its_ca_chain_stores_the_leaf(admin_client, make_authentication, chain):
@@ -129,9 +131,9 @@ def test_a_pfx_with_an_ec_key_is_refused_clearly(admin_client, make_authenticati
 def test_a_key_of_exactly_2048_bits_is_accepted(chain):
     leaf_key, leaf, _ = chain
 
-    pair = certificates.from_pem(key_pem(leaf_key), leaf.public_bytes(PEM))
+    pair = keypairs.from_pem(key_pem(leaf_key), leaf.public_bytes(PEM))
 
-    assert certificates.MIN_KEY_BITS == 2048 == leaf_key.key_size
+    assert keypairs.MIN_KEY_BITS == 2048 == leaf_key.key_size
     assert pair.certificate_pem == leaf.public_bytes(PEM).decode()
 
 

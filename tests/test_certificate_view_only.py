@@ -4,7 +4,7 @@
 import pytest
 from django.contrib.auth.models import Permission
 
-from authentications import certificate_flows
+from authentications.certificates import flows
 from tests.helpers import admin_change_url
 
 pytestmark = pytest.mark.django_db
@@ -22,8 +22,8 @@ BUTTONS = (
 @pytest.fixture
 def with_next_certificate(make_authentication):
     authentication = make_authentication(name="Rolling over")
-    current = certificate_flows.generate(authentication, actor="test")
-    following = certificate_flows.generate(authentication, actor="test")
+    current = flows.generate(authentication, actor="test")
+    following = flows.generate(authentication, actor="test")
     return authentication, current, following
 
 

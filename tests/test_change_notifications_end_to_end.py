@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from authentications import subscriptions
-from authentications.subscription_models import ChangeNotification, Subscription
-from authentications.tokens import bc_client
+from authentications.connections.tokens import bc_client
+from authentications.webhooks import subscriptions
+from authentications.webhooks.models import ChangeNotification, Subscription
 from tests.helpers import child_env, run_manage_py
 
 # The live server and the worker process share the database: no test transaction.

@@ -8,7 +8,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import responses
 
-from authentications.tokens import TokenError, bc_client
+from authentications.connections.tokens import TokenError, bc_client
 from bcconnect.client import (
     BusinessCentralClient,
     BusinessCentralError,

@@ -15,8 +15,8 @@ from django.core.exceptions import ValidationError
 from django.core.management import execute_from_command_line
 from pytest_django.asserts import assertContains
 
-from authentications.models import Authentication
-from authentications.validators import validate_base_url
+from authentications.connections.models import Authentication
+from authentications.kit.validators import validate_base_url
 from bcconnect.client import BusinessCentralClient, BusinessCentralRequestRefused
 from tests.bc_helpers import Tokens, make_client, offline_client
 from tests.fakes.certs import make_certificates

@@ -11,8 +11,8 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from authentications import change_notifications, notification_delivery
-from authentications.subscription_models import ChangeNotification
+from authentications.webhooks import delivery, handlers, tasks
+from authentications.webhooks.models import ChangeNotification
 from tests.bc_helpers import make_subscription, notification_item, post_notifications
 
 pytestmark = pytest.mark.django_db
@@ -31,9 +31,9 @@ def overtaken_handler():
             ChangeNotification.objects.filter(key=change.key).update(claimed_until=second_claim)
 
     handler.calls, handler.second_claim = calls, second_claim
-    change_notifications.on("customers")(handler)
+    handlers.on("customers")(handler)
     yield handler
-    change_notifications.disconnect("customers", handler)
+    handlers.disconnect("customers", handler)
 
 
 def test_an_overtaken_worker_neither_finishes_the_row_nor_moves_on(
@@ -44,7 +44,7 @@ def test_an_overtaken_worker_neither_finishes_the_row_nor_moves_on(
     post_notifications(client, [notification_item(subscription, "c-1", change_type="updated")])
     first, second = ChangeNotification.objects.order_by("id")
 
-    delivered = notification_delivery.deliver_record(first.record_key)
+    delivered = delivery.deliver_record(first.record_key, retry=tasks.queue_retry)
 
     assert delivered == 0
     assert overtaken_handler.calls == ["created"]

@@ -15,7 +15,7 @@ import pytest
 import requests
 from cryptography.fernet import Fernet
 
-from authentications.models import Authentication
+from authentications.connections.models import Authentication
 from tests.fakes.demo import DEMO_AUTHENTICATION, DemoRefused, set_up_demo
 from tests.fakes.microsoft import read_form
 
@@ -214,7 +214,7 @@ class Browser:
 
 
 def test_every_demo_endpoint_reads_rows_from_the_fake_bc(admin_client, tokens_planted):
-    from authentications.endpoints import Endpoint
+    from authentications.endpoints.models import Endpoint
     from tests.fakes.demo import DEMO_ENDPOINTS, create_demo_endpoints
     from tests.helpers import endpoint_url
 

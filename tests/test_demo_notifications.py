@@ -3,9 +3,9 @@ fake BC (`make demo-change`), and the notification in the admin's list."""
 
 import pytest
 
-from authentications import oauth
-from authentications.models import Authentication
-from authentications.subscription_models import ChangeNotification, Subscription
+from authentications.connections import oauth
+from authentications.connections.models import Authentication
+from authentications.webhooks.models import ChangeNotification, Subscription
 from tests.fakes.demo import DEMO_AUTHENTICATION, DemoRefused, make_a_change, set_up_demo
 from tests.fakes.entra import CLIENT_ID, CLIENT_SECRET
 

@@ -21,8 +21,9 @@ from django.db import connection
 from django.test import Client
 from django.utils import timezone
 
-from authentications import links, notifications, tokens
-from authentications.models import Authentication
+from authentications import mail as notifications
+from authentications.connections import link_tokens, tokens
+from authentications.connections.models import Authentication
 
 # The calls run on threads with their own database connections: rows must be committed.
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -151,7 +152,7 @@ def test_the_callback_after_a_link_grant_does_not_wait_for_mail(
 ):
     authentication = make_authentication()
     person = Client()
-    started = person.post(urlsplit(links.authorization_url(authentication).url).path)
+    started = person.post(urlsplit(link_tokens.authorization_url(authentication).url).path)
 
     outcome = finishes(lambda: sign_in(person, started))
 

@@ -5,8 +5,8 @@ import re
 import pytest
 from pytest_django.asserts import assertContains, assertNotContains
 
-from authentications.endpoints import Endpoint
-from authentications.models import Event
+from authentications.connections.models import Event
+from authentications.endpoints.models import Endpoint
 from tests.helpers import (
     confirmed_write,
     endpoint_url,
@@ -360,7 +360,7 @@ def test_a_company_the_new_authentication_does_not_reach_is_dropped(
 def test_an_endpoint_edited_meanwhile_is_not_moved(
     admin_client, tokens_planted, make_endpoint, make_authentication
 ):
-    from authentications import endpoint_moves
+    from authentications.endpoints import moves as endpoint_moves
 
     other = make_authentication(name="BC other")
     endpoint = make_endpoint(tokens_planted)

@@ -14,7 +14,7 @@ from django.core.management import CommandError, call_command
 from django.http import StreamingHttpResponse
 from pytest_django.asserts import assertContains, assertNotContains
 
-from authentications.endpoints import Endpoint
+from authentications.endpoints.models import Endpoint
 from tests.helpers import endpoint_url
 
 pytestmark = pytest.mark.django_db

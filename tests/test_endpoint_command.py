@@ -7,7 +7,7 @@ import json
 import pytest
 from django.core.management import CommandError, call_command, execute_from_command_line
 
-from authentications.endpoints import Endpoint
+from authentications.endpoints.models import Endpoint
 
 pytestmark = pytest.mark.django_db
 

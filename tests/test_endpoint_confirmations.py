@@ -11,8 +11,8 @@ import pytest
 from django.test import Client
 from pytest_django.asserts import assertContains, assertNotContains
 
-from authentications import endpoint_runs
-from authentications.endpoints import Endpoint, WriteConfirmation
+from authentications.endpoints import runs
+from authentications.endpoints.models import Endpoint, WriteConfirmation
 from tests.helpers import endpoint_url, plant_tokens, rename_endpoint
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -108,12 +108,12 @@ def test_the_digest_changes_when_the_endpoint_moves_to_another_authentication(
     endpoint = rename_endpoint(make_endpoint, tokens_planted, fake_microsoft)
     other = make_authentication(name="BC production (another user)")
     assert other.base_url == tokens_planted.base_url  # The same environment and URL.
-    before = endpoint_runs.request_fingerprint(endpoint)
+    before = runs.request_fingerprint(endpoint)
 
     endpoint.authentication = other
 
     assert endpoint.url() == Endpoint.objects.get(pk=endpoint.pk).url()
-    assert endpoint_runs.request_fingerprint(endpoint) != before
+    assert runs.request_fingerprint(endpoint) != before
 
 
 def test_a_write_confirmed_for_one_identity_is_not_sent_under_another(

@@ -9,7 +9,7 @@ import threading
 import pytest
 from django.http import StreamingHttpResponse
 
-from authentications import endpoint_exports
+from authentications.endpoints import exports
 from bcconnect.client import Page
 from tests.helpers import endpoint_url
 
@@ -79,7 +79,7 @@ def test_keys_first_seen_after_the_first_page_go_into_extra():
         page([{"a": 3, "b": "y", "c": {"deep": [1, 2]}, "d": None}], more=False),
     ]
 
-    text = "".join(endpoint_exports.csv_chunks(iter(pages)))
+    text = "".join(exports.csv_chunks(iter(pages)))
 
     assert list(csv.reader(io.StringIO(text))) == [
         ["a", "b", "_extra"],
@@ -173,8 +173,8 @@ def test_an_empty_answer_has_a_header_only(admin_client, tokens_planted, make_en
 def test_csv_cells_are_written_the_way_bc_sends_them():
     rows = [{"text": "=1+1", "int": 7, "float": 0.5, "yes": True, "no": False, "none": None}]
 
-    plain = "".join(endpoint_exports.csv_chunks(iter([page(rows, more=False)])))
-    excel = "".join(endpoint_exports.csv_chunks(iter([page(rows, more=False)]), excel=True))
+    plain = "".join(exports.csv_chunks(iter([page(rows, more=False)])))
+    excel = "".join(exports.csv_chunks(iter([page(rows, more=False)]), excel=True))
 
     assert plain.splitlines()[1] == "=1+1,7,0.5,true,false,,"
     assert excel.splitlines()[1] == "'=1+1,7,0.5,true,false,,"

@@ -2,8 +2,8 @@
 
 import pytest
 
-from authentications.endpoint_forms import EndpointForm
-from authentications.endpoints import Endpoint
+from authentications.endpoints.forms import EndpointForm
+from authentications.endpoints.models import Endpoint
 from tests.helpers import endpoint_form_data, endpoint_url
 
 pytestmark = pytest.mark.django_db

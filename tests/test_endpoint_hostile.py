@@ -9,10 +9,10 @@ import pytest
 from django.core.management import CommandError, call_command, execute_from_command_line
 from pytest_django.asserts import assertContains
 
-from authentications import endpoint_moves
-from authentications.endpoint_forms import EndpointForm
-from authentications.endpoints import Endpoint, EndpointNotReady
-from authentications.models import Event
+from authentications.connections.models import Event
+from authentications.endpoints import moves as endpoint_moves
+from authentications.endpoints.forms import EndpointForm
+from authentications.endpoints.models import Endpoint, EndpointNotReady
 from bcconnect.client import BusinessCentralError
 from tests.helpers import (
     endpoint_form_data,
@@ -271,7 +271,7 @@ def test_a_move_confirmed_without_its_review_page_moves_nothing(
 def test_a_company_chosen_as_the_endpoint_moves_is_not_stored(
     tokens_planted, make_endpoint, make_authentication, fake_microsoft
 ):
-    from authentications import endpoint_moves
+    from authentications.endpoints import moves as endpoint_moves
 
     endpoint = make_endpoint(tokens_planted, company_id="", company_name="")
     other = make_authentication(name="BC other")

@@ -4,7 +4,7 @@ import threading
 
 import pytest
 
-from authentications.endpoints import Endpoint, EndpointNotReady
+from authentications.endpoints.models import Endpoint, EndpointNotReady
 from bcconnect.client import BusinessCentralRequestRefused
 
 pytestmark = pytest.mark.django_db

@@ -11,7 +11,7 @@ import logging
 import pytest
 from django.core.management import call_command
 
-from authentications.models import Event
+from authentications.connections.models import Event
 from tests.fakes.entra import CLIENT_SECRET
 from tests.helpers import confirmed_write, endpoint_url, expiring, rename_endpoint
 

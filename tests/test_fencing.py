@@ -14,8 +14,9 @@ from django.db import connection
 from django.test import Client
 from pytest_django.asserts import assertContains
 
-from authentications import links, policies, signin, tokens
-from authentications.models import Authentication, AuthorizationRequest, Event
+from authentications.connections import link_tokens, policies, tokens
+from authentications.connections.models import Authentication, AuthorizationRequest, Event
+from authentications.signin import flows
 from tests.helpers import (
     admin_change_url,
     change_form_data,
@@ -170,7 +171,7 @@ def test_an_admin_sign_in_started_before_a_disconnect_grants_nothing(
 
 
 def landing_path(authentication):
-    return urlsplit(links.authorization_url(authentication).url).path
+    return urlsplit(link_tokens.authorization_url(authentication).url).path
 
 
 def start_from_link(person, authentication, fake_microsoft, *, username):
@@ -193,7 +194,7 @@ def test_one_link_used_twice_at_once_grants_exactly_once(make_authentication, fa
     jane_cookies = {name: morsel.value for name, morsel in jane.cookies.items()}
 
     with another_worker_acts_before_the_grant_is_stored(
-        lambda: signin.complete_sign_in(jane_fields, jane_cookies)
+        lambda: flows.complete_sign_in(jane_fields, jane_cookies)
     ):
         answer = john.post(callback, john_fields)
 

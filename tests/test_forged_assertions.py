@@ -13,7 +13,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding
 
-from authentications import oauth
+from authentications.connections import oauth
 from tests.fakes.assertions import JWT_BEARER
 from tests.fakes.entra import CLIENT_ID, TENANT_ID
 from tests.helpers import key_pair

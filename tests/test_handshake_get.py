@@ -7,7 +7,7 @@ as text/plain the browser may not sniff, and nothing echoed otherwise.
 import pytest
 from django.utils import timezone
 
-from authentications.subscription_models import Subscription
+from authentications.webhooks.models import Subscription
 from tests.bc_helpers import NOTIFICATIONS_PATH, make_subscription
 
 pytestmark = pytest.mark.django_db

@@ -3,7 +3,7 @@
 import pytest
 from django.utils import timezone
 
-from authentications.subscription_models import Subscription
+from authentications.webhooks.models import Subscription
 from tests.bc_helpers import NOTIFICATIONS_PATH, make_subscription
 
 pytestmark = pytest.mark.django_db

@@ -7,7 +7,7 @@ from hypothesis import HealthCheck, example, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
-from authentications.models import Authentication
+from authentications.connections.models import Authentication
 from tests.helpers import ROW_ACCESS_TOKEN, ROW_REFRESH_TOKEN, admin_change_url, change_form_data
 
 pytestmark = pytest.mark.django_db
@@ -155,7 +155,7 @@ def test_random_link_tokens_are_refused_and_start_nothing(
 ):
     from urllib.parse import quote
 
-    from authentications.models import AuthorizationRequest
+    from authentications.connections.models import AuthorizationRequest
 
     response = getattr(client, method)(f"/authentications/authorize/{quote(token, safe='')}/")
 

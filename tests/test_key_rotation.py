@@ -4,8 +4,8 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.db import connection
 
-from authentications.models import Authentication
-from authentications.tokens import TokenError, get_access_token
+from authentications.connections.models import Authentication
+from authentications.connections.tokens import TokenError, get_access_token
 
 pytestmark = pytest.mark.django_db
 

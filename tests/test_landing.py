@@ -9,8 +9,8 @@ from django.core import mail
 from django.test import Client
 from pytest_django.asserts import assertContains
 
-from authentications import links
-from authentications.models import Authentication, AuthorizationRequest, Event
+from authentications.connections import link_tokens
+from authentications.connections.models import Authentication, AuthorizationRequest, Event
 from tests.fakes.entra import CLIENT_SECRET
 from tests.helpers import admin_change_url, state_of
 
@@ -24,7 +24,7 @@ def person():
 
 
 def landing_path(authentication):
-    url, _ = links.authorization_url(authentication)
+    url, _ = link_tokens.authorization_url(authentication)
     return urlsplit(url).path
 
 
@@ -244,7 +244,7 @@ def test_a_spent_link_asks_for_a_new_one(person, make_authentication, sign_in):
 def test_a_link_revoked_while_signing_in_grants_nothing(person, make_authentication, sign_in):
     authentication = make_authentication()
     response = start(person, authentication)
-    links.revoke_links(authentication, actor="admin", reason="Regenerated")
+    link_tokens.revoke_links(authentication, actor="admin", reason="Regenerated")
 
     answer = sign_in(person, response)
 
@@ -286,7 +286,7 @@ def test_an_expired_link_is_gone(person, make_authentication, settings):
 def test_a_regenerated_link_is_gone(person, make_authentication):
     authentication = make_authentication()
     path = landing_path(authentication)
-    links.revoke_links(authentication, actor="admin", reason="Regenerated")
+    link_tokens.revoke_links(authentication, actor="admin", reason="Regenerated")
 
     page = person.post(path)
 

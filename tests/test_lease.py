@@ -14,8 +14,8 @@ from django.db import connection
 from django.utils import timezone
 
 from authentications import checks
-from authentications.models import Authentication
-from authentications.tokens import get_access_token
+from authentications.connections.models import Authentication
+from authentications.connections.tokens import get_access_token
 
 # The fake Microsoft's thread and the sibling below read the row: it must be committed.
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -12,8 +12,8 @@ from django.core import mail
 from django.utils import timezone
 from pytest_django.asserts import assertContains
 
-from authentications import links
-from authentications.models import Authentication, AuthorizationRequest, Event
+from authentications.connections import link_tokens
+from authentications.connections.models import Authentication, AuthorizationRequest, Event
 from tests.fakes.entra import CLIENT_SECRET
 from tests.helpers import admin_change_url
 
@@ -85,7 +85,7 @@ def test_the_email_explains_who_asks_what_and_until_when(sender, make_authentica
     url = next(word for word in email.body.split() if "/authentications/authorize/" in word)
     assert url in html
     token = urlsplit(url).path.rstrip("/").rsplit("/", 1)[-1]
-    opened = links.authentication_for_link(token)
+    opened = link_tokens.authentication_for_link(token)
     assert opened.authentication == authentication
     assert opened.expires_at.strftime("%-d %B %Y") in email.body
     event = authentication.events.get(kind=Event.Kind.LINK_EMAILED)
@@ -260,7 +260,7 @@ def test_the_page_and_the_email_say_that_copies_are_one_link(sender, make_authen
 def test_a_link_revoked_after_the_email_page_opened_is_not_sent(sender, make_authentication):
     authentication = make_authentication()
     link = shown_link(sender.get(email_url(authentication)))
-    links.revoke_links(authentication, actor="bob", reason="Link regenerated")
+    link_tokens.revoke_links(authentication, actor="bob", reason="Link regenerated")
 
     response = sender.post(
         email_url(authentication), {"recipients": "acct@customer.example", "link": link}
@@ -284,7 +284,7 @@ def test_a_link_revoked_after_the_email_page_opened_is_not_sent(sender, make_aut
 def test_a_link_the_page_did_not_show_is_not_sent(sender, make_authentication, forge):
     authentication, other = make_authentication(), make_authentication()
     link = shown_link(sender.get(email_url(authentication)))
-    other_link = links.authorization_url(other).url
+    other_link = link_tokens.authorization_url(other).url
 
     response = sender.post(
         email_url(authentication),
@@ -311,7 +311,7 @@ def test_using_the_emailed_link_spends_the_copy_on_the_page_as_the_page_says(
         outcome=AuthorizationRequest.Outcome.GRANTED,
         expires_at=timezone.now(),
     )
-    links.revoke_links(authentication, actor="", reason="Granted through a link")
+    link_tokens.revoke_links(authentication, actor="", reason="Granted through a link")
 
-    with pytest.raises(links.LinkError, match="already used to grant access"):
-        links.authentication_for_link(token)
+    with pytest.raises(link_tokens.LinkError, match="already used to grant access"):
+        link_tokens.authentication_for_link(token)

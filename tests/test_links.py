@@ -10,16 +10,16 @@ from django.core import signing
 from django.utils import formats, timezone
 from pytest_django.asserts import assertNotContains
 
-from authentications import links
-from authentications.links import LinkError
-from authentications.models import Authentication, Event
+from authentications.connections import link_tokens
+from authentications.connections.link_tokens import LinkError
+from authentications.connections.models import Authentication, Event
 from tests.helpers import admin_change_url, change_form_data
 
 pytestmark = pytest.mark.django_db
 
 
 def token_of(authentication):
-    url, _ = links.authorization_url(authentication)
+    url, _ = link_tokens.authorization_url(authentication)
     return urlsplit(url).path.rstrip("/").rsplit("/", 1)[-1]
 
 
@@ -32,7 +32,7 @@ def issued_days_ago(monkeypatch, authentication, days):
 
 def code_of(token):
     with pytest.raises(LinkError) as caught:
-        links.authentication_for_link(token)
+        link_tokens.authentication_for_link(token)
     return caught.value.code
 
 
@@ -41,12 +41,12 @@ def test_the_link_points_at_our_landing_page_and_names_the_authentication(
 ):
     authentication = make_authentication()
 
-    url, expires_at = links.authorization_url(authentication)
+    url, expires_at = link_tokens.authorization_url(authentication)
 
     assert url.startswith(settings.PUBLIC_BASE_URL + "/authentications/authorize/")
     assert authentication.client_secret not in url
     assert abs(expires_at - (timezone.now() + timedelta(days=7))) < timedelta(seconds=5)
-    opened = links.authentication_for_link(token_of(authentication))
+    opened = link_tokens.authentication_for_link(token_of(authentication))
     assert opened.authentication == authentication
     assert abs(opened.expires_at - expires_at) < timedelta(seconds=5)
 
@@ -66,8 +66,8 @@ def test_a_link_signed_for_another_purpose_is_invalid(make_authentication):
     other = signing.TimestampSigner(salt="something-else").sign_object(
         {"a": authentication.pk, "n": authentication.link_nonce}
     )
-    wrong_shape = signing.TimestampSigner(salt=links.SALT).sign_object(["a", "n"])
-    missing = signing.TimestampSigner(salt=links.SALT).sign_object({"a": authentication.pk})
+    wrong_shape = signing.TimestampSigner(salt=link_tokens.SALT).sign_object(["a", "n"])
+    missing = signing.TimestampSigner(salt=link_tokens.SALT).sign_object({"a": authentication.pk})
 
     assert code_of(other) == LinkError.INVALID
     assert code_of(wrong_shape) == LinkError.INVALID
@@ -80,7 +80,7 @@ def test_a_link_expires_after_the_configured_days(make_authentication, monkeypat
 
     assert code_of(token) == LinkError.EXPIRED
     settings.BC_LINK_MAX_AGE_DAYS = 30
-    opened = links.authentication_for_link(token)
+    opened = link_tokens.authentication_for_link(token)
     assert opened.expires_at.date() == (timezone.now() + timedelta(days=22)).date()
 
 
@@ -96,20 +96,23 @@ def test_revoking_rotates_the_nonce_and_records_who_and_why(make_authentication)
     token = token_of(authentication)
     nonce = authentication.link_nonce
 
-    links.revoke_links(authentication, actor="admin", reason="Testing")
+    link_tokens.revoke_links(authentication, actor="admin", reason="Testing")
 
     authentication.refresh_from_db()
     assert authentication.link_nonce != nonce
     assert code_of(token) == LinkError.REVOKED
     event = authentication.events.get(kind=Event.Kind.LINK_REVOKED)
     assert (event.actor, event.detail) == ("admin", "Testing")
-    assert links.authentication_for_link(token_of(authentication)).authentication == authentication
+    assert (
+        link_tokens.authentication_for_link(token_of(authentication)).authentication
+        == authentication
+    )
 
 
 def test_service_to_service_and_deleted_authentications_have_no_link(make_authentication):
     service = make_authentication(kind=Authentication.Kind.SERVICE_TO_SERVICE)
     with pytest.raises(ValueError):
-        links.authorization_url(service)
+        link_tokens.authorization_url(service)
     user = make_authentication()
     token = token_of(user)
     user.kind = Authentication.Kind.SERVICE_TO_SERVICE
@@ -248,4 +251,4 @@ def test_renaming_keeps_links_working(admin_client, make_authentication):
         change_form_data(authentication, name="Renamed", _save="1"),
     )
 
-    assert links.authentication_for_link(token).authentication.name == "Renamed"
+    assert link_tokens.authentication_for_link(token).authentication.name == "Renamed"

@@ -12,9 +12,9 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 
-from authentications import oauth
-from authentications.models import Authentication, Event
-from authentications.tokens import TokenError, get_access_token
+from authentications.connections import oauth
+from authentications.connections.models import Authentication, Event
+from authentications.connections.tokens import TokenError, get_access_token
 from tests.fakes.entra import CLIENT_ID, CLIENT_SECRET, error_body
 from tests.helpers import admin_change_url, change_form_data
 

@@ -9,8 +9,9 @@ import io
 import pytest
 from django.core.management import call_command
 
-from authentications import change_notifications, checks, notification_delivery
-from authentications.subscription_models import ChangeNotification
+from authentications import checks
+from authentications.webhooks import handlers, tasks
+from authentications.webhooks.models import ChangeNotification
 from tests.bc_helpers import make_subscription, notification_item, post_notifications, run_worker
 from tests.helpers import child_env, run_manage_py
 
@@ -33,12 +34,12 @@ def vendor_handler():
         calls.append((change.record_id, change.change_type))
 
     def register():
-        change_notifications.on("vendors")(handler)
+        handlers.on("vendors")(handler)
         return handler
 
     handler.calls = calls
     yield register
-    change_notifications.disconnect("vendors", handler)
+    handlers.disconnect("vendors", handler)
 
 
 def test_a_change_with_no_handler_is_no_handler_not_delivered(client, vendors):
@@ -118,10 +119,10 @@ def test_the_admin_action_replays_them_once_a_handler_exists(
 def test_cron_queues_them_again_after_a_deploy_adds_a_handler(client, vendors, vendor_handler):
     post_notifications(client, [notification_item(vendors, "v-1")])
     run_worker()
-    assert notification_delivery.requeue_stalled() == 0  # Still nobody to give it to.
+    assert tasks.requeue_stalled() == 0  # Still nobody to give it to.
 
     handler = vendor_handler()
-    assert notification_delivery.requeue_stalled() == 1
+    assert tasks.requeue_stalled() == 1
     run_worker()
 
     assert handler.calls == [("v-1", "updated")]
@@ -136,7 +137,7 @@ def test_replaying_an_entity_nobody_handles_is_one_line_and_changes_nothing(clie
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
         "CommandError: No handler is registered for vendors: register one with "
-        '@change_notifications.on("vendors") (BC_NOTIFICATION_HANDLERS), then replay.'
+        '@handlers.on("vendors") (BC_NOTIFICATION_HANDLERS), then replay.'
     ]
     assert ChangeNotification.objects.get().status == Status.NO_HANDLER
 

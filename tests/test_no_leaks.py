@@ -16,8 +16,8 @@ from django.contrib.admin.models import LogEntry
 from django.core import mail
 from django.core.management import call_command
 
-from authentications import links
-from authentications.models import AuthorizationRequest, Event
+from authentications.connections import link_tokens as links
+from authentications.connections.models import AuthorizationRequest, Event
 from tests.fakes.entra import CLIENT_SECRET, error_body
 from tests.helpers import admin_change_url, change_form_data
 

@@ -9,7 +9,7 @@ first time are not stored twice.
 import pytest
 from django.utils import timezone
 
-from authentications.subscription_models import ChangeNotification, Subscription
+from authentications.webhooks.models import ChangeNotification, Subscription
 from tests.bc_helpers import make_subscription, notification_item, post_notifications
 
 pytestmark = pytest.mark.django_db

@@ -13,8 +13,8 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from authentications import notification_body
-from authentications.notification_body import MalformedNotification
+from authentications.webhooks import body as notification_body
+from authentications.webhooks.body import MalformedNotification
 
 
 class Trickle(io.RawIOBase):

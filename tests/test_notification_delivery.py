@@ -6,8 +6,9 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from authentications import change_notifications, notification_delivery
-from authentications.subscription_models import ChangeNotification
+from authentications.webhooks import delivery, tasks
+from authentications.webhooks import handlers as change_notifications
+from authentications.webhooks.models import ChangeNotification
 from tests.bc_helpers import make_subscription, notification_item, post_notifications, run_worker
 from tests.helpers import child_env, run_manage_py
 
@@ -166,7 +167,7 @@ def test_a_delivery_whose_worker_died_is_queued_again_by_cron(client, subscripti
     run_worker()
     assert heard.calls == []
 
-    assert notification_delivery.requeue_stalled() == 1
+    assert tasks.requeue_stalled() == 1
     run_worker()
 
     assert [change.record_id for change in heard.calls] == ["c-1"]
@@ -176,8 +177,8 @@ def test_two_workers_never_deliver_the_same_notification(client, subscription, h
     post_notifications(client, [notification_item(subscription, "c-1")])
     row = ChangeNotification.objects.get()
 
-    first = notification_delivery._claim_next(row.record_key)
-    second = notification_delivery._claim_next(row.record_key)
+    first = delivery._claim_next(row.record_key)
+    second = delivery._claim_next(row.record_key)
 
     assert first is not None and second is None
 

@@ -6,7 +6,7 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
-from authentications.subscription_models import ChangeNotification, Subscription
+from authentications.webhooks.models import ChangeNotification, Subscription
 from tests.bc_helpers import (
     NOTIFICATIONS_PATH,
     make_subscription,

@@ -14,8 +14,8 @@ import tracemalloc
 import pytest
 from django.test import RequestFactory
 
-from authentications import notification_views
-from authentications.subscription_models import ChangeNotification, Subscription
+from authentications.webhooks import views
+from authentications.webhooks.models import ChangeNotification, Subscription
 from tests.bc_helpers import (
     NOTIFICATIONS_PATH,
     make_subscription,
@@ -86,7 +86,7 @@ def test_a_body_without_a_length_is_cut_at_the_limit_and_answered_503(settings, 
     settings.BC_NOTIFICATION_MAX_BYTES = 4_000
     _, body = batch_of_at_least(subscription, 5_000)
 
-    response = notification_views.notifications(_request(body, chunked=True))
+    response = views.notifications(_request(body, chunked=True))
 
     assert response.status_code == 503
     assert ChangeNotification.objects.count() == 0
@@ -96,7 +96,7 @@ def test_a_body_without_a_length_is_cut_at_the_limit_and_answered_503(settings, 
 def test_a_body_without_a_length_within_the_limit_is_stored(subscription):
     items, body = batch_of_at_least(subscription, 5_000)
 
-    response = notification_views.notifications(_request(body, chunked=True))
+    response = views.notifications(_request(body, chunked=True))
 
     assert response.status_code == 202
     assert ChangeNotification.objects.count() == len(items)
@@ -164,7 +164,7 @@ def test_memory_does_not_grow_with_the_batch(settings, subscription):
 def _peak(request):
     tracemalloc.start()
     try:
-        response = notification_views.notifications(request)
+        response = views.notifications(request)
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()

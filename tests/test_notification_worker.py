@@ -13,8 +13,8 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from authentications import notification_delivery
-from authentications.subscription_models import ChangeNotification
+from authentications.webhooks import tasks
+from authentications.webhooks.models import ChangeNotification
 from tests.bc_helpers import make_subscription, notification_item, post_notifications
 from tests.helpers import ROOT, child_env, run_manage_py
 
@@ -76,7 +76,7 @@ def test_no_notification_is_lost_when_the_worker_is_killed_and_started_again(
         claimed_until=later
     )
 
-    notification_delivery.requeue_stalled()
+    tasks.requeue_stalled()
     result = run_manage_py(
         "db_worker",
         "--batch",
@@ -132,7 +132,7 @@ def test_a_handler_that_kills_its_worker_is_parked_after_the_configured_tries(
         )
         exits.append(worker.returncode)
         time.sleep(0.6)  # The dead worker's claim runs out ...
-        notification_delivery.requeue_stalled()  # ... and cron queues (or parks) it.
+        tasks.requeue_stalled()  # ... and cron queues (or parks) it.
         post_notifications(client, [notification_item(subscription, f"c-late-{len(exits)}")])
         if ChangeNotification.objects.filter(status=Status.PARKED).exists():
             break

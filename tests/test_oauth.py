@@ -5,8 +5,8 @@ import logging
 import pytest
 import responses
 
-from authentications import oauth
-from authentications.oauth import ConsentError, TokenRefreshError
+from authentications.connections import oauth
+from authentications.connections.oauth import ConsentError, TokenRefreshError
 
 pytestmark = pytest.mark.django_db
 

@@ -13,8 +13,8 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 
-from authentications import oauth, tokens
-from authentications.models import Authentication, Event
+from authentications.connections import oauth, tokens
+from authentications.connections.models import Authentication, Event
 from tests.fakes.outage import DeadHost
 
 # Worker threads open their own database connections: they must see committed rows.

@@ -2,8 +2,8 @@
 
 import multiprocessing
 
-from authentications import oauth
-from authentications.per_process import PerProcess
+from authentications.connections import oauth
+from authentications.kit.per_process import PerProcess
 
 
 def test_the_same_object_within_a_process():

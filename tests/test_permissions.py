@@ -3,7 +3,7 @@
 import pytest
 from django.contrib.auth.models import Permission
 
-from authentications.models import Authentication, AuthorizationRequest, Event
+from authentications.connections.models import Authentication, AuthorizationRequest, Event
 from tests.helpers import ROW_REFRESH_TOKEN, admin_change_url, change_form_data
 
 pytestmark = pytest.mark.django_db

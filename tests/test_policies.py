@@ -7,9 +7,9 @@ from itertools import product
 import pytest
 from django.utils import timezone
 
-from authentications import policies
-from authentications.fields import Undecryptable
-from authentications.models import Authentication
+from authentications.connections import policies
+from authentications.connections.models import Authentication
+from authentications.kit.fields import Undecryptable
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=timezone.get_fixed_timezone(0))
 # Expiry and last refresh around every boundary the policies draw (seconds from NOW).

@@ -11,8 +11,8 @@ from django.test import Client, RequestFactory
 from django.urls import include, path, resolve
 from django.views.debug import ExceptionReporter
 
-from authentications import links
-from authentications.reporting import SecretScrubbingFilter, SecretScrubbingReporter
+from authentications.connections import link_tokens
+from authentications.kit.reporting import SecretScrubbingFilter, SecretScrubbingReporter
 
 pytestmark = pytest.mark.django_db
 
@@ -141,7 +141,7 @@ def everything_reported(collected, caplog):
 
 
 def landing_path(authentication):
-    return urlsplit(links.authorization_url(authentication).url).path
+    return urlsplit(link_tokens.authorization_url(authentication).url).path
 
 
 def token_of(path):

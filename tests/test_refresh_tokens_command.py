@@ -11,8 +11,8 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 
-from authentications import cron, oauth
-from authentications.models import Authentication, Event
+from authentications.connections import cron, oauth
+from authentications.connections.models import Authentication, Event
 
 # Worker threads open their own database connections: they must see committed rows.
 pytestmark = pytest.mark.django_db(transaction=True)

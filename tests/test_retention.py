@@ -13,8 +13,8 @@ from django.core.management import call_command
 from django.test import Client
 from django.utils import timezone
 
-from authentications import links
-from authentications.models import AuthorizationRequest, Event
+from authentications.connections import link_tokens
+from authentications.connections.models import AuthorizationRequest, Event
 from tests.helpers import admin_change_url
 
 pytestmark = pytest.mark.django_db
@@ -23,7 +23,7 @@ CALLBACK = "/authentications/callback/"
 
 
 def landing_path(authentication):
-    return urlsplit(links.authorization_url(authentication).url).path
+    return urlsplit(link_tokens.authorization_url(authentication).url).path
 
 
 def run(*args):

@@ -9,8 +9,8 @@ from django.core.mail.backends import locmem
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 
-from authentications import cron
-from authentications.models import Authentication, Event
+from authentications.connections import cron
+from authentications.connections.models import Authentication, Event
 
 pytestmark = pytest.mark.django_db
 

@@ -6,9 +6,9 @@ import pytest
 from django.utils import timezone
 from pytest_django.asserts import assertContains, assertNotContains
 
-from authentications import policies, tokens
-from authentications.models import Authentication, Event
-from authentications.tokens import TokenError, get_access_token
+from authentications.connections import policies, tokens
+from authentications.connections.models import Authentication, Event
+from authentications.connections.tokens import TokenError, get_access_token
 from tests.fakes.entra import CLIENT_ID, CLIENT_SECRET
 from tests.helpers import add_form_data, admin_change_url, change_form_data
 

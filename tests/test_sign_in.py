@@ -5,8 +5,8 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from pytest_django.asserts import assertContains, assertNotContains
 
-from authentications.models import Authentication, AuthorizationRequest, Event
-from authentications.signin import binding_cookie_name
+from authentications.connections.models import Authentication, AuthorizationRequest, Event
+from authentications.signin.flows import binding_cookie_name
 from tests.fakes.entra import CLIENT_ID, TENANT_ID
 from tests.helpers import add_form_data, admin_change_url, change_form_data
 

@@ -6,7 +6,7 @@ import pytest
 import responses
 from django.contrib.auth.models import Permission, User
 
-from authentications.subscription_models import ChangeNotification, Subscription
+from authentications.webhooks.models import ChangeNotification, Subscription
 from tests.bc_helpers import (
     COMPANY_ID,
     FakeSubscriptionsAtBC,

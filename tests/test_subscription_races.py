@@ -14,8 +14,8 @@ import responses
 from django.core.management import call_command
 from django.utils import timezone
 
-from authentications import subscriptions
-from authentications.subscription_models import Subscription
+from authentications.webhooks import subscriptions
+from authentications.webhooks.models import Subscription
 from tests.bc_helpers import FakeSubscriptionsAtBC, make_subscription
 
 pytestmark = pytest.mark.django_db

@@ -15,8 +15,8 @@ from django.core.management import CommandError, call_command
 from django.db import connection
 from django.utils import timezone
 
-from authentications.models import Event
-from authentications.subscription_models import Subscription
+from authentications.connections.models import Event
+from authentications.webhooks.models import Subscription
 from tests.bc_helpers import (
     FakeSubscriptionsAtBC,
     make_subscription,

@@ -15,9 +15,9 @@ from django.core import mail
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 
-from authentications import subscriptions
-from authentications.models import Event
-from authentications.subscription_models import Subscription
+from authentications.connections.models import Event
+from authentications.webhooks import subscriptions
+from authentications.webhooks.models import Subscription
 from tests.bc_helpers import COMPANY_ID, FakeSubscriptionsAtBC, make_subscription
 
 pytestmark = pytest.mark.django_db

@@ -17,8 +17,9 @@ from django.utils import timezone
 from django_tasks_db.compat import TaskResultStatus
 from django_tasks_db.models import DBTaskResult
 
-from authentications import change_tasks, retention
-from authentications.subscription_models import RETENTION, ChangeNotification
+from authentications.webhooks import retention
+from authentications.webhooks import tasks as change_tasks
+from authentications.webhooks.models import RETENTION, ChangeNotification
 from tests.bc_helpers import make_subscription, notification_item, post_notifications
 
 pytestmark = pytest.mark.django_db
@@ -111,7 +112,7 @@ def test_a_killed_workers_running_rows_are_closed_after_the_claim_timeout(
 
     dead.refresh_from_db()
     assert dead.status == TaskResultStatus.FAILED and dead.finished_at is not None
-    assert dead.exception_class_path == "authentications.retention.WorkerDied"
+    assert dead.exception_class_path == "authentications.webhooks.retention.WorkerDied"
     assert dead.task_result.errors[0].exception_class is retention.WorkerDied
     statuses = dict(DBTaskResult.objects.values_list("pk", "status"))
     assert statuses[recent.pk] == statuses[working.pk] == TaskResultStatus.RUNNING

@@ -45,7 +45,7 @@ def _ask_for_tokens(database, authority, pk, threads, ready, start, results):
     _bootstrap(database, authority)
     from django.db import connection as child_connection
 
-    from authentications.tokens import TokenError, get_access_token
+    from authentications.connections.tokens import TokenError, get_access_token
 
     def ask():
         start.wait(START_TIMEOUT)
@@ -117,7 +117,7 @@ def _database():
 def test_many_processes_and_threads_refresh_a_nearly_expired_token_once(
     make_authentication, sign_in_at_microsoft, fake_microsoft
 ):
-    from authentications.models import Authentication
+    from authentications.connections.models import Authentication
 
     authentication = sign_in_at_microsoft(make_authentication())
     Authentication.objects.filter(pk=authentication.pk).update(
@@ -147,7 +147,7 @@ def test_many_processes_and_threads_refresh_a_nearly_expired_token_once(
 def test_two_refresh_tokens_runs_started_together_refresh_each_authentication_once(
     make_authentication, sign_in_at_microsoft, fake_microsoft
 ):
-    from authentications.models import Authentication
+    from authentications.connections.models import Authentication
 
     names = [f"Due {n:02d}" for n in range(12)]
     for name in names:

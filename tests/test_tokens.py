@@ -9,9 +9,9 @@ from django.contrib.auth.models import Permission
 from django.db import connection
 from django.utils import formats, timezone
 
-from authentications import oauth, policies, tokens
-from authentications.models import Authentication, Event
-from authentications.tokens import TokenError, get_access_token
+from authentications.connections import oauth, policies, tokens
+from authentications.connections.models import Authentication, Event
+from authentications.connections.tokens import TokenError, get_access_token
 from tests.fakes.entra import CLIENT_SECRET, error_body
 from tests.helpers import expiring, fresh, sibling_acts_during_the_token_request
 

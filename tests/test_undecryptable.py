@@ -17,9 +17,10 @@ from django.db import connection
 from django.utils import timezone
 from pytest_django.asserts import assertContains
 
-from authentications import fields, tokens
-from authentications.fields import DecryptionError
-from authentications.models import Authentication, Event
+from authentications.connections import tokens
+from authentications.connections.models import Authentication, Event
+from authentications.kit import fields
+from authentications.kit.fields import DecryptionError
 from tests.fakes.entra import CLIENT_SECRET
 from tests.helpers import admin_change_url, change_form_data, database_url, run_manage_py
 

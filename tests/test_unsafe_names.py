@@ -14,8 +14,9 @@ from django.core.management import CommandError, call_command
 from django.test import Client
 from django.utils import timezone
 
-from authentications import links, notifications
-from authentications.models import Authentication
+from authentications import mail
+from authentications.connections import link_tokens
+from authentications.connections.models import Authentication
 from tests.helpers import add_form_data
 
 # refresh_tokens refreshes on worker threads, which must see committed rows.
@@ -80,10 +81,10 @@ def test_ordinary_names_are_accepted(make_authentication):
 
 
 def test_every_subject_is_one_clean_line():
-    assert notifications.subject_line("“BC\r\nproduction”:\x00 needs\tsign-in ") == (
+    assert mail.subject_line("“BC\r\nproduction”:\x00 needs\tsign-in ") == (
         "“BC production”: needs sign-in"
     )
-    assert notifications.subject_line("A\u2028B\x85C") == "A B C"
+    assert mail.subject_line("A\u2028B\x85C") == "A B C"
 
 
 def test_the_callback_after_a_link_grant_emails_and_answers(
@@ -91,7 +92,7 @@ def test_the_callback_after_a_link_grant_emails_and_answers(
 ):
     authentication = legacy()
     person = Client()
-    path = urlsplit(links.authorization_url(authentication).url).path
+    path = urlsplit(link_tokens.authorization_url(authentication).url).path
 
     answer = sign_in(person, person.post(path))
 

@@ -8,8 +8,8 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from authentications import change_notifications, notification_delivery
-from authentications.subscription_models import ChangeNotification
+from authentications.webhooks import delivery, handlers, tasks
+from authentications.webhooks.models import ChangeNotification
 from tests.bc_helpers import make_subscription, notification_item, post_notifications, run_worker
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -27,9 +27,9 @@ def exiting():
         calls.append(change.record_id)
 
     handler.calls = calls
-    change_notifications.on("customers")(handler)
+    handlers.on("customers")(handler)
     yield handler
-    change_notifications.disconnect("customers", handler)
+    handlers.disconnect("customers", handler)
 
 
 @pytest.fixture
@@ -49,7 +49,7 @@ def test_an_attempt_is_counted_when_the_delivery_is_claimed(client, subscription
     post_notifications(client, [notification_item(subscription, "c-1")])
     row = ChangeNotification.objects.get()
 
-    claimed = notification_delivery._claim_next(row.record_key)
+    claimed = delivery._claim_next(row.record_key)
 
     row.refresh_from_db()
     assert claimed is not None
@@ -91,7 +91,7 @@ def test_a_claim_whose_worker_died_max_times_is_parked_naming_the_handler(
         claimed_until=timezone.now() - timedelta(seconds=1),
     )
 
-    delivered = notification_delivery.deliver_record(first.record_key)
+    delivered = delivery.deliver_record(first.record_key, retry=tasks.queue_retry)
 
     first.refresh_from_db()
     assert delivered == 0 and exiting.calls == []
@@ -112,7 +112,7 @@ def test_cron_parks_a_dead_claim_that_ran_out_of_attempts(client, subscription, 
         claimed_until=timezone.now() - timedelta(seconds=1),
     )
 
-    notification_delivery.requeue_stalled()
+    tasks.requeue_stalled()
 
     row = ChangeNotification.objects.get()
     assert row.status == Status.PARKED and "Worker died while handling" in row.last_error

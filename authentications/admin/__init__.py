@@ -1,4 +1,4 @@
-"""The Django admin of bcconnect: one module per model, its object views in `views`.
+"""The Django admin of bcconnect: one module per capability, its object views beside it.
 
 Importing a model's module registers its ModelAdmin, so each is imported here. The site is
 branded here too, and its navigation sidebar is off: on a 1366-px laptop it took 300 px
@@ -7,8 +7,8 @@ from every list, whose columns then scrolled out of sight (the breadcrumbs lead 
 
 from django.contrib import admin
 
-from authentications.formatting import EMPTY
-from authentications.admin import authentication, endpoint, subscription, tasks
+from authentications.admin import connections, endpoints, tasks, webhooks
+from authentications.kit.formatting import EMPTY
 
 admin.site.site_header = "bcconnect: Business Central connections"
 admin.site.site_title = "bcconnect"
@@ -16,4 +16,4 @@ admin.site.index_title = "Business Central connections"
 admin.site.enable_nav_sidebar = False
 admin.site.empty_value_display = EMPTY  # The one dash of every empty value, ours included.
 
-__all__ = ["authentication", "endpoint", "subscription", "tasks"]
+__all__ = ["connections", "endpoints", "tasks", "webhooks"]

@@ -14,11 +14,11 @@ from django.utils.text import slugify
 from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 from django.views.decorators.http import require_POST
 
-from authentications import certificate_flows, certificates
-from authentications.certificate_forms import CertificateUploadForm
-from authentications.models import Certificate
+from authentications.admin.connection_views import back_to, object_or_404, object_page
 from authentications.admin.displays import fragment
-from authentications.admin.views import back_to, object_or_404, object_page
+from authentications.certificates import flows, keypairs
+from authentications.certificates.forms import CertificateUploadForm
+from authentications.certificates.models import Certificate
 
 DOWNLOADS = {
     "cer": ("application/pkix-cert", "cer"),
@@ -62,7 +62,7 @@ def _certificates_fragment(obj, *, may_change):
         may_change=may_change,
         has_current=any(c.role == Certificate.Role.CURRENT for c in shown),
         has_next=any(c.role == Certificate.Role.NEXT for c in shown),
-        valid_months=certificate_flows.validity_days() * 12 // 365,
+        valid_months=flows.validity_days() * 12 // 365,
     )
 
 
@@ -90,8 +90,8 @@ def _actor(request):
 def generate(request, object_id, *, model_admin):
     obj = _changing(model_admin, request, object_id)
     try:
-        added = certificate_flows.generate(obj, actor=_actor(request))
-    except certificate_flows.CertificateFlowError as err:
+        added = flows.generate(obj, actor=_actor(request))
+    except flows.CertificateFlowError as err:
         messages.error(request, err.message)
     else:
         messages.success(request, _added_message(added))
@@ -118,10 +118,8 @@ def upload(request, object_id, *, model_admin):
     )
     if request.method == "POST" and form.is_valid():
         try:
-            added = certificate_flows.add_uploaded(
-                obj, form.cleaned_data["pair"], actor=_actor(request)
-            )
-        except certificate_flows.CertificateFlowError as err:
+            added = flows.add_uploaded(obj, form.cleaned_data["pair"], actor=_actor(request))
+        except flows.CertificateFlowError as err:
             form.add_error(None, err.message)
         else:
             messages.success(request, _added_message(added))
@@ -133,7 +131,7 @@ def upload(request, object_id, *, model_admin):
         "certificate_upload.html",
         title=f"Upload a certificate for {obj}",
         form=form,
-        min_bits=certificates.MIN_KEY_BITS,
+        min_bits=keypairs.MIN_KEY_BITS,
     )
 
 
@@ -163,8 +161,8 @@ def certificate_needed(request, obj):
 def switch(request, object_id, *, model_admin):
     obj = _changing(model_admin, request, object_id)
     try:
-        current = certificate_flows.switch_to_next(obj, actor=_actor(request))
-    except certificate_flows.CertificateFlowError as err:
+        current = flows.switch_to_next(obj, actor=_actor(request))
+    except flows.CertificateFlowError as err:
         messages.error(request, err.message)
     else:
         messages.success(
@@ -179,8 +177,8 @@ def switch(request, object_id, *, model_admin):
 def delete(request, object_id, certificate_id, *, model_admin):
     obj = _changing(model_admin, request, object_id)
     try:
-        certificate_flows.delete(obj, certificate_id, actor=_actor(request))
-    except certificate_flows.CertificateFlowError as err:
+        flows.delete(obj, certificate_id, actor=_actor(request))
+    except flows.CertificateFlowError as err:
         messages.error(request, err.message)
     else:
         messages.success(request, "Certificate deleted. Delete it in Entra too.")
@@ -195,7 +193,7 @@ def download(request, object_id, certificate_id, file_format, *, model_admin):
         return HttpResponse("No such certificate download.", status=404, content_type="text/plain")
     content_type, extension = DOWNLOADS[file_format]
     if file_format == "cer":
-        body = certificates.der(certificate.certificate_pem)
+        body = keypairs.der(certificate.certificate_pem)
     else:
         body = certificate.certificate_pem.encode()
     response = HttpResponse(body, content_type=content_type)

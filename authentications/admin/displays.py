@@ -9,10 +9,10 @@ from django.template.loader import render_to_string
 from django.utils import timezone
 from django.utils.html import format_html
 
-from authentications import credentials, cron, links, oauth
-from authentications.fields import Undecryptable
-from authentications.formatting import EMPTY, when
-from authentications.models import Authentication
+from authentications.connections import credentials, cron, link_tokens, oauth
+from authentications.connections.models import Authentication
+from authentications.kit.fields import Undecryptable
+from authentications.kit.formatting import EMPTY, when
 
 # Shown for a row encrypted with a key no longer in FERNET_KEYS (see fields.Undecryptable).
 CANNOT_DECRYPT = "Cannot decrypt: key missing"
@@ -92,27 +92,29 @@ def redirect_uri(obj):
 @admin.display(description="Authorization URL")
 def authorization_url(obj):
     """A fresh link to copy, for someone with a Business Central login to grant access."""
-    if not links.link_available(obj):
+    if not link_tokens.link_available(obj):
         return "Fill in the app registration and BC URL, then save, to get the link."
-    return link_fragment(obj, links.SIGN_IN, expected_user=obj.expected_user)
+    return link_fragment(obj, link_tokens.SIGN_IN, expected_user=obj.expected_user)
 
 
 @admin.display(description="Admin consent URL")
 def admin_consent_url(obj):
     """A fresh link to copy, for an Entra administrator of the customer's organisation."""
-    if not links.link_available(obj, links.ADMIN_CONSENT):
+    if not link_tokens.link_available(obj, link_tokens.ADMIN_CONSENT):
         return "Fill in the client ID, secret and BC URL, then save, to get the link."
-    return link_fragment(obj, links.ADMIN_CONSENT, tenant_id=obj.tenant_id, client_id=obj.client_id)
+    return link_fragment(
+        obj, link_tokens.ADMIN_CONSENT, tenant_id=obj.tenant_id, client_id=obj.client_id
+    )
 
 
 def link_fragment(obj, purpose, **context):
     """A fresh link for `purpose` in its fragment (_authorization_url or _admin_consent_url)."""
-    url, expires_at = links.authorization_url(obj, purpose)
+    url, expires_at = link_tokens.authorization_url(obj, purpose)
     return fragment(
-        "authorization_url" if purpose == links.SIGN_IN else "admin_consent_url",
+        "authorization_url" if purpose == link_tokens.SIGN_IN else "admin_consent_url",
         url=url,
         expires=when(expires_at),
-        max_age_days=links.max_age().days,
+        max_age_days=link_tokens.max_age().days,
         **context,
     )
 

@@ -19,14 +19,14 @@ from django.utils import timezone
 from django.utils.http import content_disposition_header
 from django.utils.text import slugify
 
+from authentications.admin.connection_views import object_or_404, object_page
+from authentications.connections.diagnostics import describe_error
+from authentications.endpoints import exports, moves
+from authentications.endpoints import runs as endpoint_runs
+from authentications.endpoints.models import Endpoint
+from authentications.endpoints.runs import Confirmation
 from bcconnect.client import forbidden_header
 from bcconnect.errors import BcconnectError
-
-from authentications import endpoint_exports, endpoint_moves, endpoint_runs
-from authentications.diagnostics import describe_error
-from authentications.endpoint_runs import Confirmation
-from authentications.endpoints import Endpoint
-from authentications.admin.views import object_or_404, object_page
 
 FORMATS = {
     "csv": ("text/csv; charset=utf-8", "csv"),
@@ -176,16 +176,16 @@ def export(request, object_id, *, model_admin, format):
         messages.error(request, "Only GET endpoints can be exported.")
         return back_to(endpoint)
     try:
-        pages = endpoint_exports.open_pages(endpoint)
+        pages = exports.open_pages(endpoint)
     except BcconnectError as err:
         messages.error(request, f"“{endpoint}” cannot be exported: {describe_error(err)}")
         return back_to(endpoint)
-    tally = endpoint_exports.Tally()
+    tally = exports.Tally()
     raw = format == "csv" and request.GET.get("raw") == "1"
     if format == "csv":
-        chunks = endpoint_exports.csv_chunks(pages, excel=not raw, tally=tally)
+        chunks = exports.csv_chunks(pages, excel=not raw, tally=tally)
     else:
-        chunks = endpoint_exports.jsonl_chunks(pages, tally=tally)
+        chunks = exports.jsonl_chunks(pages, tally=tally)
     content_type, extension = FORMATS[format]
     response = StreamingHttpResponse(_encoded(chunks, pages, endpoint, tally), content_type)
     filename = export_filename(endpoint, extension, raw=raw)
@@ -242,7 +242,7 @@ def choose_company(request, object_id, *, model_admin):
     try:
         if request.method == "POST":
             return _set_company(request, endpoint)
-        companies = endpoint_moves.companies_reached(endpoint.authentication)
+        companies = moves.companies_reached(endpoint.authentication)
     except BcconnectError as err:
         messages.error(request, f"“{endpoint.authentication}”: {describe_error(err)}")
         return back_to(endpoint)
@@ -257,7 +257,7 @@ def choose_company(request, object_id, *, model_admin):
 
 
 def _set_company(request, endpoint):
-    chosen = endpoint_moves.set_company(endpoint, request.POST.get("company_id", ""))
+    chosen = moves.set_company(endpoint, request.POST.get("company_id", ""))
     if chosen is None:
         messages.error(
             request,

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from django.contrib.auth import get_user_model
 
-from authentications import oauth
+from authentications.connections import oauth
 from tests.e2e.pages import PASSWORD
 from tests.fakes.entra import CLIENT_ID, CLIENT_SECRET
 

@@ -16,9 +16,9 @@ from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 from selenium.webdriver.common.by import By
 
-from authentications.endpoints import Endpoint
-from authentications.models import Authentication
-from authentications.subscription_models import ChangeNotification, Subscription
+from authentications.connections.models import Authentication
+from authentications.endpoints.models import Endpoint
+from authentications.webhooks.models import ChangeNotification, Subscription
 from tests.e2e.pages import log_in
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
@@ -135,7 +135,7 @@ def realistic_rows(db):
         DBTaskResult.objects.create(
             status=status,
             args_kwargs={"args": [list(range(40))], "kwargs": {}},
-            task_path="authentications.change_tasks.deliver_notifications",
+            task_path="authentications.webhooks.tasks.deliver_notifications",
             backend_name="default",
             run_after=now,
             started_at=now,

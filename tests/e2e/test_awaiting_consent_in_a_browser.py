@@ -4,7 +4,7 @@ import pytest
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as ec
 
-from authentications.models import Authentication
+from authentications.connections.models import Authentication
 from tests.e2e.pages import copy_link, wait
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]

@@ -6,7 +6,8 @@ import requests
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as ec
 
-from authentications.models import Authentication, Certificate
+from authentications.certificates.models import Certificate
+from authentications.connections.models import Authentication
 from tests.e2e.pages import log_in, wait
 from tests.fakes.portal import PATH as PORTAL_PATH
 

@@ -11,8 +11,8 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.ui import Select
 
-from authentications.endpoints import Endpoint
-from authentications.models import Authentication
+from authentications.connections.models import Authentication
+from authentications.endpoints.models import Endpoint
 from tests.e2e.pages import log_in, wait
 from tests.fakes.entra import CLIENT_ID, CLIENT_SECRET, TENANT_ID
 from tests.helpers import plant_tokens

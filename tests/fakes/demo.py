@@ -23,9 +23,9 @@ from django.contrib.auth import get_user_model  # noqa: E402
 from django.core.management import call_command  # noqa: E402
 from django.db import transaction  # noqa: E402
 
-from authentications.endpoints import Endpoint  # noqa: E402
-from authentications.models import Authentication  # noqa: E402
-from authentications.validators import LOOPBACK_HOSTS  # noqa: E402
+from authentications.connections.models import Authentication  # noqa: E402
+from authentications.endpoints.models import Endpoint  # noqa: E402
+from authentications.kit.validators import LOOPBACK_HOSTS  # noqa: E402
 
 from .admin_consent import FABRIKAM_ADMIN, FABRIKAM_TENANT_ID, FABRIKAM_USER  # noqa: E402
 from .bc import FakeBusinessCentral  # noqa: E402
@@ -242,7 +242,7 @@ def create_demo_endpoints(authentication):
 
 def make_a_change():
     """Create a customer in the fake BC through the demo authentication: BC then notifies."""
-    from authentications.tokens import TokenError, bc_client
+    from authentications.connections.tokens import TokenError, bc_client
     from bcconnect.client import BusinessCentralError
 
     check_demo_settings()

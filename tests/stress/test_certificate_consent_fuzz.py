@@ -17,8 +17,9 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
-from authentications import signin
-from authentications.models import Authentication, AuthorizationRequest, Certificate
+from authentications.certificates.models import Certificate
+from authentications.connections.models import Authentication, AuthorizationRequest
+from authentications.signin import flows
 from tests import pfx_helpers
 from tests.fakes.admin_consent import FABRIKAM_TENANT_ID
 from tests.fakes.entra import CLIENT_SECRET
@@ -166,13 +167,13 @@ def test_the_admin_consent_callback_refuses_whatever_is_sent(client, consent_tar
             if answer["state"] == "used" and used_state:
                 state, binding = used_state[-1]
             else:
-                start = signin.start_admin_consent(target, via=AuthorizationRequest.Via.LINK)
+                start = flows.start_admin_consent(target, via=AuthorizationRequest.Via.LINK)
                 state, binding = start.request.state, start.cookie_value
                 used_state.append((state, binding))
             params["state"] = state
             if answer["cookie"] != "missing":
                 value = binding if answer["cookie"] == "right" else binding[::-1]
-                cookies[signin.binding_cookie_name(state)] = value
+                cookies[flows.binding_cookie_name(state)] = value
             secrets_now = [*secrets, binding]
         else:
             if answer["state"] == "random":

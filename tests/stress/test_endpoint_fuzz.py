@@ -16,7 +16,7 @@ from django.http import StreamingHttpResponse
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from authentications.endpoints import Endpoint, WriteConfirmation
+from authentications.endpoints.models import Endpoint, WriteConfirmation
 from tests.fakes.entra import CLIENT_SECRET
 from tests.helpers import FUZZ_REQUESTS, endpoint_url, plant_tokens
 

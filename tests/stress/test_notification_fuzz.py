@@ -24,7 +24,7 @@ from django.utils import timezone
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from authentications.subscription_models import ChangeNotification, Subscription
+from authentications.webhooks.models import ChangeNotification, Subscription
 from tests.bc_helpers import NOTIFICATIONS_PATH, make_subscription
 from tests.helpers import FUZZ_REQUESTS
 

@@ -20,8 +20,9 @@ import pytest
 from django.conf import settings as django_settings
 from django.db import connection
 
-from authentications import oauth, signin
-from authentications.models import Authentication
+from authentications.connections import oauth
+from authentications.connections.models import Authentication
+from authentications.signin import flows
 from tests.fakes.entra import CLIENT_SECRET, TENANT_ID
 from tests.helpers import database_url
 
@@ -72,9 +73,9 @@ def connect_all(fake, count):
             client_secret=CLIENT_SECRET,
             base_url=f"{fake.url}/v2.0/{TENANT_ID}/Production/api/v2.0",
         )
-        start = signin.start_sign_in(authentication, via=signin.AuthorizationRequest.Via.ADMIN)
+        start = flows.start_sign_in(authentication, via=flows.AuthorizationRequest.Via.ADMIN)
         _, fields = fake.sign_in(start.authorize_url, username=upn)
-        signin.complete_sign_in(fields, {start.cookie_name: start.cookie_value})
+        flows.complete_sign_in(fields, {start.cookie_name: start.cookie_value})
         pks[client_id] = authentication.pk
     return pks
 
@@ -108,7 +109,7 @@ class RefreshLoop(threading.Thread):
 
 def bc_client_available():
     """Whether the BC client is on this branch yet (the workers call it when it is)."""
-    from authentications import tokens
+    from authentications.connections import tokens
 
     return hasattr(tokens, "bc_client")
 

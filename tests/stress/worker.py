@@ -46,7 +46,7 @@ def main(argv=None):
 def _hammer(pks, until, with_bc, totals, failures, lock):
     from django.db import connection
 
-    from authentications import tokens
+    from authentications.connections import tokens
 
     calls, failed = Counter(), Counter()
     try:
@@ -83,8 +83,8 @@ def _client(pk):
 
 
 def _bc_client(pk):
-    from authentications import tokens
-    from authentications.models import Authentication
+    from authentications.connections import tokens
+    from authentications.connections.models import Authentication
 
     return tokens.bc_client(Authentication.objects.get(pk=pk))
 

@@ -19,19 +19,19 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from authentications import endpoint_exports
-from authentications.diagnostics import describe_error
-from authentications.endpoints import Endpoint
-from authentications.models import Authentication
-from authentications.tokens import TokenError, bc_client
+from authentications.connections.diagnostics import describe_error
+from authentications.connections.models import Authentication
+from authentications.connections.tokens import TokenError, bc_client
+from authentications.endpoints import exports
+from authentications.endpoints.models import Endpoint
 from bcconnect.client import BusinessCentralError
 from bcconnect.errors import BcconnectError
 
 METHODS = ("GET", "POST", "PATCH", "PUT", "DELETE")
 FORMATS = {
-    "json": endpoint_exports.json_chunks,
-    "jsonl": endpoint_exports.jsonl_chunks,
-    "csv": endpoint_exports.csv_chunks,
+    "json": exports.json_chunks,
+    "jsonl": exports.jsonl_chunks,
+    "csv": exports.csv_chunks,
 }
 
 
@@ -116,7 +116,7 @@ class Command(BaseCommand):
 
     def _print_all(self, pages):
         """Every row as JSON Lines; a failure after some rows is an incomplete export."""
-        tally = endpoint_exports.Tally()
+        tally = exports.Tally()
         try:
             for page in pages:
                 tally.replaced += page.replaced
@@ -125,16 +125,14 @@ class Command(BaseCommand):
                     tally.rows += 1
         except BcconnectError as err:
             self._note(tally.replaced)
-            prefix = (
-                f"{endpoint_exports.INCOMPLETE} after {tally.rows} rows: " if tally.rows else ""
-            )
+            prefix = f"{exports.INCOMPLETE} after {tally.rows} rows: " if tally.rows else ""
             raise CommandError(prefix + one_line(err)) from None
         self._note(tally.replaced)
 
     def _note(self, replaced):
         """Say on stderr that characters were replaced; stdout keeps only the data."""
         if replaced:
-            self.stderr.write(endpoint_exports.replaced_note(replaced))
+            self.stderr.write(exports.replaced_note(replaced))
 
     def handle_endpoint(self, options):
         """Run the stored endpoint; rows stream to stdout a page at a time."""
@@ -153,10 +151,10 @@ class Command(BaseCommand):
                 f"{endpoint} sends a {endpoint.method}: it changes data in Business Central. "
                 "Add --yes to send it; nothing was sent."
             )
-        failures, tally = [], endpoint_exports.Tally()
+        failures, tally = [], exports.Tally()
         try:
             if options["all"]:
-                pages = endpoint_exports.open_pages(endpoint, **overrides)
+                pages = exports.open_pages(endpoint, **overrides)
                 chunks = FORMATS[options["format"] or "jsonl"](
                     _stop_at(pages, failures), tally=tally, notes=False
                 )
@@ -173,7 +171,7 @@ class Command(BaseCommand):
             self.stdout.write(chunk, ending="")
         self._note(tally.replaced)
         if failures:
-            raise CommandError(f"{endpoint_exports.INCOMPLETE}: {one_line(failures[0])}")
+            raise CommandError(f"{exports.INCOMPLETE}: {one_line(failures[0])}")
 
     def _print_answer(self, answer, options):
         if answer is not None:
@@ -235,4 +233,4 @@ class _AnswerPage:
     """One answer seen as a page, for the row formats."""
 
     def __init__(self, body):
-        self.rows = endpoint_exports.answer_rows(body)
+        self.rows = exports.answer_rows(body)

@@ -8,8 +8,8 @@ notifications and finished task results past 30 days (in batches of 1,000 ids).
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
-from authentications import retention
-from authentications.subscription_models import RETENTION
+from authentications.management import housekeeping
+from authentications.webhooks.models import RETENTION
 
 
 def _plural(count, word):
@@ -30,7 +30,7 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, **options):
-        purged = retention.purge(dry_run=options["dry_run"])
+        purged = housekeeping.purge(dry_run=options["dry_run"])
         verb = "Would delete" if options["dry_run"] else "Deleted"
         days = settings.BC_EVENT_RETENTION_DAYS
         events = (

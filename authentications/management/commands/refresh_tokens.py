@@ -12,10 +12,12 @@ from collections import Counter
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
-from authentications import credentials, cron, policies, retention, subscription_cron
-from authentications.fields import KEY_MISSING
-from authentications.formatting import when
-from authentications.models import Authentication
+from authentications.connections import credentials, cron, policies
+from authentications.connections.models import Authentication
+from authentications.kit.fields import KEY_MISSING
+from authentications.kit.formatting import when
+from authentications.management import housekeeping
+from authentications.webhooks import cron as subscription_cron
 
 
 def _positive_int(value):
@@ -86,13 +88,13 @@ class Command(BaseCommand):
         by_person = bool(options["name"])  # Named one by one: a person asks.
         if options["dry_run"]:
             outcomes = [_dry_run_outcome(row) for row in selected]
-            reminders = cron.Reminders(sent=cron.reminders_due(), unsent=[])
+            reminders = cron.Reminders(sent=housekeeping.expiry_reminders_due(), unsent=[])
         else:
             outcomes = cron.refresh_many(
                 selected, needed=needed, workers=options["workers"], by_person=by_person
             )
-            reminders = cron.send_secret_reminders()
-            retention.purge()  # Finished sign-ins and old events; see purge_history.
+            reminders = housekeeping.send_expiry_reminders()
+            housekeeping.purge()  # Finished sign-ins, old events, delivered notifications.
         self._report(outcomes, reminders, options)
         dry_run, as_json = options["dry_run"], options["json"]
         failed = subscription_cron.keep_alive(self.stdout, dry_run=dry_run, as_json=as_json)

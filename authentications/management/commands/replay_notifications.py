@@ -7,8 +7,8 @@ has no handler, an unknown option), with one line saying why and nothing changed
 
 from django.core.management.base import BaseCommand, CommandError
 
-from authentications import change_notifications, notification_delivery
-from authentications.subscription_models import ChangeNotification
+from authentications.webhooks import handlers, tasks
+from authentications.webhooks.models import ChangeNotification
 
 Status = ChangeNotification.Status
 
@@ -39,10 +39,10 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         for entity in options["entity"]:
-            if not change_notifications.handlers_for(entity):
+            if not handlers.handlers_for(entity):
                 raise CommandError(
                     f"No handler is registered for {entity}: register one with "
-                    f'@change_notifications.on("{entity}") (BC_NOTIFICATION_HANDLERS), then '
+                    f'@handlers.on("{entity}") (BC_NOTIFICATION_HANDLERS), then '
                     "replay.",
                     returncode=2,
                 )
@@ -50,7 +50,7 @@ class Command(BaseCommand):
         rows = ChangeNotification.objects.filter(status__in=statuses)
         if options["entity"]:
             rows = rows.filter(entity__in=options["entity"])
-        replayed = notification_delivery.replay(rows, dry_run=options["dry_run"])
+        replayed = tasks.replay(rows, dry_run=options["dry_run"])
         self._report(replayed, dry_run=options["dry_run"])
 
     def _report(self, replayed, *, dry_run):

@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from authentications.keys import rotate_encryption_keys
+from authentications.kit.keys import rotate_encryption_keys
 
 
 class Command(BaseCommand):
