@@ -44,6 +44,7 @@ test: install
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 # Production: static files and migrations first, then gunicorn (settings in gunicorn.conf.py;
 # BIND and WEB_CONCURRENCY override the address and the number of workers).
