@@ -29,7 +29,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bcconnect.settings")
 django.setup()
 
 from authentications.certificates import keypairs  # noqa: E402
-from tests import pfx_helpers  # noqa: E402
+from tests.certificates import helpers as pfx_helpers  # noqa: E402
 from tests.fakes.assertions import JWT_BEARER, AssertionChecker  # noqa: E402
 
 CLIENT_ID = "3fa85f64-5717-4562-b3fc-2c963f66afa6"

@@ -49,7 +49,7 @@ def configure(workdir):
         LOG_LEVEL="WARNING",
         EMAIL_URL="dummymail://",
         BC_NOTIFICATION_RATE_LIMIT="",
-        BC_NOTIFICATION_HANDLERS="tests.notification_handlers",
+        BC_NOTIFICATION_HANDLERS="tests.webhooks.notification_handlers",
         NOTIFICATION_LOG=str(workdir / "delivered.log"),
     )
     import django

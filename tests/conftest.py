@@ -219,15 +219,3 @@ def fabrikam(make_authentication, fake_microsoft):
         tenant_id=FABRIKAM_TENANT_ID,
         base_url=fake_microsoft.bc.base_url(tenant=FABRIKAM_TENANT_ID),
     )
-
-
-@pytest.fixture
-def undecided_customer(make_authentication, fake_microsoft):
-    """A service-to-service authentication whose tenant is left empty: its Admin consent URL
-    asks "organizations", and whoever consents names the tenant. Its BC URL is Fabrikam's."""
-    return make_authentication(
-        name="Undecided customer",
-        kind=Authentication.Kind.SERVICE_TO_SERVICE,
-        tenant_id="",
-        base_url=fake_microsoft.bc.base_url(tenant=FABRIKAM_TENANT_ID),
-    )

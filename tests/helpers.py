@@ -10,6 +10,7 @@ import re
 import secrets
 import subprocess
 import sys
+import time
 from datetime import timedelta
 from pathlib import Path
 from urllib.parse import parse_qs, quote, urlsplit
@@ -21,7 +22,7 @@ from django.utils import timezone
 
 from authentications.certificates import flows, keypairs
 from authentications.connections.models import Authentication, AuthorizationRequest, Event
-from tests.bc_helpers import issue_token
+from bcconnect.client import BusinessCentralClient
 from tests.fakes.entra import CLIENT_ID, CLIENT_SECRET, TENANT_ID
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -295,3 +296,79 @@ def move_form(endpoint, target, step, **extra):
         "bc_move_step": step,
         **extra,
     }
+
+
+# --- the BC client: tokens issued by the fake Entra, and a fake clock ---------------------
+
+
+def issue_token(fake, *, user="jane@contoso.com", lifetime=3600):
+    """An access token the fake Entra knows, as if a sign-in had produced it."""
+    token = "fake-at-" + secrets.token_urlsafe(32)
+    with fake.entra.lock:
+        fake.entra.access_tokens[token] = {
+            "client_id": CLIENT_ID,
+            "user": user,
+            "tid": TENANT_ID,
+            "expires_at": time.time() + lifetime,
+        }
+    return token
+
+
+class Tokens:
+    """A token provider that records how it was asked and refreshes when forced."""
+
+    def __init__(self, fake, *, first=None, user="jane@contoso.com", refresh_works=True):
+        self.fake, self.user, self.refresh_works = fake, user, refresh_works
+        self.current = first or issue_token(fake, user=user)
+        self.calls = []
+        self.issued = [self.current]
+
+    def __call__(self, force_refresh=False):
+        self.calls.append(force_refresh)
+        if force_refresh and self.refresh_works:
+            self.current = issue_token(self.fake, user=self.user)
+            self.issued.append(self.current)
+        return self.current
+
+
+class FakeClock:
+    """`clock` and `sleep` for the client: sleeping moves time on, instantly."""
+
+    def __init__(self, start=1_800_000_000.0):
+        self.now = start
+        self.sleeps = []
+
+    def __call__(self):
+        return self.now
+
+    def sleep(self, seconds):
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+def make_client(fake, tokens=None, clock=None, **kwargs):
+    clock = clock or FakeClock()
+    kwargs.setdefault("random", lambda: 0.5)
+    return BusinessCentralClient(
+        fake.bc.base_url(),
+        tokens or Tokens(fake),
+        sleep=clock.sleep,
+        clock=clock,
+        **kwargs,
+    )
+
+
+OFFLINE_BASE = "https://api.businesscentral.dynamics.com/v2.0/tenant/Production/api/v2.0"
+
+
+def offline_client(base_url=OFFLINE_BASE, **kwargs):
+    """A client whose token provider, clock and jitter are local: for `responses` tests."""
+    clock = FakeClock()
+    return BusinessCentralClient(
+        base_url,
+        lambda force_refresh=False: "secret-token-value",
+        sleep=clock.sleep,
+        clock=clock,
+        random=lambda: 0.5,
+        **kwargs,
+    )

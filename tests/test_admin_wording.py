@@ -12,8 +12,8 @@ from pytest_django.asserts import assertContains, assertNotContains
 from authentications.connections import link_tokens
 from authentications.connections.models import Authentication, Event
 from authentications.webhooks.models import Subscription
-from tests.bc_helpers import make_subscription
 from tests.helpers import admin_change_url, key_pair, moves_shown, plant_tokens, use_certificate
+from tests.webhooks.helpers import make_subscription
 
 pytestmark = pytest.mark.django_db
 

@@ -2,6 +2,8 @@
 
 import ast
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 from tests.helpers import run_manage_py
@@ -37,7 +39,8 @@ def test_tests_share_helpers_not_conftest_or_other_test_modules():
         f"{path.relative_to(ROOT)} imports {module}"
         for path in (ROOT / "tests").rglob("*.py")
         for module in imported_modules(path)
-        if module.rsplit(".", 1)[-1] == "conftest" or module.startswith("tests.test_")
+        if module.startswith("tests.")
+        and module.rsplit(".", 1)[-1].startswith(("conftest", "test_"))
     ]
 
     assert offenders == []
@@ -65,3 +68,91 @@ def test_the_product_checks_and_migrates_without_tests(tmp_path):
         result = run_manage_py(*command, env=env, cwd=tmp_path, timeout=120)
         assert result.returncode == 0, result.stderr
     assert not (tmp_path / "tests").exists()
+
+
+# The app's top level holds only doors, the models face, the public API and the deprecation
+# shims (issue 20): every capability lives in its own package.
+TOP_LEVEL = {
+    "__init__",
+    "apps",
+    "checks",
+    "urls",
+    "models",
+    "sdk",
+    "tokens",
+    "change_notifications",
+}
+PACKAGES = {
+    "admin", "management", "migrations", "static",
+    "connections", "signin", "links", "certificates", "endpoints", "webhooks", "mail", "kit",
+    "api",
+}  # fmt: skip
+
+
+def test_no_capability_module_sits_at_the_apps_top_level():
+    app = ROOT / "authentications"
+    modules = {path.stem for path in app.glob("*.py")}
+    packages = {path.name for path in app.iterdir() if path.is_dir() and path.name != "__pycache__"}
+
+    assert modules - TOP_LEVEL == set()
+    assert packages - PACKAGES == set()
+
+
+def test_nothing_imports_a_name_from_the_endpoints_shim():
+    """`authentications.endpoints` (the package) only re-exports for old callers: the app,
+    the tests and the benchmarks import its submodules."""
+    offenders = []
+    for folder in ("authentications", "bcconnect", "tests", "bench"):
+        for path in (ROOT / folder).rglob("*.py"):
+            tree = ast.parse(path.read_text(), filename=str(path))
+            for node in ast.walk(tree):
+                if isinstance(node, ast.ImportFrom) and node.module == "authentications.endpoints":
+                    names = {alias.name for alias in node.names}
+                    submodules = {p.stem for p in (ROOT / "authentications/endpoints").glob("*.py")}
+                    if names - submodules:
+                        offenders.append(f"{path.relative_to(ROOT)}: {sorted(names)}")
+
+    assert offenders == []
+
+
+def test_the_import_contracts_hold():
+    """The same check `make lint` runs: layers, independent capabilities, no cycles."""
+    lint_imports = Path(sys.executable).with_name("lint-imports")
+    result = subprocess.run(
+        [str(lint_imports), "--no-cache"], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert "0 broken" in result.stdout
+
+
+# The whole-product tests stay at the top of tests/; everything else lives in the folder of
+# the capability it tests (issue 20). kit holds the mail tests too (mail is one small module).
+WHOLE_PRODUCT_TESTS = {
+    "test_layout", "test_no_leaks", "test_deploy", "test_demo", "test_demo_make",
+    "test_admin_site", "test_admin_wording", "test_public_api", "test_migrate_forward",
+    "test_docs",
+}  # fmt: skip
+TEST_FOLDERS = {
+    "connections", "signin", "links", "certificates", "endpoints", "webhooks", "client", "kit",
+    "api", "e2e", "stress", "fakes",
+}  # fmt: skip
+
+
+def test_tests_mirror_the_tree():
+    tests = ROOT / "tests"
+    loose = {path.stem for path in tests.glob("test_*.py")} - WHOLE_PRODUCT_TESTS
+    folders = {
+        path.name for path in tests.iterdir() if path.is_dir() and path.name != "__pycache__"
+    }
+    capabilities = {
+        path.name
+        for path in (ROOT / "authentications").iterdir()
+        if (path / "__init__.py").exists()
+        and path.name not in {"admin", "management", "migrations"}
+    } - {"mail"}
+
+    assert loose == set()
+    assert folders - TEST_FOLDERS == set()
+    assert capabilities - folders == set()
+    assert all((tests / folder / "__init__.py").exists() for folder in folders)

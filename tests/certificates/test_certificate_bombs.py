@@ -13,7 +13,7 @@ from pytest_django.asserts import assertContains
 from authentications.certificates import keypairs, pfx_structure, rc2
 from authentications.certificates.models import Certificate
 from authentications.connections.models import Event
-from tests import pfx_helpers
+from tests.certificates import helpers as pfx_helpers
 from tests.helpers import admin_change_url
 
 pytestmark = pytest.mark.django_db

@@ -20,7 +20,7 @@ from bcconnect.client import (
     odata_quote,
 )
 from bcconnect.errors import BcconnectError
-from tests.bc_helpers import FakeClock, Tokens, issue_token, make_client, offline_client
+from tests.helpers import FakeClock, Tokens, issue_token, make_client, offline_client
 
 
 @pytest.fixture

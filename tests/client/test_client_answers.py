@@ -15,7 +15,7 @@ from bcconnect.client import (
     BusinessCentralRetryLaterError,
     RetryPolicy,
 )
-from tests.bc_helpers import OFFLINE_BASE, FakeClock, make_client, offline_client
+from tests.helpers import OFFLINE_BASE, FakeClock, make_client, offline_client
 
 
 @pytest.fixture

@@ -19,8 +19,7 @@ from bcconnect.client import (
     forbidden_header,
 )
 from bcconnect.prefetch import Ahead
-from tests.bc_helpers import OFFLINE_BASE, FakeClock, Tokens, make_client, offline_client
-from tests.helpers import fresh
+from tests.helpers import OFFLINE_BASE, FakeClock, Tokens, fresh, make_client, offline_client
 
 COLLECTION = f"{OFFLINE_BASE}/customers"
 

@@ -18,11 +18,10 @@ from pytest_django.asserts import assertContains
 from authentications.connections.models import Authentication
 from authentications.kit.validators import validate_base_url
 from bcconnect.client import BusinessCentralClient, BusinessCentralRequestRefused
-from tests.bc_helpers import Tokens, make_client, offline_client
 from tests.fakes.certs import make_certificates
 from tests.fakes.entra import TENANT_ID
 from tests.fakes.http import FakeServer, json_response
-from tests.helpers import add_form_data
+from tests.helpers import Tokens, add_form_data, make_client, offline_client
 
 
 class Recorder:

@@ -5,7 +5,7 @@ import pytest
 import requests
 
 from bcconnect.client import BusinessCentralError
-from tests.bc_helpers import issue_token, make_client
+from tests.helpers import issue_token, make_client
 
 UNKNOWN_ID = "5d115c9c-44e3-ea11-bb43-000d3a2feca1"
 

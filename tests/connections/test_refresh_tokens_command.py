@@ -5,7 +5,6 @@ import subprocess
 import sys
 from datetime import timedelta
 from io import StringIO
-from pathlib import Path
 
 import pytest
 from django.core.management import CommandError, call_command
@@ -13,11 +12,10 @@ from django.utils import timezone
 
 from authentications.connections import cron, oauth
 from authentications.connections.models import Authentication, Event
+from tests.helpers import ROOT
 
 # Worker threads open their own database connections: they must see committed rows.
 pytestmark = pytest.mark.django_db(transaction=True)
-
-ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture

@@ -11,7 +11,6 @@ import threading
 import time
 from datetime import timedelta
 from io import StringIO
-from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
@@ -24,11 +23,12 @@ from django.utils import timezone
 from authentications import mail as notifications
 from authentications.connections import link_tokens, tokens
 from authentications.connections.models import Authentication
+from tests.helpers import ROOT
 
 # The calls run on threads with their own database connections: rows must be committed.
 pytestmark = pytest.mark.django_db(transaction=True)
 
-SETTINGS_FILE = Path(__file__).resolve().parent.parent / "bcconnect" / "settings.py"
+SETTINGS_FILE = ROOT / "bcconnect" / "settings.py"
 EMAIL_SETTINGS = (
     "EMAIL_BACKEND",
     "EMAIL_HOST",

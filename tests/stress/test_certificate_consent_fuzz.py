@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from authentications.certificates.models import Certificate
 from authentications.connections.models import Authentication, AuthorizationRequest
 from authentications.signin import flows
-from tests import pfx_helpers
+from tests.certificates import helpers as pfx_helpers
 from tests.fakes.admin_consent import FABRIKAM_TENANT_ID
 from tests.fakes.entra import CLIENT_SECRET
 from tests.helpers import FUZZ_REQUESTS, admin_change_url, key_pair, use_certificate

@@ -25,8 +25,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from authentications.webhooks.models import ChangeNotification, Subscription
-from tests.bc_helpers import NOTIFICATIONS_PATH, make_subscription
 from tests.helpers import FUZZ_REQUESTS
+from tests.webhooks.helpers import NOTIFICATIONS_PATH, make_subscription
 
 from .conftest import reports
 

@@ -27,7 +27,8 @@ def site(live_server, settings, fake_microsoft):
 
 def run_worker_process(log_path):
     env = child_env(
-        BC_NOTIFICATION_HANDLERS="tests.notification_handlers", NOTIFICATION_LOG=str(log_path)
+        BC_NOTIFICATION_HANDLERS="tests.webhooks.notification_handlers",
+        NOTIFICATION_LOG=str(log_path),
     )
     command = ["db_worker", "--batch", "--no-startup-delay", "--interval", "0"]
     return run_manage_py(*command, env=env, timeout=120)

@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from authentications.webhooks import delivery, handlers, tasks
 from authentications.webhooks.models import ChangeNotification
-from tests.bc_helpers import make_subscription, notification_item, post_notifications
+from tests.webhooks.helpers import make_subscription, notification_item, post_notifications
 
 pytestmark = pytest.mark.django_db
 Status = ChangeNotification.Status

@@ -7,9 +7,9 @@ from urllib.parse import unquote
 import pytest
 import requests
 
-from tests.bc_helpers import issue_token
 from tests.fakes.entra import TENANT_DOMAIN
 from tests.fakes.webhook_receiver import WebhookReceiver
+from tests.helpers import issue_token
 
 START = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
 

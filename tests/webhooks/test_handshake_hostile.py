@@ -4,7 +4,7 @@ import pytest
 from django.utils import timezone
 
 from authentications.webhooks.models import Subscription
-from tests.bc_helpers import NOTIFICATIONS_PATH, make_subscription
+from tests.webhooks.helpers import NOTIFICATIONS_PATH, make_subscription
 
 pytestmark = pytest.mark.django_db
 

@@ -12,8 +12,13 @@ from django.core.management import call_command
 from authentications import checks
 from authentications.webhooks import handlers, tasks
 from authentications.webhooks.models import ChangeNotification
-from tests.bc_helpers import make_subscription, notification_item, post_notifications, run_worker
 from tests.helpers import child_env, run_manage_py
+from tests.webhooks.helpers import (
+    make_subscription,
+    notification_item,
+    post_notifications,
+    run_worker,
+)
 
 pytestmark = pytest.mark.django_db(transaction=True)
 Status = ChangeNotification.Status

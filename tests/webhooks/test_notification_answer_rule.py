@@ -10,7 +10,7 @@ import pytest
 from django.utils import timezone
 
 from authentications.webhooks.models import ChangeNotification, Subscription
-from tests.bc_helpers import make_subscription, notification_item, post_notifications
+from tests.webhooks.helpers import make_subscription, notification_item, post_notifications
 
 pytestmark = pytest.mark.django_db
 

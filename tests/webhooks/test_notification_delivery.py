@@ -9,8 +9,13 @@ from django.utils import timezone
 from authentications.webhooks import delivery, tasks
 from authentications.webhooks import handlers as change_notifications
 from authentications.webhooks.models import ChangeNotification
-from tests.bc_helpers import make_subscription, notification_item, post_notifications, run_worker
 from tests.helpers import child_env, run_manage_py
+from tests.webhooks.helpers import (
+    make_subscription,
+    notification_item,
+    post_notifications,
+    run_worker,
+)
 
 # The worker closes its database connection between tasks, as in production: no test transaction.
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -7,7 +7,7 @@ from django.db import connection
 from django.utils import timezone
 
 from authentications.webhooks.models import ChangeNotification, Subscription
-from tests.bc_helpers import (
+from tests.webhooks.helpers import (
     NOTIFICATIONS_PATH,
     make_subscription,
     notification_item,

@@ -16,7 +16,7 @@ from django.test import RequestFactory
 
 from authentications.webhooks import views
 from authentications.webhooks.models import ChangeNotification, Subscription
-from tests.bc_helpers import (
+from tests.webhooks.helpers import (
     NOTIFICATIONS_PATH,
     make_subscription,
     notification_item,

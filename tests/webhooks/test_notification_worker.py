@@ -15,8 +15,8 @@ from django.utils import timezone
 
 from authentications.webhooks import tasks
 from authentications.webhooks.models import ChangeNotification
-from tests.bc_helpers import make_subscription, notification_item, post_notifications
 from tests.helpers import ROOT, child_env, run_manage_py
+from tests.webhooks.helpers import make_subscription, notification_item, post_notifications
 
 pytestmark = pytest.mark.django_db(transaction=True)
 Status = ChangeNotification.Status
@@ -24,7 +24,7 @@ Status = ChangeNotification.Status
 
 def worker_env(log_path, *, delay="0"):
     return child_env(
-        BC_NOTIFICATION_HANDLERS="tests.notification_handlers",
+        BC_NOTIFICATION_HANDLERS="tests.webhooks.notification_handlers",
         NOTIFICATION_LOG=str(log_path),
         NOTIFICATION_DELAY=delay,
         DEBUG="false",
@@ -143,7 +143,7 @@ def test_a_handler_that_kills_its_worker_is_parked_after_the_configured_tries(
     poison, behind = ChangeNotification.objects.filter(record_id="c-poison").order_by("id")
     assert (poison.status, poison.attempts) == (Status.PARKED, 3)
     assert poison.last_error.startswith(
-        "Worker died while handling (tests.notification_handlers.record_customer_change)"
+        "Worker died while handling (tests.webhooks.notification_handlers.record_customer_change)"
     )
     assert behind.status == Status.PENDING  # The record's later change keeps its place.
     others = ChangeNotification.objects.exclude(record_id="c-poison")

@@ -7,7 +7,7 @@ import responses
 from django.contrib.auth.models import Permission, User
 
 from authentications.webhooks.models import ChangeNotification, Subscription
-from tests.bc_helpers import (
+from tests.webhooks.helpers import (
     COMPANY_ID,
     FakeSubscriptionsAtBC,
     make_subscription,

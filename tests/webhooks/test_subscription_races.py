@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from authentications.webhooks import subscriptions
 from authentications.webhooks.models import Subscription
-from tests.bc_helpers import FakeSubscriptionsAtBC, make_subscription
+from tests.webhooks.helpers import FakeSubscriptionsAtBC, make_subscription
 
 pytestmark = pytest.mark.django_db
 

@@ -17,7 +17,7 @@ from django.utils import timezone
 
 from authentications.connections.models import Event
 from authentications.webhooks.models import Subscription
-from tests.bc_helpers import (
+from tests.webhooks.helpers import (
     FakeSubscriptionsAtBC,
     make_subscription,
     notification_item,

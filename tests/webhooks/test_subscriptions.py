@@ -18,7 +18,7 @@ from django.utils import timezone
 from authentications.connections.models import Event
 from authentications.webhooks import subscriptions
 from authentications.webhooks.models import Subscription
-from tests.bc_helpers import COMPANY_ID, FakeSubscriptionsAtBC, make_subscription
+from tests.webhooks.helpers import COMPANY_ID, FakeSubscriptionsAtBC, make_subscription
 
 pytestmark = pytest.mark.django_db
 Status = Subscription.Status

@@ -20,7 +20,7 @@ from django_tasks_db.models import DBTaskResult
 from authentications.webhooks import retention
 from authentications.webhooks import tasks as change_tasks
 from authentications.webhooks.models import RETENTION, ChangeNotification
-from tests.bc_helpers import make_subscription, notification_item, post_notifications
+from tests.webhooks.helpers import make_subscription, notification_item, post_notifications
 
 pytestmark = pytest.mark.django_db
 

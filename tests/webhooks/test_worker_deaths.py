@@ -10,7 +10,12 @@ from django.utils import timezone
 
 from authentications.webhooks import delivery, handlers, tasks
 from authentications.webhooks.models import ChangeNotification
-from tests.bc_helpers import make_subscription, notification_item, post_notifications, run_worker
+from tests.webhooks.helpers import (
+    make_subscription,
+    notification_item,
+    post_notifications,
+    run_worker,
+)
 
 pytestmark = pytest.mark.django_db(transaction=True)
 Status = ChangeNotification.Status
