@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cksum < requirements.txt | cut -d' ' -f1)
 
-.PHONY: install run test lint migrate check serve demo
+.PHONY: install run test suite lint migrate check serve demo
 
 $(STAMP): requirements.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -33,10 +33,18 @@ run: migrate
 	@echo "Admin: http://127.0.0.1:8000/admin/"
 	$(BIN)/python manage.py runserver 127.0.0.1:8000
 
+# The suite in two runs: pytest-xdist spreads most tests over TEST_WORKERS processes (auto:
+# one per core); the browser tests and those that start gunicorn or the demo run after, alone.
+TEST_WORKERS ?= auto
+
 test: install
 	$(BIN)/ruff check .
 	$(BIN)/python manage.py makemigrations --check --dry-run
-	$(BIN)/pytest
+	$(MAKE) --no-print-directory suite
+
+suite: install
+	$(BIN)/pytest -n $(TEST_WORKERS) -m "not e2e and not serial"
+	$(BIN)/pytest -m "e2e or serial"
 	@test -x /usr/bin/chromium -a -x /usr/bin/chromedriver || echo "NOTE: the browser tests \
 	(tests/e2e) were SKIPPED: /usr/bin/chromium or /usr/bin/chromedriver is missing \
 	(apt-get install chromium chromium-driver)."

@@ -18,8 +18,10 @@ from cryptography.fernet import Fernet
 from authentications.connections.models import Authentication
 from tests.fakes.demo import DEMO_AUTHENTICATION, DemoRefused, set_up_demo
 from tests.fakes.microsoft import read_form
+from tests.helpers import ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
+# They start gunicorn or the whole demo: kept out of the parallel run (`make test`).
+pytestmark = pytest.mark.serial
 
 
 def free_port():

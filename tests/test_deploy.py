@@ -16,9 +16,10 @@ import pytest
 import requests
 from cryptography.fernet import Fernet
 
-from tests.helpers import run_manage_py
+from tests.helpers import ROOT, run_manage_py
 
-ROOT = Path(__file__).resolve().parent.parent
+# They start gunicorn or the whole demo: kept out of the parallel run (`make test`).
+pytestmark = pytest.mark.serial
 GUNICORN = Path(sys.executable).with_name("gunicorn")
 PUBLIC_HOST = "bc.example.test"
 

@@ -5,7 +5,7 @@ A refresh is decided twice. cron selects the rows that need one with a queryset 
 worker, an overlapping run) may have refreshed it in between, and a second token request
 would be wasted or, with rotating refresh tokens, harmful. Written in two modules, the SQL
 and the Python said the same rule twice and could drift; here each policy holds both side
-by side, and `tests/test_policies.py` checks that they agree on the same rows.
+by side, and `tests/connections/test_policies.py` checks that they agree on the same rows.
 
 `policy.q(now)` is the filter, `policy.matches(row, now)` the check, `policy(row)` the check
 at this moment (what `tokens.refresh(needed=...)` calls) and `a | b` needs either.

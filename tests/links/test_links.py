@@ -154,7 +154,7 @@ def test_the_change_page_shows_the_link_with_a_copy_button_and_its_expiry(
 
 @pytest.mark.parametrize(
     "fields",
-    # Service-to-service has an Admin consent URL instead (tests/test_admin_consent.py),
+    # Service-to-service has an Admin consent URL instead (tests/signin/test_admin_consent.py),
     # once its secret is there.
     [{"kind": Authentication.Kind.SERVICE_TO_SERVICE, "client_secret": ""}, {"client_secret": ""}],
     ids=["service-to-service", "no-secret"],
