@@ -106,6 +106,8 @@ def test_the_readme_is_what_a_newcomer_reads_first():
     assert len(readme.splitlines()) < 100
     for command in ("make run", "make test", "make demo", "make docs"):
         assert command in readme
+    for words in ("Authorization URL", "Access token received", "Save and close"):
+        assert words in readme  # On one line: what people search for.
 
 
 def imports_shown(page):
