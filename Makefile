@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cksum < requirements.txt | cut -d' ' -f1)
 
-.PHONY: install run test suite lint migrate check serve demo
+.PHONY: install run test suite lint migrate check serve demo docs
 
 $(STAMP): requirements.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -53,6 +53,10 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
+
+# The documentation site (docs/, mkdocs.yml), rebuilt as you edit: http://127.0.0.1:8001/
+docs: install
+	$(BIN)/mkdocs serve -a 127.0.0.1:8001
 
 # Production: static files and migrations first, then gunicorn (settings in gunicorn.conf.py;
 # BIND and WEB_CONCURRENCY override the address and the number of workers).
