@@ -194,10 +194,24 @@ CACHES = {"default": env.cache_url("CACHE_URL", default="locmemcache://")}
 # --- Change notifications (BC webhooks) --------------------------------------------------
 # Handlers run as tasks (Django's Tasks framework, the django-tasks backport). The default
 # keeps them in this database, run by `manage.py db_worker`; TASKS_BACKEND names another
-# backend class (e.g. django_tasks_rq.RQBackend) without any code change.
-TASKS = {
-    "default": {"BACKEND": env.str("TASKS_BACKEND", default="django_tasks_db.DatabaseBackend")}
-}
+# backend class: django_tasks_rq.RQBackend runs them on RQ workers over Redis (REDIS_URL),
+# started with `manage.py rqworker --job-class django_tasks_rq.Job --with-scheduler`. The inbox
+# rows stay the source of truth on either engine: cron queues again what a queue lost.
+TASKS_BACKEND = env.str("TASKS_BACKEND", default="django_tasks_db.DatabaseBackend")
+TASKS = {"default": {"BACKEND": TASKS_BACKEND}}
+REDIS_URL = env.str("REDIS_URL", default="")
+if TASKS_BACKEND == "django_tasks_rq.RQBackend":
+    if not REDIS_URL:
+        raise SystemExit("bcconnect: REDIS_URL is not set; the RQ task backend needs it.")
+    INSTALLED_APPS += ["django_rq", "django_tasks_rq"]
+    # Connecting and each command wait 10 s at most (an RQ worker raises it for its blocking wait).
+    RQ_QUEUES = {
+        "default": {
+            "URL": REDIS_URL,
+            "DEFAULT_TIMEOUT": env.int("RQ_JOB_TIMEOUT", default=900),
+            "REDIS_CLIENT_KWARGS": {"socket_connect_timeout": 10, "socket_timeout": 10},
+        }
+    }
 # Requests per client IP on the notification endpoint; BC retries a 429 later.
 BC_NOTIFICATION_RATE_LIMIT = env.str("BC_NOTIFICATION_RATE_LIMIT", default="6000/minute")
 # Largest notification body read. BC batches changes, and deactivates a subscription whose

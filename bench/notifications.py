@@ -4,7 +4,8 @@ Serves the site with gunicorn (DEBUG off, no rate limit) on a scratch database, 
 concurrent senders POST 10,000 notifications in batches of 100, as BC does, spread over 10
 subscriptions. Prints notifications accepted per second, the p50/p90/p99/max answer times, and
 how many were lost (answered 202 but not stored, or not answered 202). Then runs the real
-worker (`manage.py db_worker --batch`) against a no-op handler and prints its delivery rate.
+worker (`manage.py db_worker --batch`, or `rqworker --burst` when TASKS_BACKEND names RQ with
+REDIS_URL) against a no-op handler and prints its delivery rate.
 
     .venv/bin/python bench/notifications.py [--n 10000] [--batch 100] [--senders 8]
         [--web-workers N] [--threads N]   (default: as gunicorn.conf.py deploys)
@@ -189,6 +190,23 @@ def warm_up(url, subscriptions, *, count):
     send_all(url, warm, senders=8)
     ChangeNotification.objects.all().delete()
     DBTaskResult.objects.all().delete()
+    if on_rq():
+        import django_rq
+
+        django_rq.get_queue("default").empty()
+
+
+def on_rq():
+    from django.conf import settings
+
+    return settings.TASKS_BACKEND == "django_tasks_rq.RQBackend"
+
+
+def worker_command():
+    """The task engine's worker, run until its queue is empty."""
+    if on_rq():
+        return ["rqworker", "--burst", "--job-class", "django_tasks_rq.Job", "--with-scheduler"]
+    return ["db_worker", "--batch", "--no-startup-delay"]
 
 
 def percentile(values, fraction):
@@ -202,7 +220,7 @@ def deliver(total):
 
     started = time.perf_counter()
     result = subprocess.run(
-        [sys.executable, "manage.py", "db_worker", "--batch", "--no-startup-delay"],
+        [sys.executable, "manage.py", *worker_command()],
         cwd=ROOT,
         env=dict(os.environ),
         capture_output=True,
@@ -210,7 +228,7 @@ def deliver(total):
     )
     elapsed = time.perf_counter() - started
     if result.returncode:
-        raise SystemExit(f"db_worker failed:\n{result.stderr}")
+        raise SystemExit(f"The worker failed:\n{result.stderr}")
     delivered = ChangeNotification.objects.filter(
         status=ChangeNotification.Status.DELIVERED
     ).count()

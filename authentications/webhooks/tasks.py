@@ -5,9 +5,16 @@ the notifications themselves are rows, so a task lost with a queue (another back
 no change; `requeue_stalled` (cron) finds them again.
 """
 
+import logging
+from functools import partial
+
+from django.db import transaction
 from django_tasks import task
+from django_tasks_db import DatabaseBackend
 
 from authentications.webhooks import delivery
+
+logger = logging.getLogger(__name__)
 
 
 @task()
@@ -16,11 +23,33 @@ def deliver_records(record_keys):
 
 
 def queue_delivery(record_keys, *, run_after=None):
-    """Queue one task delivering `record_keys` (in the caller's transaction when it has one)."""
+    """Queue one task delivering `record_keys`.
+
+    The database backend queues in the caller's transaction: the task and the rows it names
+    commit together. Any other queue (RQ on Redis) is told only once the rows are committed,
+    or a fast worker would look for rows it cannot see yet; a queue that cannot be reached
+    then loses nothing, the rows wait for cron's `requeue_stalled`.
+    """
     queued = deliver_records
-    if run_after is not None and queued.get_backend().supports_defer:
+    backend = queued.get_backend()
+    if run_after is not None and backend.supports_defer:
         queued = queued.using(run_after=run_after)
-    queued.enqueue(list(record_keys))
+    record_keys = list(record_keys)
+    if isinstance(backend, DatabaseBackend):
+        queued.enqueue(record_keys)
+    else:
+        transaction.on_commit(partial(_enqueue_after_commit, queued, record_keys))
+
+
+def _enqueue_after_commit(queued, record_keys):
+    try:
+        queued.enqueue(record_keys)
+    except Exception as error:  # The queue's own failure (Redis down): the rows are kept.
+        logger.warning(
+            "Could not queue the delivery of %d record(s) (%s); cron queues them again.",
+            len(record_keys),
+            type(error).__name__,
+        )
 
 
 def queue_retry(record_key, at):

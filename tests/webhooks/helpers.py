@@ -5,6 +5,7 @@ import re
 import secrets
 from datetime import timedelta
 
+from django.conf import settings
 from django.core.management import call_command
 from django.test import Client
 from django.utils import timezone
@@ -55,9 +56,62 @@ def post_notifications(client, items, **extra):
     )
 
 
+# The task engine this run uses: the database (the default) or RQ on Redis, when .ci/run
+# repeats the `engines` tests with TASKS_BACKEND=django_tasks_rq.RQBackend.
+RQ = "django_tasks_rq.RQBackend"
+
+
+def on_rq():
+    return settings.TASKS_BACKEND == RQ
+
+
+def worker_command(*, batch=True):
+    """The `manage.py` words that start this run's worker; `batch` stops it once idle."""
+    if on_rq():
+        command = ["rqworker", "--job-class", "django_tasks_rq.Job", "--with-scheduler"]
+        return [*command, "--burst"] if batch else command
+    command = ["db_worker", "--no-startup-delay", "--interval", "0" if batch else "0.05"]
+    return [*command, "--batch"] if batch else command
+
+
 def run_worker():
-    """Run the database task worker until the queue is empty, in this process."""
-    call_command("db_worker", "--batch", "--no-startup-delay", "--interval", "0", verbosity=0)
+    """Run this run's task worker until the queue is empty, in this process (RQ's simple
+    worker: no fork, so it sees the test's transaction as db_worker does)."""
+    if on_rq():
+        call_command(*worker_command(), "--worker-class", "rq.worker.SimpleWorker", verbosity=0)
+    else:
+        call_command(*worker_command(), verbosity=0)
+
+
+def make_deferred_tasks_due():
+    """Bring every task queued for later (a retry's) forward to now, on either engine."""
+    if on_rq():
+        import django_rq
+
+        queue = django_rq.get_queue("default")
+        for job_id in queue.scheduled_job_registry.get_job_ids():
+            queue.scheduled_job_registry.remove(job_id)
+            queue.enqueue_job(queue.fetch_job(job_id))
+    else:
+        from django_tasks_db.models import DBTaskResult
+
+        DBTaskResult.objects.filter(run_after__gt=timezone.now()).update(run_after=timezone.now())
+
+
+def forget_queued_tasks():
+    """Empty the queue, as a Redis restarted with nothing on disk or a wiped task table would
+    (RQ: this queue's jobs only, never the rest of the Redis database)."""
+    if on_rq():
+        import django_rq
+
+        queue = django_rq.get_queue("default")
+        queue.empty()
+        for job_id in queue.scheduled_job_registry.get_job_ids():
+            queue.scheduled_job_registry.remove(job_id, delete_job=True)
+    else:
+        from django_tasks_db.models import DBTaskResult
+
+        DBTaskResult.objects.all().delete()
 
 
 class FakeSubscriptionsAtBC:

@@ -10,9 +10,11 @@ from authentications.connections.tokens import bc_client
 from authentications.webhooks import subscriptions
 from authentications.webhooks.models import ChangeNotification, Subscription
 from tests.helpers import child_env, run_manage_py
+from tests.webhooks.helpers import worker_command
 
-# The live server and the worker process share the database: no test transaction.
-pytestmark = pytest.mark.django_db(transaction=True)
+# The live server and the worker process share the database: no test transaction. .ci/run
+# runs these again with RQ on Redis as the task engine.
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.task_engines]
 
 
 @pytest.fixture
@@ -30,8 +32,7 @@ def run_worker_process(log_path):
         BC_NOTIFICATION_HANDLERS="tests.webhooks.notification_handlers",
         NOTIFICATION_LOG=str(log_path),
     )
-    command = ["db_worker", "--batch", "--no-startup-delay", "--interval", "0"]
-    return run_manage_py(*command, env=env, timeout=120)
+    return run_manage_py(*worker_command(), env=env, timeout=120)
 
 
 def new_subscription(authentication, fake):

@@ -20,7 +20,7 @@ from tests.webhooks.helpers import (
     run_worker,
 )
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.task_engines]
 Status = ChangeNotification.Status
 LIST = "/admin/authentications/changenotification/"
 

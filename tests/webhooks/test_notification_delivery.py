@@ -1,9 +1,12 @@
 """Stored notifications reach the site's handlers through the task worker: at least once,
 in order per record, retried with backoff, then parked until a person retries them."""
 
+import socket
 from datetime import timedelta
 
 import pytest
+from django.apps import apps
+from django.db import transaction
 from django.utils import timezone
 
 from authentications.webhooks import delivery, tasks
@@ -11,14 +14,17 @@ from authentications.webhooks import handlers as change_notifications
 from authentications.webhooks.models import ChangeNotification
 from tests.helpers import child_env, run_manage_py
 from tests.webhooks.helpers import (
+    forget_queued_tasks,
+    make_deferred_tasks_due,
     make_subscription,
     notification_item,
+    on_rq,
     post_notifications,
     run_worker,
 )
 
 # The worker closes its database connection between tasks, as in production: no test transaction.
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.task_engines]
 Status = ChangeNotification.Status
 
 
@@ -109,7 +115,7 @@ def test_a_retry_that_comes_due_delivers_in_order(client, subscription, heard):
     ChangeNotification.objects.filter(status=Status.RETRYING).update(
         next_attempt_at=timezone.now() - timedelta(seconds=1)
     )
-    _make_deferred_tasks_due()
+    make_deferred_tasks_due()
 
     run_worker()
 
@@ -128,7 +134,7 @@ def test_a_handler_that_keeps_failing_is_parked_then_retried_from_the_admin(
         ChangeNotification.objects.filter(status=Status.RETRYING).update(
             next_attempt_at=timezone.now() - timedelta(seconds=1)
         )
-        _make_deferred_tasks_due()
+        make_deferred_tasks_due()
     parked = ChangeNotification.objects.get()
     assert (parked.status, parked.attempts) == (Status.PARKED, 3)
     listing = admin_client.get("/admin/authentications/changenotification/?status=parked")
@@ -168,7 +174,7 @@ def test_a_delivery_whose_worker_died_is_queued_again_by_cron(client, subscripti
     ChangeNotification.objects.update(
         status=Status.DELIVERING, claimed_until=timezone.now() - timedelta(seconds=1)
     )
-    _forget_queued_tasks()
+    forget_queued_tasks()
     run_worker()
     assert heard.calls == []
 
@@ -176,6 +182,60 @@ def test_a_delivery_whose_worker_died_is_queued_again_by_cron(client, subscripti
     run_worker()
 
     assert [change.record_id for change in heard.calls] == ["c-1"]
+
+
+def test_a_queue_restarted_empty_loses_no_change_and_repeats_none(client, subscription, heard):
+    """Redis restarted with nothing on disk (or the task table wiped): the inbox rows are the
+    truth, cron queues the waiting ones again and what was delivered is not delivered again."""
+    post_notifications(client, [notification_item(subscription, f"c-{n}") for n in (1, 2)])
+    run_worker()
+    post_notifications(client, [notification_item(subscription, f"c-{n}") for n in (3, 4)])
+    forget_queued_tasks()
+    run_worker()
+    assert [change.record_id for change in heard.calls] == ["c-1", "c-2"]
+
+    ChangeNotification.objects.update(received_at=timezone.now() - timedelta(minutes=5))
+    assert tasks.requeue_stalled() == 2  # Minutes later, cron: the two waiting records.
+    run_worker()
+
+    assert [change.record_id for change in heard.calls] == ["c-1", "c-2", "c-3", "c-4"]
+    assert set(ChangeNotification.objects.values_list("status", flat=True)) == {Status.DELIVERED}
+
+
+def test_a_queue_outside_the_database_hears_of_changes_only_once_they_are_committed(
+    client, settings, subscription, heard
+):
+    """A worker told before the commit would look for rows it cannot see yet."""
+    settings.TASKS = {"default": {"BACKEND": "django_tasks.backends.immediate.ImmediateBackend"}}
+
+    with pytest.raises(RuntimeError), transaction.atomic():
+        post_notifications(client, [notification_item(subscription, "c-1")])
+        assert heard.calls == []  # Not before the commit ...
+        raise RuntimeError("rolled back")
+    post_notifications(client, [notification_item(subscription, "c-2")])
+
+    # ... never for a transaction that rolled back, at once after one that committed.
+    assert [change.record_id for change in heard.calls] == ["c-2"]
+
+
+def test_a_queue_that_cannot_be_reached_keeps_the_change_for_cron(
+    client, subscription, heard, settings, caplog, monkeypatch
+):
+    """RQ with Redis down: BC still gets its 202, the row waits, cron queues it later."""
+    down = {"URL": f"redis://127.0.0.1:{closed_port()}/0"}
+    settings.RQ_QUEUES = {"default": down}
+    if not apps.is_installed("django_rq"):
+        settings.INSTALLED_APPS = [*settings.INSTALLED_APPS, "django_rq", "django_tasks_rq"]
+    settings.TASKS = {"default": {"BACKEND": "django_tasks_rq.RQBackend"}}
+    import django_rq.settings
+
+    monkeypatch.setitem(django_rq.settings.QUEUES, "default", down)  # Read once, at import.
+
+    answer = post_notifications(client, [notification_item(subscription, "c-1")])
+
+    assert answer.status_code == 202
+    assert ChangeNotification.objects.get().status == Status.PENDING
+    assert "Could not queue the delivery of 1 record(s) (ConnectionError)" in caplog.text
 
 
 def test_two_workers_never_deliver_the_same_notification(client, subscription, heard):
@@ -196,18 +256,6 @@ def test_handlers_named_in_settings_are_imported_by_the_worker(settings, monkeyp
         change_notifications.handlers_for("customers")
 
 
-def _make_deferred_tasks_due():
-    from django_tasks_db.models import DBTaskResult
-
-    DBTaskResult.objects.filter(run_after__gt=timezone.now()).update(run_after=timezone.now())
-
-
-def _forget_queued_tasks():
-    from django_tasks_db.models import DBTaskResult
-
-    DBTaskResult.objects.all().delete()
-
-
 def test_another_tasks_backend_is_a_setting_not_a_code_change(
     client, subscription, heard, settings
 ):
@@ -224,11 +272,16 @@ def test_tasks_backend_names_the_backend_class():
     immediate = "django_tasks.backends.immediate.ImmediateBackend"
 
     default = run_manage_py("shell", "--no-imports", "-c", code, env=child_env())
+    expected = "RQBackend" if on_rq() else "DatabaseBackend"
     switched = run_manage_py(
         "shell", "--no-imports", "-c", code, env=child_env(TASKS_BACKEND=immediate)
     )
 
-    assert (default.stdout.strip(), switched.stdout.strip()) == (
-        "DatabaseBackend",
-        "ImmediateBackend",
-    )
+    assert (default.stdout.strip(), switched.stdout.strip()) == (expected, "ImmediateBackend")
+
+
+def closed_port():
+    """A local port nothing listens on (bound, then released)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]

@@ -11,13 +11,14 @@ from django.utils import timezone
 from authentications.webhooks import delivery, handlers, tasks
 from authentications.webhooks.models import ChangeNotification
 from tests.webhooks.helpers import (
+    make_deferred_tasks_due,
     make_subscription,
     notification_item,
     post_notifications,
     run_worker,
 )
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.task_engines]
 Status = ChangeNotification.Status
 
 
@@ -43,11 +44,9 @@ def subscription(connected_row):
 
 
 def _make_retries_due():
-    from django_tasks_db.models import DBTaskResult
-
     now = timezone.now()
     ChangeNotification.objects.filter(status=Status.RETRYING).update(next_attempt_at=now)
-    DBTaskResult.objects.filter(run_after__gt=now).update(run_after=now)
+    make_deferred_tasks_due()
 
 
 def test_an_attempt_is_counted_when_the_delivery_is_claimed(client, subscription, exiting):
