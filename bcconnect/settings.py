@@ -145,6 +145,8 @@ if env.bool("SECURE_PROXY_SSL_HEADER", default=False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 _served_over_https = not DEBUG and PUBLIC_BASE_URL.startswith("https://")
 SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=_served_over_https)
+# Probes and Prometheus often ask the host directly over plain HTTP: answer them there.
+SECURE_REDIRECT_EXEMPT = [r"^health/(live|ready)$", r"^metrics$"]
 # HSTS covers this host and its own subdomains only; "preload" alone submits nothing.
 SECURE_HSTS_SECONDS = env.int(
     "SECURE_HSTS_SECONDS", default=31_536_000 if _served_over_https else 0
