@@ -49,6 +49,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "authentications.operations.middleware.RequestMetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -215,6 +216,12 @@ BC_NOTIFICATION_RETRY_SECONDS = env.float("BC_NOTIFICATION_RETRY_SECONDS", defau
 # worker's notification is delivered again this long after it was claimed (cron queues it).
 BC_NOTIFICATION_CLAIM_SECONDS = env.float("BC_NOTIFICATION_CLAIM_SECONDS", default=300.0)
 BC_SUBSCRIPTION_RENEW_HOURS = env.int("BC_SUBSCRIPTION_RENEW_HOURS", default=24)
+
+# --- Operations: metrics and health --------------------------------------------------------
+# /metrics answers 404 while METRICS_TOKEN is unset; set, only `Authorization: Bearer <it>`.
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+# Optional: only these client addresses (as BC_CLIENT_IP_HEADER finds them) may scrape.
+METRICS_ALLOWED_IPS = env.list("METRICS_ALLOWED_IPS", default=[])
 
 # Error reports never carry OAuth codes, states or tokens (GET, POST or frame variables).
 DEFAULT_EXCEPTION_REPORTER = "authentications.kit.reporting.SecretScrubbingReporter"

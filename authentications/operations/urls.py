@@ -7,4 +7,5 @@ from authentications.operations import views
 urlpatterns = [
     path("health/live", views.live, name="health_live"),
     path("health/ready", views.ready, name="health_ready"),
+    path("metrics", views.metrics_view, name="metrics"),
 ]
