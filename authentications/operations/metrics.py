@@ -31,6 +31,7 @@ from prometheus_client.core import GaugeMetricFamily
 from authentications.certificates.models import Certificate
 from authentications.connections.models import Authentication
 from authentications.kit import signals
+from authentications.operations import process_files
 from authentications.webhooks.models import ChangeNotification, Subscription
 
 # Entra answers in tens of milliseconds, BC in up to tens of seconds (big pages, $batch).
@@ -241,9 +242,12 @@ def exposition():
     """The text Prometheus reads: this process's (or every worker's) counts, then the state."""
     state = CollectorRegistry(auto_describe=False)
     state.register(StateCollector())
-    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        counted = CollectorRegistry()
-        multiprocess.MultiProcessCollector(counted)
-    else:
-        counted = REGISTRY
-    return generate_latest(counted) + generate_latest(state)
+    path = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if not path:
+        return generate_latest(REGISTRY) + generate_latest(state)
+    process_files.fold_dead_processes(path)
+    counted = CollectorRegistry()
+    multiprocess.MultiProcessCollector(counted, path=path)
+    with process_files.locked(path, exclusive=False):
+        counts = generate_latest(counted)
+    return counts + generate_latest(state)

@@ -40,3 +40,30 @@ def counted():
         return REGISTRY.get_sample_value(name, labels) or 0
 
     return value
+
+
+@pytest.fixture
+def gunicorn_env(tmp_path):
+    """The environment of a production host (DEBUG off, HTTPS behind a proxy) for real
+    processes: gunicorn, manage.py."""
+    import os
+    import secrets
+
+    from cryptography.fernet import Fernet
+
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("DJANGO_", "PYTEST_", "BC_", "PROMETHEUS_"))
+        and key != "REQUESTS_CA_BUNDLE"
+    }
+    env.update(
+        DEBUG="false",
+        SECRET_KEY=secrets.token_urlsafe(50),
+        FERNET_KEYS=Fernet.generate_key().decode(),
+        PUBLIC_BASE_URL="https://bc.example.test",
+        SECURE_PROXY_SSL_HEADER="true",
+        DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite3'}",
+        STATIC_ROOT=str(tmp_path / "static"),
+    )
+    return env
