@@ -49,6 +49,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "authentications.operations.middleware.RequestIdMiddleware",
     "authentications.operations.middleware.RequestMetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -227,10 +228,20 @@ METRICS_ALLOWED_IPS = env.list("METRICS_ALLOWED_IPS", default=[])
 DEFAULT_EXCEPTION_REPORTER = "authentications.kit.reporting.SecretScrubbingReporter"
 DEFAULT_EXCEPTION_REPORTER_FILTER = "authentications.kit.reporting.SecretScrubbingFilter"
 
+# Logs: "text" (the default) or "json", one object a line with the request id that follows
+# a request into the tasks it queues. LOG_REQUEST_ID_HEADER: the META key of a header a
+# trusted proxy sets with its own id (e.g. HTTP_X_REQUEST_ID); empty makes a new id.
+LOG_FORMAT = env.str("LOG_FORMAT", default="text")
+if LOG_FORMAT not in ("text", "json"):
+    raise SystemExit("bcconnect: LOG_FORMAT must be text or json.")
+LOG_REQUEST_ID_HEADER = env.str("LOG_REQUEST_ID_HEADER", default="")
+_json = LOG_FORMAT == "json"
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "filters": {
+        "request_id": {"()": "authentications.kit.request_context.RequestIdFilter"},
         # Request logs name the path (an Authorization URL holds its link token there) or
         # the request line (a callback's code), and carry the request with its cookies.
         "redact_request": {"()": "authentications.kit.reporting.RedactRequestSecrets"},
@@ -241,10 +252,24 @@ LOGGING = {
             "format": "[{server_time}] {message}",
             "style": "{",
         },
+        "json": {
+            "()": "pythonjsonlogger.json.JsonFormatter",
+            "fmt": "%(asctime)s %(levelname)s %(name)s %(message)s %(request_id)s",
+            "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
+            "json_ensure_ascii": False,
+        },
     },
     "handlers": {
-        "console": {"class": "logging.StreamHandler"},
-        "django.server": {"class": "logging.StreamHandler", "formatter": "django.server"},
+        "console": {
+            "class": "logging.StreamHandler",
+            "filters": ["request_id"],
+            **({"formatter": "json"} if _json else {}),
+        },
+        "django.server": {
+            "class": "logging.StreamHandler",
+            "filters": ["request_id"],
+            "formatter": "json" if _json else "django.server",
+        },
     },
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {

@@ -7,12 +7,15 @@ no change; `requeue_stalled` (cron) finds them again.
 
 from django_tasks import task
 
+from authentications.kit import request_context
 from authentications.webhooks import delivery
 
 
 @task()
-def deliver_records(record_keys):
-    return delivery.deliver_records(record_keys, retry=queue_retry)
+def deliver_records(record_keys, request_id=""):
+    """Deliver; the log lines carry the id of the request that queued it (or a new one)."""
+    with request_context.bound(request_context.given_or_new(request_id)):
+        return delivery.deliver_records(record_keys, retry=queue_retry)
 
 
 def queue_delivery(record_keys, *, run_after=None):
@@ -20,7 +23,7 @@ def queue_delivery(record_keys, *, run_after=None):
     queued = deliver_records
     if run_after is not None and queued.get_backend().supports_defer:
         queued = queued.using(run_after=run_after)
-    queued.enqueue(list(record_keys))
+    queued.enqueue(list(record_keys), request_id=request_context.current())
 
 
 def queue_retry(record_key, at):
