@@ -223,6 +223,11 @@ BC_SUBSCRIPTION_RENEW_HOURS = env.int("BC_SUBSCRIPTION_RENEW_HOURS", default=24)
 METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
 # Optional: only these client addresses (as BC_CLIENT_IP_HEADER finds them) may scrape.
 METRICS_ALLOWED_IPS = env.list("METRICS_ALLOWED_IPS", default=[])
+# Multiprocess metrics (gunicorn sets it; share it with db_worker and cron on one host).
+# prometheus-client reads it from the environment itself and fails on a missing directory.
+_metrics_dir = env.str("PROMETHEUS_MULTIPROC_DIR", default="")
+if _metrics_dir and not Path(_metrics_dir).is_dir():
+    raise SystemExit(f"bcconnect: PROMETHEUS_MULTIPROC_DIR={_metrics_dir} is not a directory.")
 
 # Error reports never carry OAuth codes, states or tokens (GET, POST or frame variables).
 DEFAULT_EXCEPTION_REPORTER = "authentications.kit.reporting.SecretScrubbingReporter"

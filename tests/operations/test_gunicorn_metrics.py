@@ -149,3 +149,16 @@ def test_without_a_directory_gunicorn_uses_its_own_and_removes_it(tmp_path, guni
         process.wait(timeout=30)
 
     assert list(scratch.iterdir()) == []
+
+
+def test_a_metrics_directory_that_does_not_exist_stops_start_up_with_one_line(
+    tmp_path, gunicorn_env
+):
+    missing = tmp_path / "no-such-directory"
+
+    result = run_manage_py("check", env={**gunicorn_env, "PROMETHEUS_MULTIPROC_DIR": str(missing)})
+
+    assert result.returncode != 0
+    assert result.stderr.strip() == (
+        f"bcconnect: PROMETHEUS_MULTIPROC_DIR={missing} is not a directory."
+    )
