@@ -3,7 +3,10 @@
 Override on the command line (`--bind`, `--workers`) or with GUNICORN_CMD_ARGS.
 """
 
+import atexit
 import os
+import shutil
+import tempfile
 
 wsgi_app = "bcconnect.wsgi"
 bind = os.environ.get("BIND", "127.0.0.1:8000")
@@ -17,3 +20,31 @@ threads = int(os.environ.get("WEB_THREADS", "8" if _sqlite else "4"))
 # instead of every worker failing to boot and being restarted forever.
 preload_app = True
 # No access log by default: request paths can carry Authorization URL tokens.
+
+# Metrics: each worker writes its counts to files in PROMETHEUS_MULTIPROC_DIR, and /metrics
+# adds up every file. Set it (the same directory for gunicorn, db_worker and cron on this
+# host, e.g. /run/bcconnect/metrics) to count those processes too; unset, gunicorn makes a
+# fresh directory of its own and removes it on exit. Set before the app is loaded:
+# prometheus-client chooses multiprocess mode when it is first imported.
+_own_metrics_dir = not os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+if _own_metrics_dir:
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="bcconnect-metrics-")
+_master_pid = os.getpid()
+
+
+@atexit.register
+def _remove_own_metrics_dir():
+    """Also when start-up stops (a missing secret), before any hook runs; never in a
+    worker, which inherits this from the master."""
+    if _own_metrics_dir and os.getpid() == _master_pid:
+        shutil.rmtree(os.environ["PROMETHEUS_MULTIPROC_DIR"], ignore_errors=True)
+
+
+def child_exit(server, worker):
+    """A worker ended (restart, crash): drop its live files, fold its counts into the rest."""
+    from prometheus_client import multiprocess
+
+    from authentications.operations import process_files
+
+    multiprocess.mark_process_dead(worker.pid)
+    process_files.fold_dead_processes(os.environ["PROMETHEUS_MULTIPROC_DIR"])

@@ -7,3 +7,4 @@ class AuthenticationsConfig(AppConfig):
 
     def ready(self):
         from authentications import checks  # noqa: F401 - registers the system checks
+        from authentications.operations import metrics  # noqa: F401 - its receivers count

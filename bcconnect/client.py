@@ -135,6 +135,19 @@ class UnsafeUrlError(ValueError):
 
 
 @dataclass(frozen=True)
+class Exchange:
+    """One request sent to BC, as `on_exchange` hears of it: never its URL, headers or body.
+
+    `status` is None when no answer came (`timed_out` says whether time ran out).
+    """
+
+    method: str
+    seconds: float
+    status: int | None = None
+    timed_out: bool = False
+
+
+@dataclass(frozen=True)
 class UrlTarget:
     """Where requests really sends a URL: the origin it connects to and the path it asks."""
 
@@ -660,7 +673,8 @@ class BusinessCentralClient:
     `token_provider(force_refresh=False) -> str` is asked for every request, so a token
     refreshed elsewhere is picked up at once; on a 401 it is asked once with
     `force_refresh=True`. `retry` says how long to retry what BC may answer later; `sleep`,
-    `clock` and `random` are injectable for tests.
+    `clock` and `random` are injectable for tests. `on_exchange(Exchange)`, when given, is
+    told of every request sent (each retry, redirect and refresh too): metrics hook in here.
 
     Paths are relative to `base_url`. The token goes only under `environment_url`, the
     environment root (`.../v2.0/<tenant>/<environment>`; for a base URL not of that form,
@@ -684,6 +698,7 @@ class BusinessCentralClient:
         sleep: Callable[[float], object] = time.sleep,
         clock: Callable[[], float] = time.time,
         random: Callable[[], float] = random.random,
+        on_exchange: Callable[[Exchange], object] | None = None,
     ) -> None:
         root_url = base_url.rstrip("/")
         self.environment_url = environment_root(root_url)
@@ -697,6 +712,7 @@ class BusinessCentralClient:
         parts = urlsplit(root_url)
         self.api_host = (api_host or f"{parts.scheme}://{parts.netloc}").rstrip("/")
         self._sleep, self._clock, self._random = sleep, clock, random
+        self._on_exchange = on_exchange
         self._limiter = concurrency_limiter(self.concurrency_key, max_concurrency)
         self._boundary = self._target(self.environment_url)
         self._check_host(self._boundary)
@@ -1232,22 +1248,24 @@ class BusinessCentralClient:
                     allow_redirects=False,
                 )
             except requests.RequestException as err:
+                seconds = time.perf_counter() - started
                 logger.debug(
                     "BC %s %s failed after %.0f ms: %s",
                     method,
                     url,
-                    (time.perf_counter() - started) * 1000,
+                    seconds * 1000,
                     type(err).__name__,
                 )
+                self._tell(method, seconds, timed_out=isinstance(err, requests.Timeout))
                 raise
-        logger.debug(
-            "BC %s %s -> %s in %.0f ms",
-            method,
-            url,
-            response.status_code,
-            (time.perf_counter() - started) * 1000,
-        )
+        seconds = time.perf_counter() - started
+        logger.debug("BC %s %s -> %s in %.0f ms", method, url, response.status_code, seconds * 1000)
+        self._tell(method, seconds, status=response.status_code)
         return response
+
+    def _tell(self, method, seconds, **answer):
+        if self._on_exchange is not None:
+            self._on_exchange(Exchange(method, seconds, **answer))
 
     @contextlib.contextmanager
     def _slot(self, cancelled):

@@ -49,6 +49,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "authentications.operations.middleware.RequestIdMiddleware",
+    "authentications.operations.middleware.RequestMetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -145,6 +147,8 @@ if env.bool("SECURE_PROXY_SSL_HEADER", default=False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 _served_over_https = not DEBUG and PUBLIC_BASE_URL.startswith("https://")
 SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=_served_over_https)
+# Probes and Prometheus often ask the host directly over plain HTTP: answer them there.
+SECURE_REDIRECT_EXEMPT = [r"^health/(live|ready)$", r"^metrics$"]
 # HSTS covers this host and its own subdomains only; "preload" alone submits nothing.
 SECURE_HSTS_SECONDS = env.int(
     "SECURE_HSTS_SECONDS", default=31_536_000 if _served_over_https else 0
@@ -228,14 +232,35 @@ BC_NOTIFICATION_RETRY_SECONDS = env.float("BC_NOTIFICATION_RETRY_SECONDS", defau
 BC_NOTIFICATION_CLAIM_SECONDS = env.float("BC_NOTIFICATION_CLAIM_SECONDS", default=300.0)
 BC_SUBSCRIPTION_RENEW_HOURS = env.int("BC_SUBSCRIPTION_RENEW_HOURS", default=24)
 
+# --- Operations: metrics and health --------------------------------------------------------
+# /metrics answers 404 while METRICS_TOKEN is unset; set, only `Authorization: Bearer <it>`.
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+# Optional: only these client addresses (as BC_CLIENT_IP_HEADER finds them) may scrape.
+METRICS_ALLOWED_IPS = env.list("METRICS_ALLOWED_IPS", default=[])
+# Multiprocess metrics (gunicorn sets it; share it with db_worker and cron on one host).
+# prometheus-client reads it from the environment itself and fails on a missing directory.
+_metrics_dir = env.str("PROMETHEUS_MULTIPROC_DIR", default="")
+if _metrics_dir and not Path(_metrics_dir).is_dir():
+    raise SystemExit(f"bcconnect: PROMETHEUS_MULTIPROC_DIR={_metrics_dir} is not a directory.")
+
 # Error reports never carry OAuth codes, states or tokens (GET, POST or frame variables).
 DEFAULT_EXCEPTION_REPORTER = "authentications.kit.reporting.SecretScrubbingReporter"
 DEFAULT_EXCEPTION_REPORTER_FILTER = "authentications.kit.reporting.SecretScrubbingFilter"
+
+# Logs: "text" (the default) or "json", one object a line with the request id that follows
+# a request into the tasks it queues. LOG_REQUEST_ID_HEADER: the META key of a header a
+# trusted proxy sets with its own id (e.g. HTTP_X_REQUEST_ID); empty makes a new id.
+LOG_FORMAT = env.str("LOG_FORMAT", default="text")
+if LOG_FORMAT not in ("text", "json"):
+    raise SystemExit("bcconnect: LOG_FORMAT must be text or json.")
+LOG_REQUEST_ID_HEADER = env.str("LOG_REQUEST_ID_HEADER", default="")
+_json = LOG_FORMAT == "json"
 
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "filters": {
+        "request_id": {"()": "authentications.kit.request_context.RequestIdFilter"},
         # Request logs name the path (an Authorization URL holds its link token there) or
         # the request line (a callback's code), and carry the request with its cookies.
         "redact_request": {"()": "authentications.kit.reporting.RedactRequestSecrets"},
@@ -246,10 +271,24 @@ LOGGING = {
             "format": "[{server_time}] {message}",
             "style": "{",
         },
+        "json": {
+            "()": "pythonjsonlogger.json.JsonFormatter",
+            "fmt": "%(asctime)s %(levelname)s %(name)s %(message)s %(request_id)s",
+            "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
+            "json_ensure_ascii": False,
+        },
     },
     "handlers": {
-        "console": {"class": "logging.StreamHandler"},
-        "django.server": {"class": "logging.StreamHandler", "formatter": "django.server"},
+        "console": {
+            "class": "logging.StreamHandler",
+            "filters": ["request_id"],
+            **({"formatter": "json"} if _json else {}),
+        },
+        "django.server": {
+            "class": "logging.StreamHandler",
+            "filters": ["request_id"],
+            "formatter": "json" if _json else "django.server",
+        },
     },
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {

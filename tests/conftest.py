@@ -1,14 +1,18 @@
 """Shared fixtures: the fake Microsoft, settings pointed at it, and factories."""
 
+import io
+import json
 import logging
 import sys
 from urllib.parse import urlsplit
 
 import pytest
 from django.core.cache import cache
+from django.utils.module_loading import import_string
 
 from authentications.connections import oauth
 from authentications.connections.models import Authentication
+from authentications.kit import request_context
 from authentications.signin import flows
 from tests.fakes.admin_consent import FABRIKAM_TENANT_ID
 from tests.fakes.bc import FakeBusinessCentral
@@ -219,3 +223,32 @@ def fabrikam(make_authentication, fake_microsoft):
         tenant_id=FABRIKAM_TENANT_ID,
         base_url=fake_microsoft.bc.base_url(tenant=FABRIKAM_TENANT_ID),
     )
+
+
+@pytest.fixture(params=["text", "json"])
+def log_lines(request, settings):
+    """The log a leak test searches, in each LOG_FORMAT: `log_lines(caplog)`.
+
+    text: what caplog captured. json: what a handler configured as LOG_FORMAT=json configures
+    the console (the same formatter and request-id filter) wrote, each line checked to be one
+    JSON object; it sits on the root logger beside caplog's handler and sees what it sees.
+    """
+    if request.param == "text":
+        yield lambda caplog: caplog.text
+        return
+    settings.LOG_FORMAT = "json"
+    handler = logging.StreamHandler(io.StringIO())
+    options = dict(settings.LOGGING["formatters"]["json"])
+    handler.setFormatter(import_string(options.pop("()"))(**options))
+    handler.addFilter(request_context.RequestIdFilter())
+    logging.getLogger().addHandler(handler)
+
+    def json_lines(caplog):
+        text = handler.stream.getvalue()
+        assert text and all(isinstance(json.loads(line), dict) for line in text.splitlines())
+        return text
+
+    try:
+        yield json_lines
+    finally:
+        logging.getLogger().removeHandler(handler)

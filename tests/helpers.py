@@ -146,15 +146,16 @@ def email_parts(message):
     return [message.subject, message.body, *(body for body, _ in message.alternatives)]
 
 
-def operator_text(caplog):
-    """What operators read: log lines, the audit trail and the admin's change log."""
+def operator_text(caplog, *, logs=None):
+    """What operators read: log lines (`logs`, else caplog's), the audit trail and the
+    admin's change log."""
     return "\n".join(
         [
             *Event.objects.values_list("detail", flat=True),
             *Event.objects.values_list("actor", flat=True),
             *LogEntry.objects.values_list("change_message", flat=True),
             *AuthorizationRequest.objects.values_list("error_message", flat=True),
-            caplog.text,
+            caplog.text if logs is None else logs,
         ]
     )
 

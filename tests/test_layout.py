@@ -85,7 +85,7 @@ TOP_LEVEL = {
 PACKAGES = {
     "admin", "management", "migrations", "static",
     "connections", "signin", "links", "certificates", "endpoints", "webhooks", "mail", "kit",
-    "api",
+    "api", "operations",
 }  # fmt: skip
 
 
@@ -135,7 +135,7 @@ WHOLE_PRODUCT_TESTS = {
 }  # fmt: skip
 TEST_FOLDERS = {
     "connections", "signin", "links", "certificates", "endpoints", "webhooks", "client", "kit",
-    "api", "e2e", "stress", "fakes",
+    "api", "operations", "e2e", "stress", "fakes",
 }  # fmt: skip
 
 

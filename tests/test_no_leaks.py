@@ -4,7 +4,8 @@ Logging is at DEBUG for our code, msal, requests and urllib3 while the whole pro
 exercised; then every client secret, access token, refresh token, authorization code,
 PKCE verifier and cookie value that ever existed is looked for in everything that was
 produced. Authorization URL tokens are shown to staff and emailed on purpose: they are
-looked for in the logs, the audit trail and the error emails sent to ADMINS.
+looked for in the logs, the audit trail and the error emails sent to ADMINS. The logs are
+searched as each LOG_FORMAT writes them: text and JSON (`log_lines`).
 """
 
 import io
@@ -56,10 +57,10 @@ class Produced:
         for client in clients:
             self.cookie_values |= {m.value for m in client.cookies.values() if m.value}
 
-    def text(self, caplog):
-        return "\n".join([*self.parts, *map(email_text, mail.outbox), self.logs(caplog)])
+    def text(self, caplog, log_lines):
+        return "\n".join([*self.parts, *map(email_text, mail.outbox), self.logs(caplog, log_lines)])
 
-    def logs(self, caplog):
+    def logs(self, caplog, log_lines):
         """What operators read: log lines, the audit trail and the ADMINS' error emails."""
         records = [
             *Event.objects.values_list("detail", flat=True),
@@ -67,7 +68,7 @@ class Produced:
             *AuthorizationRequest.objects.values_list("error_message", flat=True),
         ]
         errors = [email_text(m) for m in mail.outbox if m.to == [ADMIN_ADDRESS]]
-        return "\n".join([*records, *errors, caplog.text])
+        return "\n".join([*records, *errors, log_lines(caplog)])
 
 
 def email_text(message):
@@ -90,7 +91,7 @@ def every_secret(fake):
 
 
 def test_no_secret_leaks_anywhere(
-    admin_client, client, make_authentication, fake_microsoft, sign_in, caplog, settings
+    admin_client, client, make_authentication, fake_microsoft, sign_in, caplog, settings, log_lines
 ):
     for name in LOGGERS:
         caplog.set_level(logging.DEBUG, logger=name or None)
@@ -183,7 +184,7 @@ def test_no_secret_leaks_anywhere(
         )
     )
 
-    produced = out.text(caplog)
+    produced = out.text(caplog, log_lines)
     secrets = every_secret(fake_microsoft) | out.cookie_values
     assert len(secrets) > 8  # Codes, verifiers and several rotated tokens were issued.
     assert any(name.startswith("bc_signin_") for name in client.cookies)
@@ -203,4 +204,4 @@ def test_no_secret_leaks_anywhere(
     leaked = [secret for secret in secrets if secret in produced]
     assert leaked == []
     link_tokens = {link_token(url), link_token(second_url)}
-    assert [token for token in link_tokens if token in out.logs(caplog)] == []
+    assert [token for token in link_tokens if token in out.logs(caplog, log_lines)] == []

@@ -13,6 +13,7 @@ import logging
 import re
 import secrets
 import threading
+import time
 from collections import Counter
 from collections.abc import MutableMapping
 from dataclasses import dataclass, field
@@ -28,6 +29,7 @@ from msal.authority import WELL_KNOWN_AUTHORITY_HOSTS
 from msal.exceptions import MsalServiceError
 
 from authentications.connections import credentials
+from authentications.kit import signals
 from authentications.kit.per_process import PerProcess
 from authentications.kit.validators import is_guid
 from bcconnect.errors import BcconnectError
@@ -137,7 +139,10 @@ POOL_SIZE = 32
 
 
 class _TimeoutSession(requests.Session):
-    """A session that never waits forever: MSAL passes no timeout of its own."""
+    """A session that never waits forever: MSAL passes no timeout of its own.
+
+    Every request to Entra passes here, so here each is timed and announced (metrics).
+    """
 
     def __init__(self):
         super().__init__()
@@ -146,7 +151,19 @@ class _TimeoutSession(requests.Session):
     def request(self, method, url, **kwargs):
         if kwargs.get("timeout") is None:
             kwargs["timeout"] = settings.BC_HTTP_TIMEOUT
-        return super().request(method, url, **kwargs)
+        started = time.perf_counter()
+        try:
+            response = super().request(method, url, **kwargs)
+        except requests.RequestException as err:
+            timed_out = isinstance(err, requests.Timeout)
+            signals.sent_outside("entra", _since(started), timed_out=timed_out)
+            raise
+        signals.sent_outside("entra", _since(started), status=response.status_code)
+        return response
+
+
+def _since(started):
+    return time.perf_counter() - started
 
 
 class _NoMsalDebug(logging.Filter):

@@ -30,11 +30,12 @@ from authentications import mail
 from authentications.connections import consent, credentials, link_tokens, oauth, policies
 from authentications.connections.models import Authentication, Event
 from authentications.connections.oauth import EntraError
+from authentications.kit import signals
 from authentications.kit.fields import KEY_MISSING
 from authentications.kit.formatting import when
 from authentications.kit.per_process import PerProcess
 from authentications.kit.validators import allowed_api_hosts
-from bcconnect.client import BusinessCentralClient
+from bcconnect.client import BusinessCentralClient, Exchange
 from bcconnect.errors import BcconnectError
 
 logger = logging.getLogger(__name__)
@@ -418,6 +419,7 @@ def _store(row, lease_id, tokens, *, actor):
     for name, value in changes.items():
         setattr(row, name, value)
     logger.info("Refreshed the access token of %s", row)
+    signals.token_refresh.send(sender=Authentication, outcome="refreshed")
     return row
 
 
@@ -458,6 +460,8 @@ def _record_transient(row, lease_id, err, *, actor, transient=True):
         if _fenced(row, lease_id).update(**changes):
             row.record(Event.Kind.REFRESH_FAILED, actor=actor, detail=_detail(err))
     logger.warning("Token refresh for %s failed (%s); tokens kept", row, err.display_code)
+    outcome = "transient" if transient else "refused"
+    signals.token_refresh.send(sender=Authentication, outcome=outcome)
     return TokenError(err.message, code=err.display_code, transient=transient)
 
 
@@ -476,6 +480,7 @@ def _record_broken(row, lease_id, err, *, actor):
     if stored and row.status != status:
         _notify_broken(row, status=status, err=err)
     logger.warning("Token refresh for %s needs a person: %s", row, err.display_code)
+    signals.token_refresh.send(sender=Authentication, outcome=status.value)
     row.status = status
     return TokenError(err.message, code=err.display_code, needs_sign_in=True)
 
@@ -555,4 +560,11 @@ def bc_client(
         concurrency_key=f"authentication:{authentication.pk}",
         allowed_hosts=allowed_api_hosts(),
         api_host=settings.BC_API_HOST,
+        on_exchange=_announce_exchange,
+    )
+
+
+def _announce_exchange(exchange: Exchange) -> None:
+    signals.sent_outside(
+        "bc", exchange.seconds, status=exchange.status, timed_out=exchange.timed_out
     )

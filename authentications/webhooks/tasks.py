@@ -12,14 +12,17 @@ from django.db import transaction
 from django_tasks import task
 from django_tasks_db import DatabaseBackend
 
+from authentications.kit import request_context
 from authentications.webhooks import delivery
 
 logger = logging.getLogger(__name__)
 
 
 @task()
-def deliver_records(record_keys):
-    return delivery.deliver_records(record_keys, retry=queue_retry)
+def deliver_records(record_keys, request_id=""):
+    """Deliver; the log lines carry the id of the request that queued it (or a new one)."""
+    with request_context.bound(request_context.given_or_new(request_id)):
+        return delivery.deliver_records(record_keys, retry=queue_retry)
 
 
 def queue_delivery(record_keys, *, run_after=None):
@@ -34,16 +37,16 @@ def queue_delivery(record_keys, *, run_after=None):
     backend = queued.get_backend()
     if run_after is not None and backend.supports_defer:
         queued = queued.using(run_after=run_after)
-    record_keys = list(record_keys)
+    record_keys, request_id = list(record_keys), request_context.current()
     if isinstance(backend, DatabaseBackend):
-        queued.enqueue(record_keys)
+        queued.enqueue(record_keys, request_id=request_id)
     else:
-        transaction.on_commit(partial(_enqueue_after_commit, queued, record_keys))
+        transaction.on_commit(partial(_enqueue_after_commit, queued, record_keys, request_id))
 
 
-def _enqueue_after_commit(queued, record_keys):
+def _enqueue_after_commit(queued, record_keys, request_id):
     try:
-        queued.enqueue(record_keys)
+        queued.enqueue(record_keys, request_id=request_id)
     except Exception as error:  # The queue's own failure (Redis down): the rows are kept.
         logger.warning(
             "Could not queue the delivery of %d record(s) (%s); cron queues them again.",

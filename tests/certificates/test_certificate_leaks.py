@@ -82,7 +82,14 @@ def every_page_for_each_user(client, django_user_model, authentication):
 
 
 def test_no_private_key_leaks_anywhere(
-    admin_client, client, django_user_model, make_authentication, fake_microsoft, caplog, settings
+    admin_client,
+    client,
+    django_user_model,
+    make_authentication,
+    fake_microsoft,
+    caplog,
+    settings,
+    log_lines,
 ):
     for name in LOGGERS:
         caplog.set_level(logging.DEBUG, logger=name or None)
@@ -133,7 +140,7 @@ def test_no_private_key_leaks_anywhere(
         f"{m.subject}\n{m.body}\n" + "".join(b for b, _ in m.alternatives) for m in mail.outbox
     ]
     text = "\n".join(
-        [*produced, *emails, caplog.text, *Event.objects.values_list("detail", flat=True)]
+        [*produced, *emails, log_lines(caplog), *Event.objects.values_list("detail", flat=True)]
     )
     assert len(keys) == 2 and all("PRIVATE KEY" in key for key in keys)
     assert any("certificate expires" in m.subject for m in mail.outbox)  # The reminder.

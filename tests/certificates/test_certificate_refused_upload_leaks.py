@@ -28,7 +28,7 @@ def pkcs8(key):
 
 
 def test_refused_uploads_and_a_credential_switch_echo_no_key_or_password(
-    admin_client, make_authentication, fake_microsoft, caplog
+    admin_client, make_authentication, fake_microsoft, caplog, log_lines
 ):
     caplog.set_level(logging.DEBUG)
     authentication = make_authentication(name="Refusals")
@@ -63,7 +63,9 @@ def test_refused_uploads_and_a_credential_switch_echo_no_key_or_password(
     call_command("refresh_tokens", "--dry-run", "--all", stdout=out)
     produced += [out.getvalue(), admin_client.get(change).content.decode()]
 
-    text = "\n".join([*produced, caplog.text, *Event.objects.values_list("detail", flat=True)])
+    text = "\n".join(
+        [*produced, log_lines(caplog), *Event.objects.values_list("detail", flat=True)]
+    )
     assert Authentication.objects.get().uses_certificate and Certificate.objects.count() == 1
     keys = [pkcs8(rsa_key).decode(), pkcs8(ec_key).decode(), Certificate.objects.get().private_key]
     for key in keys:

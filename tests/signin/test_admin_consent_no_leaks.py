@@ -26,7 +26,9 @@ pytestmark = pytest.mark.django_db
 LOGGERS = ("authentications", "bcconnect", "msal", "requests", "urllib3", "django", "")
 
 
-def test_no_secret_leaks_along_the_admin_consent(admin_client, fake_microsoft, caplog, notify_list):
+def test_no_secret_leaks_along_the_admin_consent(
+    admin_client, fake_microsoft, caplog, notify_list, log_lines
+):
     for name in LOGGERS:
         caplog.set_level(logging.DEBUG, logger=name or None)
     pages, cookies = [], set()
@@ -69,7 +71,7 @@ def test_no_secret_leaks_along_the_admin_consent(admin_client, fake_microsoft, c
         [
             *(page.content.decode() for page in pages),
             *(part for message in mail.outbox for part in email_parts(message)),
-            operator_text(caplog),
+            operator_text(caplog, logs=log_lines(caplog)),
         ]
     )
     secrets = {CLIENT_SECRET, *fake_microsoft.entra.access_tokens, *cookies}
@@ -77,5 +79,5 @@ def test_no_secret_leaks_along_the_admin_consent(admin_client, fake_microsoft, c
     leaked = [secret[:12] for secret in secrets if secret in produced]
     assert not leaked
     link_token = link_path.rstrip("/").rsplit("/", 1)[1]
-    assert link_token not in operator_text(caplog)
+    assert link_token not in operator_text(caplog, logs=log_lines(caplog))
     assert Event.objects.filter(kind=Event.Kind.ADMIN_CONSENT_GRANTED).exists()
