@@ -227,7 +227,24 @@ def task_gauges():
 
         ready = DBTaskResult.objects.filter(status="READY", backend_name__in=aliases)
         depth.add_metric(["database"], ready.count())
+    if any(
+        type(backend).__module__.startswith("django_tasks_rq") for backend in task_backends.all()
+    ):
+        depth.add_metric(["rq"], _rq_depth())
     yield depth
+
+
+def _rq_depth():
+    """Jobs queued or scheduled for later in RQ's queues; NaN when Redis does not answer (the
+    readiness check says so; a scrape must not fail for it)."""
+    import django_rq
+    from redis.exceptions import RedisError
+
+    try:
+        queues = [django_rq.get_queue(name) for name in django_rq.settings.QUEUES]
+        return sum(queue.count + queue.scheduled_job_registry.count for queue in queues)
+    except RedisError:
+        return float("nan")
 
 
 def _single(name, documentation, value):

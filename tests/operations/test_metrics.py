@@ -13,7 +13,7 @@ from authentications.connections.tokens import TokenError, bc_client, get_access
 from authentications.kit import signals
 from authentications.webhooks.models import ChangeNotification
 from bcconnect.client import BusinessCentralClient, BusinessCentralError, Exchange, RetryPolicy
-from tests.webhooks.helpers import make_subscription
+from tests.webhooks.helpers import forget_queued_tasks, make_subscription, on_rq
 
 pytestmark = pytest.mark.django_db
 
@@ -199,6 +199,22 @@ def test_task_queue_depth_of_the_database_engine(scrape, make_authentication):
     found = scrape()
 
     assert found[("bcconnect_task_queue_depth", (("engine", "database"),))] == 2
+
+
+@pytest.mark.task_engines
+@pytest.mark.django_db(transaction=True)  # RQ hears of a task once its rows commit.
+def test_task_queue_depth_of_this_runs_engine_counts_retries_queued_for_later(scrape):
+    from authentications.webhooks.tasks import queue_delivery
+
+    forget_queued_tasks()
+    queue_delivery(["customers(1)"])
+    queue_delivery(["customers(2)"], run_after=timezone.now() + timedelta(minutes=5))
+
+    found = scrape()
+
+    engine = "rq" if on_rq() else "database"
+    assert found[("bcconnect_task_queue_depth", (("engine", engine),))] == 2
+    forget_queued_tasks()
 
 
 # --- counted where it happens --------------------------------------------------------------
