@@ -46,6 +46,9 @@ INSTALLED_APPS = [
     "authentications",
     "django_tasks",
     "django_tasks_db",
+    "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
 ]
 
 MIDDLEWARE = [
@@ -190,6 +193,26 @@ BC_PUBLIC_RATE_LIMIT = env.str("BC_PUBLIC_RATE_LIMIT", default="30/minute")
 # (e.g. HTTP_X_FORWARDED_FOR); empty means REMOTE_ADDR.
 BC_CLIENT_IP_HEADER = env.str("BC_CLIENT_IP_HEADER", default="")
 CACHES = {"default": env.cache_url("CACHE_URL", default="locmemcache://")}
+
+# --- The HTTP API for other services (authentications/api, docs/api.md) ------------------
+# Requests per API key, unless the key has its own rate (admin); counted in the default cache.
+BC_API_RATE_LIMIT = env.str("BC_API_RATE_LIMIT", default="1200/minute")
+# The longest the proxy holds a caller: a Retry-After from BC longer than what is left of it
+# is passed back at once instead of waited out.
+BC_API_MAX_WAIT_SECONDS = env.float("BC_API_MAX_WAIT_SECONDS", default=30.0)
+REST_FRAMEWORK = {
+    # Keys only: no session, so no CSRF, and no browsable API (the admin is for people).
+    "DEFAULT_AUTHENTICATION_CLASSES": ["authentications.api.permissions.ApiKeyAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["authentications.api.permissions.HasApiKey"],
+    "DEFAULT_THROTTLE_CLASSES": ["authentications.api.throttles.ApiKeyRateThrottle"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
+    "PAGE_SIZE": 100,
+    "EXCEPTION_HANDLER": "authentications.api.problems.exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "UNAUTHENTICATED_USER": None,
+}
 
 # --- Change notifications (BC webhooks) --------------------------------------------------
 # Handlers run as tasks (Django's Tasks framework, the django-tasks backport). The default

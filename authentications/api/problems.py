@@ -1,0 +1,89 @@
+"""Errors as RFC 9457 problem details (`application/problem+json`) with a stable `code`.
+
+Callers branch on `code`, never on the wording of `detail`. Nothing here ever quotes a key,
+a token or a request body: details come from our own messages and BC's error text.
+"""
+
+import logging
+from http import HTTPStatus
+
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from rest_framework import exceptions
+from rest_framework.response import Response
+from rest_framework.views import exception_handler as drf_exception_handler
+
+logger = logging.getLogger(__name__)
+
+CONTENT_TYPE = "application/problem+json"
+# The one answer for a missing, unknown, revoked or expired key: which one is not told.
+KEY_REFUSED = "A valid API key is required: send Authorization: Api-Key <key>."
+# DRF's own codes, renamed where ours say more.
+_CODES = {
+    "not_authenticated": "api_key_invalid",
+    "authentication_failed": "api_key_invalid",
+    "permission_denied": "scope_missing",
+    "throttled": "rate_limited",
+    "parse_error": "bad_json",
+    "invalid": "invalid_input",
+}
+
+
+class Problem(exceptions.APIException):
+    """An answer other than success, with its status, code and extra members."""
+
+    def __init__(self, status, code, detail, *, headers=None, **extra):
+        super().__init__(detail=detail, code=code)
+        self.status_code, self.problem_code = status, code
+        self.headers, self.extra = headers or {}, extra
+
+
+def body(status, code, detail, **extra):
+    return {
+        "type": "about:blank",
+        "title": HTTPStatus(status).phrase,
+        "status": status,
+        "detail": detail,
+        "code": code,
+        **extra,
+    }
+
+
+def response(status, code, detail, *, headers=None, **extra):
+    answer = Response(body(status, code, detail, **extra), status=status, headers=headers)
+    answer.content_type = CONTENT_TYPE
+    return answer
+
+
+def exception_handler(exc, context):
+    """DRF's handler, answered as problem details; an unexpected error is a logged 500."""
+    if isinstance(exc, Problem):
+        return response(
+            exc.status_code, exc.problem_code, exc.detail, headers=exc.headers, **exc.extra
+        )
+    answer = drf_exception_handler(exc, context)
+    if answer is None:
+        logger.error("API error in %s", type(context.get("view")).__name__, exc_info=exc)
+        return response(500, "internal_error", "Something went wrong on our side.")
+    code, detail, extra = _described(exc)
+    headers = {
+        k: v for k, v in answer.headers.items() if k in ("Retry-After", "WWW-Authenticate", "Allow")
+    }
+    return response(answer.status_code, code, detail, headers=headers, **extra)
+
+
+def _described(exc):
+    if isinstance(exc, exceptions.ValidationError):
+        return (
+            "invalid_input",
+            "The request's input is not valid; see errors.",
+            {"errors": exc.detail},
+        )
+    if isinstance(exc, exceptions.NotAuthenticated):
+        return "api_key_invalid", KEY_REFUSED, {}
+    if isinstance(exc, exceptions.APIException):
+        codes = exc.get_codes()
+        code = codes if isinstance(codes, str) else "error"
+        return _CODES.get(code, code), str(exc.detail), {}
+    if isinstance(exc, DjangoPermissionDenied):
+        return "forbidden", "You may not do this.", {}
+    return "not_found", "Not found.", {}  # Django's Http404, which DRF turns into a 404.
