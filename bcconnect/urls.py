@@ -6,4 +6,5 @@ urlpatterns = [
     path("", RedirectView.as_view(url="/admin/", permanent=False)),
     path("admin/", admin.site.urls),
     path("authentications/", include("authentications.urls")),
+    path("api/", include("authentications.api.urls")),
 ]

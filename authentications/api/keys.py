@@ -14,6 +14,8 @@ from authentications.api import scopes as api_scopes
 from authentications.api.models import ApiKey
 
 SCHEME = "Api-Key"
+# The one answer for a missing, unknown, revoked or expired key: which one is not told.
+KEY_REFUSED = "A valid API key is required: send Authorization: Api-Key <key>."
 
 
 class KeyRefused(ValueError):

@@ -12,8 +12,8 @@ from rest_framework.authentication import BaseAuthentication
 from rest_framework.permissions import BasePermission
 
 from authentications.api import keys
+from authentications.api.keys import KEY_REFUSED
 from authentications.api.models import ApiKey
-from authentications.api.problems import KEY_REFUSED
 from authentications.kit.decorators import client_ip
 
 

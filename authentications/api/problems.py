@@ -12,11 +12,11 @@ from rest_framework import exceptions
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from authentications.api.keys import KEY_REFUSED
+
 logger = logging.getLogger(__name__)
 
 CONTENT_TYPE = "application/problem+json"
-# The one answer for a missing, unknown, revoked or expired key: which one is not told.
-KEY_REFUSED = "A valid API key is required: send Authorization: Api-Key <key>."
 # DRF's own codes, renamed where ours say more.
 _CODES = {
     "not_authenticated": "api_key_invalid",
@@ -87,3 +87,33 @@ def _described(exc):
     if isinstance(exc, DjangoPermissionDenied):
         return "forbidden", "You may not do this.", {}
     return "not_found", "Not found.", {}  # Django's Http404, which DRF turns into a 404.
+
+
+ENTRA_RETRY_AFTER = 30  # Seconds a caller waits after Microsoft could not be reached.
+
+
+def from_token_error(err):
+    """The answer for a token that could not be had: a person, Microsoft, or nothing to do.
+
+    A connection that needs a person is a 409 with its reason code and no link: an
+    Authorization URL signs in whoever follows it, so it is handed out only in the admin.
+    """
+    if err.code == "not_found":
+        return Problem(404, "not_found", "Not found.")
+    if err.needs_sign_in:
+        return Problem(
+            409,
+            "needs_sign_in",
+            "This connection needs a person: sign in again, or fix its credentials, in "
+            "bcconnect's admin.",
+            reason=err.code,
+        )
+    if err.transient:
+        return Problem(
+            503,
+            "entra_unavailable",
+            err.message,
+            headers={"Retry-After": str(ENTRA_RETRY_AFTER)},
+            reason=err.code,
+        )
+    return Problem(502, "entra_refused", err.message, reason=err.code)

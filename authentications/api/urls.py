@@ -1,0 +1,18 @@
+"""The API's URLs, under /api/: v1 for the calls, the schema and its offline docs beside."""
+
+from django.urls import path, re_path
+
+from authentications.api import views
+
+app_name = "api"
+
+urlpatterns = [
+    path("v1/authentications/", views.AuthenticationList.as_view(), name="authentications"),
+    path(
+        "v1/authentications/<int:pk>/",
+        views.AuthenticationDetail.as_view(),
+        name="authentication",
+    ),
+    path("v1/authentications/<int:pk>/token/", views.TokenView.as_view(), name="token"),
+    re_path(r"^v1/", views.Unknown.as_view(), name="unknown"),
+]

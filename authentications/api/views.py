@@ -1,0 +1,102 @@
+"""The API's views: thin, each one call to a capability's public function.
+
+Every view is audited (`Audited`), answers errors as problem details (`problems`), takes
+keys only (settings.REST_FRAMEWORK) and names the scopes it needs; an authentication or
+endpoint the key may not use is looked up in a queryset that does not hold it, so it is a
+404 like one that does not exist.
+"""
+
+from django.shortcuts import get_object_or_404
+from django.utils import timezone
+from drf_spectacular.utils import extend_schema
+from rest_framework import generics
+from rest_framework.exceptions import NotFound
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from authentications.api import problems
+from authentications.api.audit import Audited
+from authentications.api.permissions import HasScopes
+from authentications.api.scopes import Scope
+from authentications.api.serializers import (
+    AuthenticationSerializer,
+    TokenQuerySerializer,
+    TokenSerializer,
+)
+from authentications.connections.models import Authentication
+from authentications.connections.tokens import TokenError, access_token
+
+NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+
+
+class ApiView(Audited, APIView):
+    permission_classes = [HasScopes]
+    scopes: tuple[str, ...] = ()
+
+    def required_scopes(self, request):
+        return self.scopes
+
+    def usable_authentications(self):
+        return self.request.auth.usable_authentications(Authentication.objects.all())
+
+    def authentication(self, pk):
+        """The authentication `pk` if this key may use it; a 404 otherwise."""
+        found = get_object_or_404(self.usable_authentications(), pk=pk)
+        self.audit_authentication_id = found.pk
+        return found
+
+
+class AuthenticationList(ApiView, generics.ListAPIView):
+    """The authentications this key may use."""
+
+    serializer_class = AuthenticationSerializer
+
+    def get_queryset(self):
+        return self.usable_authentications().order_by("name", "pk")
+
+
+class AuthenticationDetail(ApiView, generics.RetrieveAPIView):
+    """One authentication this key may use."""
+
+    serializer_class = AuthenticationSerializer
+
+    def get_object(self):
+        return self.authentication(self.kwargs["pk"])
+
+
+class TokenView(ApiView):
+    """A valid access token for the authentication's BC API (scope `tokens`)."""
+
+    scopes = (Scope.TOKENS,)
+
+    @extend_schema(
+        request=None,
+        parameters=[TokenQuerySerializer],
+        responses={200: TokenSerializer},
+        operation_id="authentications_token",
+    )
+    def post(self, request, pk):
+        authentication = self.authentication(pk)
+        query = TokenQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        try:
+            token = access_token(authentication, min_validity=query.validated_data["min_validity"])
+        except TokenError as err:
+            raise problems.from_token_error(err) from None
+        expires_in = int((token.expires_at - timezone.now()).total_seconds())
+        body = {
+            "access_token": token.value,
+            "token_type": "Bearer",
+            "expires_at": token.expires_at,
+            "expires_in": max(expires_in, 0),
+        }
+        return Response(TokenSerializer(body).data, headers=NO_STORE)
+
+
+class Unknown(ApiView):
+    """Any other URL under /api/v1/: a problem-details 404, after the key check."""
+
+    def get(self, request, *args, **kwargs):
+        raise NotFound()
+
+    post = put = patch = delete = get
