@@ -20,15 +20,15 @@ from tests.helpers import ROW_ACCESS_TOKEN, ROW_REFRESH_TOKEN, plant_tokens
 def pytest_terminal_summary(terminalreporter):
     """The figures the stress tests put on their reports (tests/stress/conftest.py). Here,
     not there: under pytest-xdist only the initial conftest runs in the controlling process."""
-    lines = [
-        value
+    lines = {
+        value: None
         for category in terminalreporter.stats.values()
         for report in category
         for name, value in getattr(report, "user_properties", ())
-        if name == "stress figure"
-    ]
+        if name in ("stress figure", "api figure")
+    }  # A test's properties ride on its setup, call and teardown reports alike: once each.
     if lines:
-        terminalreporter.section("stress figures")
+        terminalreporter.section("stress and API figures")
         for line in lines:
             terminalreporter.write_line(line)
 

@@ -1,6 +1,7 @@
 """The API's URLs, under /api/: v1 for the calls, the schema and its offline docs beside."""
 
 from django.urls import path, re_path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from authentications.api import views
 
@@ -15,4 +16,6 @@ urlpatterns = [
     ),
     path("v1/authentications/<int:pk>/token/", views.TokenView.as_view(), name="token"),
     re_path(r"^v1/", views.Unknown.as_view(), name="unknown"),
+    path("schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("docs/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="docs"),
 ]

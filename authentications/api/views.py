@@ -8,7 +8,7 @@ endpoint the key may not use is looked up in a queryset that does not hold it, s
 
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import generics
 from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
@@ -17,6 +17,7 @@ from rest_framework.views import APIView
 from authentications.api import problems
 from authentications.api.audit import Audited
 from authentications.api.permissions import HasScopes
+from authentications.api.schema import problems as documented_problems
 from authentications.api.scopes import Scope
 from authentications.api.serializers import (
     AuthenticationSerializer,
@@ -46,6 +47,11 @@ class ApiView(Audited, APIView):
         return found
 
 
+@extend_schema_view(
+    get=extend_schema(
+        responses={200: AuthenticationSerializer(many=True), **documented_problems(400)}
+    )
+)
 class AuthenticationList(ApiView, generics.ListAPIView):
     """The authentications this key may use."""
 
@@ -55,6 +61,9 @@ class AuthenticationList(ApiView, generics.ListAPIView):
         return self.usable_authentications().order_by("name", "pk")
 
 
+@extend_schema_view(
+    get=extend_schema(responses={200: AuthenticationSerializer, **documented_problems()})
+)
 class AuthenticationDetail(ApiView, generics.RetrieveAPIView):
     """One authentication this key may use."""
 
@@ -72,7 +81,7 @@ class TokenView(ApiView):
     @extend_schema(
         request=None,
         parameters=[TokenQuerySerializer],
-        responses={200: TokenSerializer},
+        responses={200: TokenSerializer, **documented_problems(400, 409, 502, 503)},
         operation_id="authentications_token",
     )
     def post(self, request, pk):
@@ -93,6 +102,7 @@ class TokenView(ApiView):
         return Response(TokenSerializer(body).data, headers=NO_STORE)
 
 
+@extend_schema(exclude=True)
 class Unknown(ApiView):
     """Any other URL under /api/v1/: a problem-details 404, after the key check."""
 
