@@ -192,7 +192,14 @@ BC_PUBLIC_RATE_LIMIT = env.str("BC_PUBLIC_RATE_LIMIT", default="30/minute")
 # Behind a proxy, the META key of the header it sets with the client's address
 # (e.g. HTTP_X_FORWARDED_FOR); empty means REMOTE_ADDR.
 BC_CLIENT_IP_HEADER = env.str("BC_CLIENT_IP_HEADER", default="")
-CACHES = {"default": env.cache_url("CACHE_URL", default="locmemcache://")}
+# Rate limits (the public pages', the API keys') must count across processes and hosts: the
+# database's cache by default (`manage.py createcachetable` after migrate), or Redis through
+# CACHE_URL (e.g. redis://127.0.0.1:6379/0).
+CACHES = {
+    "default": env.cache_url(
+        "CACHE_URL", default="dbcache://bcconnect_cache?max_entries=20000&cull_frequency=4"
+    )
+}
 
 # --- The HTTP API for other services (authentications/api, docs/api.md) ------------------
 # Requests per API key, unless the key has its own rate (admin); counted in the default cache.

@@ -44,9 +44,15 @@ def _fast_password_hashing(settings):
 
 
 @pytest.fixture(autouse=True)
-def _empty_cache():
-    """Rate-limit counters live in the cache: each test starts with none."""
-    cache.clear()
+def _empty_cache(request):
+    """Rate-limit counters live in the cache (the database's): each test starts with none.
+
+    A test without database access uses no cache either, and must not open the database.
+    """
+    uses_db = {"db", "transactional_db", "live_server"} & set(request.fixturenames)
+    if uses_db or request.node.get_closest_marker("django_db"):
+        request.getfixturevalue("_django_db_helper")  # pytest-django's: the test's database.
+        cache.clear()
 
 
 @pytest.fixture(autouse=True)

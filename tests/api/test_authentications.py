@@ -4,18 +4,10 @@ import pytest
 
 from authentications.api import keys
 from authentications.api.models import ApiCall
+from tests.helpers import problem
 
 LIST = "/api/v1/authentications/"
 FIELDS = {"id", "name", "kind", "status", "environment", "base_url", "access_token_expires_at"}
-
-
-def problem(response, status, code):
-    assert response.status_code == status, response.content
-    assert response["Content-Type"] == "application/problem+json"
-    body = response.json()
-    assert body["status"] == status and body["code"] == code
-    assert {"type", "title", "detail"} <= set(body)
-    return body
 
 
 def test_a_key_lists_only_its_authentications(make_key, caller, make_authentication):

@@ -7,8 +7,7 @@ from django.utils import timezone
 
 from authentications.api.models import ApiCall
 from authentications.connections.models import Authentication
-from tests.api.test_authentications import problem
-from tests.helpers import expiring, fresh
+from tests.helpers import expiring, fresh, problem
 
 
 def token_url(authentication, query=""):
