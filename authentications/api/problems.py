@@ -13,6 +13,7 @@ from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from authentications.api.keys import KEY_REFUSED
+from bcconnect.client import BusinessCentralRequestRefused
 
 logger = logging.getLogger(__name__)
 
@@ -117,3 +118,32 @@ def from_token_error(err):
             reason=err.code,
         )
     return Problem(502, "entra_refused", err.message, reason=err.code)
+
+
+# The client's refusals: what the caller asked for cannot be sent (nothing was).
+_REFUSALS = {
+    "ETag_Required": (428, "etag_required"),
+    "Header_Refused": (400, "header_refused"),
+    "Method_Refused": (405, "method_not_allowed"),
+}
+
+
+def from_bc_error(err):
+    """The answer when BC could not be asked or did not answer (its own answers pass as is).
+
+    A request the client refused to send is the caller's (4xx); a network failure is a
+    502, or a 504 when BC did not answer in time; anything else BC did is a 502.
+    """
+    if isinstance(err, BusinessCentralRequestRefused):
+        status, code = _REFUSALS.get(err.code, (400, "path_refused"))
+        return Problem(status, code, f"{err.message} Nothing was sent.")
+    if err.status is None:
+        timed_out = "Timeout" in err.message
+        status, code = (504, "bc_timeout") if timed_out else (502, "bc_unreachable")
+        return Problem(status, code, err.message, headers=_retry_after(err))
+    return Problem(502, "bc_error", err.message, headers=_retry_after(err), reason=err.code)
+
+
+def _retry_after(err):
+    delay = getattr(err, "retry_after", None)
+    return {"Retry-After": str(max(1, round(delay)))} if delay else {}

@@ -20,8 +20,15 @@ WHY = {
     502: "Microsoft or Business Central refused or failed.",
     503: "Microsoft or Business Central is unavailable: see `Retry-After`.",
     504: "Business Central did not answer in time.",
+    405: "This method is not proxied (GET, POST, PATCH, PUT and DELETE are).",
+    428: "A PATCH, PUT or DELETE needs If-Match (the entity's ETag, or * to overwrite).",
 }
 ALWAYS = (401, 403, 404, 429)
+PROXY_ANSWER = (
+    "Business Central's answer, as BC sent it: its status (any), body and the headers that "
+    "matter (Content-Type, ETag, Retry-After, OData-Version, Preference-Applied, "
+    "request-id; Location, OData-EntityId and @odata.nextLink rewritten to this proxy)."
+)
 
 
 def problems(*statuses):

@@ -15,6 +15,11 @@ urlpatterns = [
         name="authentication",
     ),
     path("v1/authentications/<int:pk>/token/", views.TokenView.as_view(), name="token"),
+    re_path(
+        r"^v1/authentications/(?P<pk>[0-9]+)/bc/(?P<path>.*)$",
+        views.BcProxy.as_view(),
+        name="bc",
+    ),
     re_path(r"^v1/", views.Unknown.as_view(), name="unknown"),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="docs"),

@@ -6,17 +6,20 @@ endpoint the key may not use is looked up in a queryset that does not hold it, s
 404 like one that does not exist.
 """
 
+from django.http import StreamingHttpResponse
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
-from drf_spectacular.utils import extend_schema, extend_schema_view
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import generics
 from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from authentications.api import problems
+from authentications.api import problems, proxy, scopes
 from authentications.api.audit import Audited
 from authentications.api.permissions import HasScopes
+from authentications.api.schema import PROXY_ANSWER
 from authentications.api.schema import problems as documented_problems
 from authentications.api.scopes import Scope
 from authentications.api.serializers import (
@@ -26,6 +29,7 @@ from authentications.api.serializers import (
 )
 from authentications.connections.models import Authentication
 from authentications.connections.tokens import TokenError, access_token
+from bcconnect.errors import BcconnectError
 
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
@@ -100,6 +104,92 @@ class TokenView(ApiView):
             "expires_in": max(expires_in, 0),
         }
         return Response(TokenSerializer(body).data, headers=NO_STORE)
+
+
+def _proxied(method):
+    """The schema of one method of the proxy (each needs its own operation id).
+
+    BC's own answers pass through with any status and type (its JSON errors, a picture's
+    bytes), beside the proxy's own problems.
+    """
+    statuses = (400, 401, 403, 404, 405, 409, 428, 429, 502, 503, 504)
+    bc_answers = {
+        (status, "*/*"): OpenApiResponse(OpenApiTypes.BINARY, description=PROXY_ANSWER)
+        for status in (200, *statuses)
+    }
+    return extend_schema(
+        operation_id=f"bc_proxy_{method}",
+        request=None if method in ("get", "delete") else {"application/json": dict},
+        responses={
+            **documented_problems(*statuses),
+            (200, "application/json"): OpenApiResponse(
+                OpenApiTypes.OBJECT, description=PROXY_ANSWER
+            ),
+            **bc_answers,
+            ("default", "*/*"): OpenApiResponse(OpenApiTypes.BINARY, description=PROXY_ANSWER),
+        },
+    )
+
+
+class BcProxy(ApiView):
+    """BC's API under the authentication's base URL, with this key (`bc.read`/`bc.write`)."""
+
+    http_method_names = ["get", "post", "patch", "put", "delete"]
+
+    def required_scopes(self, request):
+        return (scopes.for_method(request.method),)
+
+    @_proxied("get")
+    def get(self, request, pk, path):
+        return self.forward(request, pk)
+
+    @_proxied("post")
+    def post(self, request, pk, path):
+        return self.forward(request, pk)
+
+    @_proxied("patch")
+    def patch(self, request, pk, path):
+        return self.forward(request, pk)
+
+    @_proxied("put")
+    def put(self, request, pk, path):
+        return self.forward(request, pk)
+
+    @_proxied("delete")
+    def delete(self, request, pk, path):
+        return self.forward(request, pk)
+
+    def forward(self, request, pk):
+        authentication = self.authentication(pk)
+        here = f"/api/v1/authentications/{pk}/bc/"
+        try:
+            path, query = proxy.raw_target(request, here)
+            answer = proxy.forward(
+                authentication,
+                method=request.method,
+                path=path,
+                query=query,
+                body=(request.body or None) if request.method != "GET" else None,
+                headers=request.headers,
+                here=request.build_absolute_uri(here),
+            )
+        except proxy.PathRefused as err:
+            detail = f"Path refused: {err}; nothing was sent."
+            raise problems.Problem(400, "path_refused", detail) from None
+        except TokenError as err:
+            raise problems.from_token_error(err) from None
+        except BcconnectError as err:
+            raise problems.from_bc_error(err) from None
+        return _streamed(answer)
+
+
+def _streamed(answer):
+    response = StreamingHttpResponse(answer.body, status=answer.status)
+    if "Content-Type" not in answer.headers:
+        del response["Content-Type"]
+    for name, value in answer.headers.items():
+        response[name] = value
+    return response
 
 
 @extend_schema(exclude=True)

@@ -34,7 +34,7 @@ from authentications.kit.fields import KEY_MISSING
 from authentications.kit.formatting import when
 from authentications.kit.per_process import PerProcess
 from authentications.kit.validators import allowed_api_hosts
-from bcconnect.client import BusinessCentralClient
+from bcconnect.client import BusinessCentralClient, RetryPolicy
 from bcconnect.errors import BcconnectError
 
 logger = logging.getLogger(__name__)
@@ -560,12 +560,16 @@ _bc_sessions = PerProcess(_bc_session)
 
 
 def bc_client(
-    authentication: Authentication, *, base_url: str | None = None
+    authentication: Authentication,
+    *,
+    base_url: str | None = None,
+    retry: RetryPolicy | None = None,
 ) -> BusinessCentralClient:
     """A `BusinessCentralClient` for `authentication`: what code, admin and `bc` use.
 
     Tokens come from `get_access_token` on every request (a 401 forces one refresh);
     requests per authentication are limited by `BC_CLIENT_MAX_CONCURRENCY` in this process.
+    `retry` replaces the default retry policy (the API's proxy bounds how long it waits).
     """
 
     def token_provider(force_refresh: bool = False) -> str:
@@ -580,4 +584,5 @@ def bc_client(
         concurrency_key=f"authentication:{authentication.pk}",
         allowed_hosts=allowed_api_hosts(),
         api_host=settings.BC_API_HOST,
+        retry=retry or RetryPolicy(),
     )
