@@ -3,6 +3,7 @@
 from rest_framework import serializers
 
 from authentications.connections.models import Authentication
+from authentications.endpoints.models import Endpoint
 
 MAX_MIN_VALIDITY = 3000  # Entra's access tokens live 60-90 minutes: ask for less than 50.
 
@@ -48,3 +49,42 @@ class ProblemSerializer(serializers.Serializer):
     status = serializers.IntegerField()
     detail = serializers.CharField()
     code = serializers.CharField()
+
+
+class EndpointSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Endpoint
+        fields = [
+            "id",
+            "name",
+            "description",
+            "method",
+            "authentication",
+            "path",
+            "company_id",
+            "company_name",
+            "last_tested_at",
+            "last_test_status",
+        ]
+        read_only_fields = fields
+
+
+class RunSerializer(serializers.Serializer):
+    """How a run went: what the admin's Test page shows, as data."""
+
+    ok = serializers.BooleanField()
+    sent = serializers.BooleanField(help_text="False when it could not be sent as stored.")
+    status = serializers.IntegerField(allow_null=True, help_text="BC's HTTP status.")
+    elapsed_ms = serializers.IntegerField(source="ms")
+    request_id = serializers.CharField(allow_blank=True)
+    rows = serializers.ListField(child=serializers.DictField(), help_text="At most 50.")
+    row_count = serializers.IntegerField(help_text="Rows on the first page, or in the answer.")
+    more = serializers.BooleanField(help_text="Whether BC has more pages.")
+    entity = serializers.BooleanField(help_text="BC answered one entity.")
+    error = serializers.CharField(allow_blank=True)
+    error_code = serializers.CharField(allow_blank=True)
+    warning = serializers.CharField(allow_blank=True)
+
+
+class ExportQuerySerializer(serializers.Serializer):
+    file = serializers.ChoiceField(choices=["csv", "jsonl"], default="csv")

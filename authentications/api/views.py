@@ -9,6 +9,8 @@ endpoint the key may not use is looked up in a queryset that does not hold it, s
 from django.http import StreamingHttpResponse
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
+from django.utils.http import content_disposition_header
+from django.utils.text import slugify
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import generics
@@ -18,19 +20,29 @@ from rest_framework.views import APIView
 
 from authentications.api import problems, proxy, scopes
 from authentications.api.audit import Audited
-from authentications.api.permissions import HasScopes
+from authentications.api.permissions import HasScopes, ScopeMissing
 from authentications.api.schema import PROXY_ANSWER
 from authentications.api.schema import problems as documented_problems
 from authentications.api.scopes import Scope
 from authentications.api.serializers import (
     AuthenticationSerializer,
+    EndpointSerializer,
+    ExportQuerySerializer,
+    RunSerializer,
     TokenQuerySerializer,
     TokenSerializer,
 )
 from authentications.connections.models import Authentication
 from authentications.connections.tokens import TokenError, access_token
+from authentications.endpoints import exports
+from authentications.endpoints.models import Endpoint
+from authentications.endpoints.runs import try_endpoint
 from bcconnect.errors import BcconnectError
 
+EXPORT = (
+    "The rows, a page at a time; a file cut short by BC ends with a line saying so "
+    "(see the admin's export)."
+)
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
 
@@ -114,7 +126,7 @@ def _proxied(method):
     """
     statuses = (400, 401, 403, 404, 405, 409, 428, 429, 502, 503, 504)
     bc_answers = {
-        (status, "*/*"): OpenApiResponse(OpenApiTypes.BINARY, description=PROXY_ANSWER)
+        (status, "*/*"): OpenApiResponse(OpenApiTypes.ANY, description=PROXY_ANSWER)
         for status in (200, *statuses)
     }
     return extend_schema(
@@ -126,7 +138,7 @@ def _proxied(method):
                 OpenApiTypes.OBJECT, description=PROXY_ANSWER
             ),
             **bc_answers,
-            ("default", "*/*"): OpenApiResponse(OpenApiTypes.BINARY, description=PROXY_ANSWER),
+            ("default", "*/*"): OpenApiResponse(OpenApiTypes.ANY, description=PROXY_ANSWER),
         },
     )
 
@@ -190,6 +202,102 @@ def _streamed(answer):
     for name, value in answer.headers.items():
         response[name] = value
     return response
+
+
+class EndpointScoped(ApiView):
+    scopes = (Scope.ENDPOINTS,)
+
+    def endpoint(self, pk):
+        """The endpoint `pk` if this key may use its authentication; a 404 otherwise."""
+        found = get_object_or_404(self.usable_endpoints(), pk=pk)
+        self.audit_authentication_id = found.authentication_id
+        return found
+
+    def usable_endpoints(self):
+        usable = self.usable_authentications().values("pk")
+        return Endpoint.objects.filter(authentication__in=usable).select_related("authentication")
+
+
+@extend_schema_view(
+    get=extend_schema(responses={200: EndpointSerializer(many=True), **documented_problems()})
+)
+class EndpointList(EndpointScoped, generics.ListAPIView):
+    """The saved endpoints of the authentications this key may use (scope `endpoints`)."""
+
+    serializer_class = EndpointSerializer
+
+    def get_queryset(self):
+        return self.usable_endpoints().order_by("name", "pk")
+
+
+class EndpointRun(EndpointScoped):
+    """Send the endpoint once, as the admin's Test does (a write also needs `bc.write`)."""
+
+    @extend_schema(
+        request=None,
+        responses={200: RunSerializer, **documented_problems(409, 502, 503)},
+        operation_id="endpoints_run",
+    )
+    def post(self, request, pk):
+        endpoint = self.endpoint(pk)
+        if not endpoint.is_read and not request.auth.has_scope(Scope.BC_WRITE):
+            raise ScopeMissing(f"Running a {endpoint.method} endpoint needs the scope bc.write.")
+        try:
+            access_token(endpoint.authentication)  # A person needed: 409, before sending.
+        except TokenError as err:
+            raise problems.from_token_error(err) from None
+        trial = try_endpoint(endpoint, actor=f"API key {request.auth.prefix}")
+        return Response(RunSerializer(trial).data)
+
+
+class EndpointExport(EndpointScoped):
+    """Every row of a GET endpoint, streamed as CSV (defused for Excel) or JSON Lines."""
+
+    @extend_schema(
+        parameters=[ExportQuerySerializer],
+        responses={
+            (200, "text/csv"): OpenApiResponse(OpenApiTypes.BINARY, description=EXPORT),
+            (200, "application/x-ndjson"): OpenApiResponse(OpenApiTypes.BINARY),
+            **documented_problems(400, 409, 502, 503, 504),
+        },
+        operation_id="endpoints_export",
+    )
+    def get(self, request, pk):
+        endpoint = self.endpoint(pk)
+        query = ExportQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        if not endpoint.is_read:
+            raise problems.Problem(400, "not_a_read", "Only GET endpoints can be exported.")
+        try:
+            pages = exports.open_pages(endpoint)
+        except TokenError as err:
+            raise problems.from_token_error(err) from None
+        except BcconnectError as err:
+            raise problems.from_bc_error(err) from None
+        return _export(endpoint, pages, query.validated_data["file"])
+
+
+FILES = {"csv": "text/csv; charset=utf-8", "jsonl": "application/x-ndjson; charset=utf-8"}
+
+
+def _export(endpoint, pages, file):
+    if file == "csv":
+        chunks = exports.csv_chunks(pages, excel=True)  # Defused as the admin's download is.
+    else:
+        chunks = exports.jsonl_chunks(pages)
+    response = StreamingHttpResponse(_encoded(chunks, pages), content_type=FILES[file])
+    name = f"{slugify(endpoint.name) or 'endpoint'}.{file}"
+    response["Content-Disposition"] = content_disposition_header(True, name)
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+def _encoded(chunks, pages):
+    try:
+        for chunk in chunks:
+            yield chunk.encode()
+    finally:
+        pages.close()  # A caller that hangs up cancels the page fetched ahead.
 
 
 @extend_schema(exclude=True)

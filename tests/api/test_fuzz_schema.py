@@ -10,7 +10,7 @@ from django.core.wsgi import get_wsgi_application
 from django.db import close_old_connections
 from hypothesis import HealthCheck, given, settings
 
-EXAMPLES = int(os.environ.get("SCHEMATHESIS_EXAMPLES", 40))
+EXAMPLES = int(os.environ.get("SCHEMATHESIS_EXAMPLES", 80))
 
 
 @pytest.fixture
