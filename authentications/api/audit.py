@@ -8,20 +8,23 @@ are the real ones.
 
 import ipaddress
 import time
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, quote
 
 from django.http import StreamingHttpResponse
 
 from authentications.api.models import ApiCall, ApiKey
 from authentications.kit.decorators import client_ip
 
+SAFE = "/:@!$&'()*+,;=-._~"  # RFC 3986's unreserved and sub-delims: left as they are.
+
 
 def recorded_path(request) -> str:
-    names = dict.fromkeys(
-        name for name, _ in parse_qsl(request.META.get("QUERY_STRING", ""), keep_blank_values=True)
-    )
-    query = "&".join(f"{name}=" for name in names)
-    return (request.path + (f"?{query}" if query else ""))[:1000]
+    """The path, percent-encoded (no control character reaches a log or the database), and
+    the names of its query options without their values."""
+    query = request.META.get("QUERY_STRING", "")
+    names = dict.fromkeys(name for name, _ in parse_qsl(query, keep_blank_values=True))
+    options = "&".join(f"{quote(name, safe=SAFE)}=" for name in names)
+    return (quote(request.path, safe=SAFE) + (f"?{options}" if options else ""))[:1000]
 
 
 def _ip(request):

@@ -96,3 +96,11 @@ def test_every_call_is_audited_without_query_values(make_key, caller, connected_
     assert (refused.key, refused.status, refused.code) == (None, 401, "api_key_invalid")
     key.refresh_from_db()
     assert key.last_used_ip == "192.0.2.7" and key.last_used_at is not None
+
+
+def test_the_audited_path_is_percent_encoded(make_key, caller, connected_row):
+    _, plaintext = make_key(connected_row)
+
+    caller(plaintext).get("/api/v1/nothing%00here/\u00e9?a%00b=1")
+
+    assert ApiCall.objects.get().path == "/api/v1/nothing%00here/%C3%A9?a%00b="
