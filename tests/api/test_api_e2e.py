@@ -55,7 +55,7 @@ def test_keys_scopes_expiry_and_revocation_take_effect_on_the_next_request(
 
 
 def test_the_rate_limit_holds_across_workers(served, make_key, connected_row):
-    _, plaintext = make_key(connected_row, rate_limit="6/minute")
+    _, plaintext = make_key(connected_row, rate_limit="6/hour")
 
     # A new connection each time: gunicorn's two workers take turns accepting them.
     statuses = [with_key(plaintext).get(served + LIST, timeout=10).status_code for _ in range(10)]

@@ -1,6 +1,9 @@
 """Each key has a rate limit, counted in the shared cache: past it, 429 with Retry-After."""
 
+from datetime import UTC, datetime, timedelta
+
 from django.conf import settings
+from django.db import connection
 
 from authentications.api.models import ApiKey
 from tests.helpers import problem
@@ -16,7 +19,7 @@ def test_the_default_cache_is_shared_between_processes():
 
 
 def test_past_the_keys_rate_the_answer_is_429_with_retry_after(make_key, caller, connected_row):
-    _, plaintext = make_key(connected_row, rate_limit="3/minute")
+    _, plaintext = make_key(connected_row, rate_limit="3/hour")
     client = caller(plaintext)
 
     statuses = [client.get(LIST).status_code for _ in range(4)]
@@ -24,12 +27,12 @@ def test_past_the_keys_rate_the_answer_is_429_with_retry_after(make_key, caller,
     assert statuses == [200, 200, 200, 429]
     refused = client.get(LIST)
     problem(refused, 429, "rate_limited")
-    assert 0 < int(refused["Retry-After"]) <= 60
+    assert 0 < int(refused["Retry-After"]) <= 3600
 
 
 def test_each_key_counts_on_its_own(make_key, caller, connected_row):
-    _, busy = make_key(connected_row, rate_limit="2/minute")
-    _, calm = make_key(connected_row, rate_limit="2/minute")
+    _, busy = make_key(connected_row, rate_limit="2/hour")
+    _, calm = make_key(connected_row, rate_limit="2/hour")
     for _ in range(3):
         caller(busy).get(LIST)
 
@@ -39,17 +42,17 @@ def test_each_key_counts_on_its_own(make_key, caller, connected_row):
 def test_without_a_rate_of_its_own_a_key_has_the_settings_rate(
     make_key, caller, connected_row, settings
 ):
-    settings.BC_API_RATE_LIMIT = "2/minute"
+    settings.BC_API_RATE_LIMIT = "2/hour"
     key, plaintext = make_key(connected_row)
 
     assert [caller(plaintext).get(LIST).status_code for _ in range(3)] == [200, 200, 429]
 
-    ApiKey.objects.filter(pk=key.pk).update(rate_limit="10/minute")  # Set in the admin.
+    ApiKey.objects.filter(pk=key.pk).update(rate_limit="10/hour")  # Set in the admin.
     assert caller(plaintext).get(LIST).status_code == 200
 
 
 def test_a_refused_key_is_not_counted_against_anyone(make_key, caller, connected_row, settings):
-    settings.BC_API_RATE_LIMIT = "1/minute"
+    settings.BC_API_RATE_LIMIT = "1/hour"
     _, plaintext = make_key(connected_row)
     for _ in range(3):
         caller("nope.nope").get(LIST)
@@ -66,3 +69,16 @@ def test_the_admin_refuses_a_rate_it_cannot_read(admin_client, connected_row):
 
     assert "e.g. 600/minute" in page.content.decode()
     assert not ApiKey.objects.exists()
+
+
+def test_a_daily_rate_outlives_the_caches_default_timeout(make_key, caller, connected_row):
+    key, plaintext = make_key(connected_row, rate_limit="100/day")
+    caller(plaintext).get(LIST)
+    caller(plaintext).get(LIST)
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT cache_key, expires FROM bcconnect_cache")
+        (expires,) = [expires for name, expires in cursor.fetchall() if key.prefix in name]
+    if isinstance(expires, str):  # SQLite hands the column back as text.
+        expires = datetime.fromisoformat(expires)
+    assert expires.replace(tzinfo=UTC) > datetime.now(UTC) + timedelta(hours=23)
