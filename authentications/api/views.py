@@ -56,9 +56,11 @@ class ApiView(Audited, APIView):
     def usable_authentications(self):
         return self.request.auth.usable_authentications(Authentication.objects.all())
 
-    def authentication(self, pk):
-        """The authentication `pk` if this key may use it; a 404 otherwise."""
-        found = get_object_or_404(self.usable_authentications(), pk=pk)
+    def authentication(self, pk, *, fields=None):
+        """The authentication `pk` if this key may use it; a 404 otherwise. `fields`: load
+        only these (each secret column loaded is a decryption)."""
+        usable = self.usable_authentications()
+        found = get_object_or_404(usable.only(*fields) if fields else usable, pk=pk)
         self.audit_authentication_id = found.pk
         return found
 
@@ -101,7 +103,7 @@ class TokenView(ApiView):
         operation_id="authentications_token",
     )
     def post(self, request, pk):
-        authentication = self.authentication(pk)
+        authentication = self.authentication(pk, fields=["pk"])
         query = TokenQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
         try:
