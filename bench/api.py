@@ -300,7 +300,7 @@ def part_c(url, pk, plaintext, fake, server, args):
         print(
             f"    worker {pid} peak memory: {before[pid]:.1f} MB warm, "
             f"{after_small[pid]:.1f} MB after {small:,} rows, {after_all[pid]:.1f} MB after "
-            f"{args.rows:,} rows x 4 (goal: flat)"
+            f"{args.rows:,} rows x 3 (goal: flat)"
         )
 
 
