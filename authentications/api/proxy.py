@@ -38,6 +38,10 @@ _NEXT_LINK = re.compile(
 _KEY = b"@odata.nextLink"
 
 
+class TokenRefusedByBc(Exception):
+    """BC answered 401 to a freshly refreshed token: not the caller's key, the connection."""
+
+
 class PathRefused(ValueError):
     """A path that could leave the base URL; the message says why, without the path."""
 
@@ -118,6 +122,9 @@ def forward(
     client = bc_client(authentication, retry=proxy_retry_policy())
     sent = {name: headers[name] for name in FORWARDED if headers.get(name)}
     answer = client.open(method, checked_path(path), query=query, body=body, headers=sent)
+    if answer.status == 401:  # Passed back as is, it would read as "your API key is wrong".
+        answer.close()
+        raise TokenRefusedByBc
     links = LinkRewriter(bc_base=client.base_url + "/", here=here)
     kept = {name: answer.headers[name] for name in PASSED_BACK if name in answer.headers}
     for name in POINTING_AT_BC:

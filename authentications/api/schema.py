@@ -16,6 +16,7 @@ WHY = {
     403: "The key lacks the scope this call needs (`scope_missing`).",
     404: "No such authentication or endpoint, or not one this key may use.",
     409: "The connection needs a person to sign in again (`needs_sign_in`).",
+    413: "The body is larger than bcconnect accepts (DATA_UPLOAD_MAX_MEMORY_SIZE).",
     429: "Past the key's rate limit: wait `Retry-After` seconds.",
     502: "Microsoft or Business Central refused or failed.",
     503: "Microsoft or Business Central is unavailable: see `Retry-After`.",

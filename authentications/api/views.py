@@ -6,6 +6,7 @@ endpoint the key may not use is looked up in a queryset that does not hold it, s
 404 like one that does not exist.
 """
 
+from django.core.exceptions import RequestDataTooBig
 from django.http import StreamingHttpResponse
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
@@ -18,12 +19,12 @@ from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from authentications.api import problems, proxy, scopes
+from authentications.api import problems, proxy
 from authentications.api.audit import Audited
 from authentications.api.permissions import HasScopes, ScopeMissing
 from authentications.api.schema import PROXY_ANSWER
 from authentications.api.schema import problems as documented_problems
-from authentications.api.scopes import Scope
+from authentications.api.scopes import Scope, for_method
 from authentications.api.serializers import (
     AuthenticationSerializer,
     EndpointSerializer,
@@ -43,6 +44,8 @@ EXPORT = (
     "The rows, a page at a time; a file cut short by BC ends with a line saying so "
     "(see the admin's export)."
 )
+# The columns the API shows: no secret column is loaded, so none is decrypted.
+SHOWN = ("id", "name", "kind", "status", "base_url", "access_token_expires_at")
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
 
@@ -76,7 +79,7 @@ class AuthenticationList(ApiView, generics.ListAPIView):
     serializer_class = AuthenticationSerializer
 
     def get_queryset(self):
-        return self.usable_authentications().order_by("name", "pk")
+        return self.usable_authentications().only(*SHOWN).order_by("name", "pk")
 
 
 @extend_schema_view(
@@ -88,7 +91,7 @@ class AuthenticationDetail(ApiView, generics.RetrieveAPIView):
     serializer_class = AuthenticationSerializer
 
     def get_object(self):
-        return self.authentication(self.kwargs["pk"])
+        return self.authentication(self.kwargs["pk"], fields=SHOWN)
 
 
 class TokenView(ApiView):
@@ -126,7 +129,7 @@ def _proxied(method):
     BC's own answers pass through with any status and type (its JSON errors, a picture's
     bytes), beside the proxy's own problems.
     """
-    statuses = (400, 401, 403, 404, 405, 409, 428, 429, 502, 503, 504)
+    statuses = (400, 401, 403, 404, 405, 409, 413, 428, 429, 502, 503, 504)
     bc_answers = {
         (status, "*/*"): OpenApiResponse(OpenApiTypes.ANY, description=PROXY_ANSWER)
         for status in (200, *statuses)
@@ -151,7 +154,7 @@ class BcProxy(ApiView):
     http_method_names = ["get", "post", "patch", "put", "delete"]
 
     def required_scopes(self, request):
-        return (scopes.for_method(request.method),)
+        return (for_method(request.method),)
 
     @_proxied("get")
     def get(self, request, pk, path):
@@ -174,7 +177,7 @@ class BcProxy(ApiView):
         return self.forward(request, pk)
 
     def forward(self, request, pk):
-        authentication = self.authentication(pk)
+        authentication = self.authentication(pk, fields=("id", "base_url"))
         here = f"/api/v1/authentications/{pk}/bc/"
         try:
             path, query = proxy.raw_target(request, here)
@@ -183,18 +186,34 @@ class BcProxy(ApiView):
                 method=request.method,
                 path=path,
                 query=query,
-                body=(request.body or None) if request.method != "GET" else None,
+                body=_body(request),
                 headers=request.headers,
                 here=request.build_absolute_uri(here),
             )
         except proxy.PathRefused as err:
             detail = f"Path refused: {err}; nothing was sent."
             raise problems.Problem(400, "path_refused", detail) from None
+        except proxy.TokenRefusedByBc:
+            detail = (
+                "Business Central refused this connection's token, even a freshly refreshed "
+                "one: its user or app may have lost access in BC."
+            )
+            raise problems.Problem(502, "bc_token_refused", detail) from None
         except TokenError as err:
             raise problems.from_token_error(err) from None
         except BcconnectError as err:
             raise problems.from_bc_error(err) from None
         return _streamed(answer)
+
+
+def _body(request):
+    if request.method == "GET":
+        return None
+    try:
+        return request.body or None
+    except RequestDataTooBig:
+        detail = "The body is larger than DATA_UPLOAD_MAX_MEMORY_SIZE; nothing was sent."
+        raise problems.Problem(413, "body_too_large", detail) from None
 
 
 def _streamed(answer):

@@ -246,3 +246,28 @@ def test_a_large_answer_streams_through_the_rewriter_in_bounded_memory():
     assert size > 25_000_000
     assert tail.endswith(b'"@odata.nextLink": "http://me/bc/c?$skiptoken=1"}')
     assert peak < 1_000_000
+
+
+def test_bc_refusing_even_a_fresh_token_is_a_502_not_a_401(reader, tokens_planted, fake_microsoft):
+    fake_microsoft.bc.fail_next(("status", 401), ("status", 401))
+
+    body = problem(reader.get(bc_url(tokens_planted, "companies")), 502, "bc_token_refused")
+
+    assert fake_microsoft.entra.count("refresh_token") == 1  # Refreshed once, then given up.
+    assert tokens_planted.access_token not in body["detail"]
+
+
+def test_a_body_too_large_is_a_413_and_nothing_is_sent(
+    writer, tokens_planted, fake_microsoft, settings
+):
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 100
+    company = fake_microsoft.bc.company.id
+
+    answer = writer.post(
+        bc_url(tokens_planted, f"companies({company})/customers"),
+        {"displayName": "x" * 200},
+        format="json",
+    )
+
+    problem(answer, 413, "body_too_large")
+    assert fake_microsoft.bc.requests == []
