@@ -27,7 +27,8 @@ def recorded_path(request) -> str:
     return (quote(request.path, safe=SAFE) + (f"?{options}" if options else ""))[:1000]
 
 
-def _ip(request):
+def client_address(request):
+    """The caller's IP address (behind a proxy, from BC_CLIENT_IP_HEADER), or None."""
     try:
         return str(ipaddress.ip_address(client_ip(request)))
     except ValueError:
@@ -68,7 +69,7 @@ class Audited:
             path=recorded_path(request),
             status=response.status_code,
             code=_code(response),
-            client_ip=_ip(request),
+            client_ip=client_address(request),
         )
 
 

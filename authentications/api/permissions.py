@@ -5,16 +5,14 @@ tell which keys exist; a key without the scope gets 403; an authentication or en
 key may not use is a 404 like one that does not exist (the views' querysets see to that).
 """
 
-import ipaddress
-
 from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication
 from rest_framework.permissions import BasePermission
 
 from authentications.api import keys
+from authentications.api.audit import client_address
 from authentications.api.keys import KEY_REFUSED
 from authentications.api.models import ApiKey
-from authentications.kit.decorators import client_ip
 
 
 class KeyRefused(exceptions.AuthenticationFailed):
@@ -32,18 +30,11 @@ class ApiKeyAuthentication(BaseAuthentication):
         key = keys.find_key(plaintext.strip())
         if key is None:
             raise KeyRefused()
-        key.note_use(_ip(request))
+        key.note_use(client_address(request))
         return (None, key)
 
     def authenticate_header(self, request):
         return keys.SCHEME
-
-
-def _ip(request):
-    try:
-        return str(ipaddress.ip_address(client_ip(request)))
-    except ValueError:
-        return None
 
 
 class HasApiKey(BasePermission):

@@ -86,9 +86,9 @@ def raw_target(request, marker: str) -> tuple[str, str]:
         parts = urlsplit(raw)
         path, query = parts.path, parts.query
     else:
-        path, query = quote(request.path, safe="/:@!$&'()*+,;=-._~%"), ""
+        path = quote(request.path, safe="/:@!$&'()*+,;=-._~%")
         query = request.META.get("QUERY_STRING", "")
-    before, found, after = path.partition(marker)
+    _, found, after = path.partition(marker)
     if not found:
         raise PathRefused("its start is encoded; send /api/v1/authentications/<id>/bc/ as is")
     return after, query
