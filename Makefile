@@ -20,6 +20,7 @@ install: $(STAMP) .env
 
 migrate: install
 	$(BIN)/python manage.py migrate --noinput
+	$(BIN)/python manage.py createcachetable
 
 run: migrate
 	@if [ -n "$$DJANGO_SUPERUSER_USERNAME" ] && [ -n "$$DJANGO_SUPERUSER_PASSWORD" ]; then \
@@ -63,6 +64,7 @@ docs: install
 serve: install
 	$(BIN)/python manage.py collectstatic --noinput --verbosity 0
 	$(BIN)/python manage.py migrate --noinput
+	$(BIN)/python manage.py createcachetable
 	$(BIN)/gunicorn
 
 # Newcomer path: the fake Microsoft and the site configured against it, no Entra tenant needed.

@@ -8,6 +8,7 @@ app, from their home).
 
 import warnings
 
+from authentications.api import models as _api
 from authentications.certificates import models as _certificates
 from authentications.connections import models as _connections
 from authentications.endpoints import models as _endpoints
@@ -22,6 +23,8 @@ HOMES = {
     "WriteConfirmation": _endpoints,
     "Subscription": _webhooks,
     "ChangeNotification": _webhooks,
+    "ApiKey": _api,
+    "ApiCall": _api,
 }
 
 

@@ -667,6 +667,37 @@ def _loggable(url):
     return "".join(char if char.isprintable() else repr(char)[1:-1] for char in url)
 
 
+class RawAnswer:
+    """BC's answer to `open()`: status and headers read, the body still on the wire.
+
+    `chunks()` yields the body as it arrives (gzip undone) and closes the answer at its
+    end; a connection lost mid-body raises `BusinessCentralRetryLaterError`, nothing of
+    requests. Call `close()` when the body is not wanted.
+    """
+
+    def __init__(self, response: requests.Response, *, method: str) -> None:
+        self._response, self.method = response, method
+        self.status = response.status_code
+        self.headers = _response_headers(response)
+        self.url = response.url
+        self.request_id = _request_id(response)
+
+    def chunks(self, size: int = 64 * 1024) -> Iterator[bytes]:
+        try:
+            yield from self._response.iter_content(size)
+        except LOST_ANSWER_ERRORS as err:
+            raise _network_error(
+                f"Business Central's answer was cut off: {_lost_answer(err)}",
+                method=self.method,
+                url=self.url,
+            ) from None
+        finally:
+            self._response.close()
+
+    def close(self) -> None:
+        self._response.close()
+
+
 class BusinessCentralClient:
     """Calls one BC API root with bearer tokens from `token_provider`.
 
@@ -995,6 +1026,34 @@ class BusinessCentralClient:
         response = self._send(method, url, json=json, headers=headers)
         return _call_result(response, elapsed=time.perf_counter() - started)
 
+    def open(
+        self,
+        method: str,
+        path: str,
+        *,
+        query: str = "",
+        body: bytes | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> "RawAnswer":
+        """Send one request as given and hand back BC's answer unread, whatever its status.
+
+        For a proxy: `query` is a query string as the caller wrote it, `body` the bytes to
+        send; the answer is streamed (`RawAnswer.chunks()`), never held whole. Everything
+        `call()` checks is checked here before anything is sent (method, headers, If-Match,
+        the URL under the environment root); the 401 refresh, the retries, the redirect
+        rules and the concurrency limit apply as to any request.
+        """
+        method = _checked_method(method)
+        headers = checked_headers(headers)
+        self._require_if_match(
+            method, headers, f"{method} needs an ETag: send If-Match (* to overwrite blindly)."
+        )
+        url = self._url(path)
+        if query:
+            url = self._check_url(f"{url}{'&' if '?' in url else '?'}{query}")
+        response = self._send(method, url, data=body, headers=headers, passthrough=True)
+        return RawAnswer(response, method=method)
+
     # --- URLs ----------------------------------------------------------------------------
 
     def _check_host(self, target):
@@ -1162,7 +1221,17 @@ class BusinessCentralClient:
     # --- sending, retrying ---------------------------------------------------------------
 
     def _send(
-        self, method, url, *, json=None, headers=None, tokens=None, cancelled=None, read=None
+        self,
+        method,
+        url,
+        *,
+        json=None,
+        data=None,
+        headers=None,
+        tokens=None,
+        cancelled=None,
+        read=None,
+        passthrough=False,
     ):
         """Send with auth, the concurrency limit, retries and redirects kept on the API host.
 
@@ -1172,6 +1241,9 @@ class BusinessCentralClient:
         returned, inside the retries: an answer it finds cut short (`_UnreadableAnswer`
         with `retry`) is asked for again, as a dropped connection is. Any other failure of
         requests becomes a `BusinessCentralError`: nothing of requests escapes.
+        With `passthrough` (the proxy), BC's answer comes back unread (streamed) whatever
+        its status, once the 401 refresh and the retries that fit the budget are done: an
+        error answer, or one whose Retry-After would outlast the budget, is returned as is.
         """
         tokens = tokens or self.token_provider
         sleep = self._sleep if cancelled is None else cancellable_sleep(self._sleep, cancelled)
@@ -1182,7 +1254,9 @@ class BusinessCentralClient:
         while True:
             try:
                 token = tokens(force_refresh=state.take_refresh())
-                response = self._send_once(method, url, json, headers, token, cancelled)
+                response = self._send_once(
+                    method, url, json, headers, token, cancelled, data=data, stream=passthrough
+                )
             except LOST_ANSWER_ERRORS as err:
                 state.fate_unknown = True
                 if not idempotent:
@@ -1209,12 +1283,15 @@ class BusinessCentralClient:
                 idempotent or response.status_code in RETRY_ANY_METHOD
             ):
                 state.fate_unknown |= response.status_code in FATE_UNKNOWN_STATUSES
-                self._wait_or_raise(state, response, method, url, sleep)
+                if not self._wait_or_raise(
+                    state, response, method, url, sleep, give_back=passthrough
+                ):
+                    return response
                 continue
             if response.is_redirect:
                 url = self._redirect_target(response, method, state)
                 continue
-            if response.status_code >= 400:
+            if response.status_code >= 400 and not passthrough:
                 raise error_from_response(
                     response,
                     method=method,
@@ -1229,10 +1306,11 @@ class BusinessCentralClient:
                     raise err.error from None
                 self._wait_or_raise(state, None, method, url, sleep, network_error=err)
 
-    def _send_once(self, method, url, json, headers, token, cancelled=None):
+    def _send_once(
+        self, method, url, json, headers, token, cancelled=None, data=None, stream=False
+    ):
         all_headers = {"Accept": "application/json", **(headers or {})}
         all_headers["Authorization"] = f"Bearer {token}"
-        data = None
         if json is not None:
             data = jsonlib.dumps(json).encode()
             all_headers.setdefault("Content-Type", "application/json")
@@ -1246,6 +1324,7 @@ class BusinessCentralClient:
                     headers=all_headers,
                     timeout=self.timeout,
                     allow_redirects=False,
+                    stream=stream,
                 )
             except requests.RequestException as err:
                 seconds = time.perf_counter() - started
@@ -1284,7 +1363,11 @@ class BusinessCentralClient:
         finally:
             self._limiter.release()
 
-    def _wait_or_raise(self, state, response, method, url, sleep, network_error=None):
+    def _wait_or_raise(
+        self, state, response, method, url, sleep, network_error=None, give_back=False
+    ):
+        """Sleep before the next attempt and return True; or, when none fits, raise (or
+        return False with `give_back`: the caller hands BC's answer back as it is)."""
         delay = None
         if response is not None:
             delay = parse_retry_after(response.headers.get("Retry-After"), now=self._clock())
@@ -1292,6 +1375,8 @@ class BusinessCentralClient:
             delay = self.retry.backoff(state.retries, self._random())
         out_of_budget = self._clock() + delay > state.deadline
         if state.retries >= self.retry.max_retries or out_of_budget:
+            if response is not None and give_back:
+                return False
             if response is not None:
                 error = error_from_response(response, method=method)
                 error.retry_after = delay
@@ -1314,6 +1399,7 @@ class BusinessCentralClient:
         state.retries += 1
         logger.debug("BC %s %s: retry %s in %.2f s", method, url, state.retries, delay)
         sleep(delay)
+        return True
 
     def _redirect_target(self, response, method, state):
         """Follow a redirect only within the API root; elsewhere the token would leak."""

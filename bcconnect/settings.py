@@ -46,6 +46,9 @@ INSTALLED_APPS = [
     "authentications",
     "django_tasks",
     "django_tasks_db",
+    "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
 ]
 
 MIDDLEWARE = [
@@ -193,7 +196,50 @@ BC_PUBLIC_RATE_LIMIT = env.str("BC_PUBLIC_RATE_LIMIT", default="30/minute")
 # Behind a proxy, the META key of the header it sets with the client's address
 # (e.g. HTTP_X_FORWARDED_FOR); empty means REMOTE_ADDR.
 BC_CLIENT_IP_HEADER = env.str("BC_CLIENT_IP_HEADER", default="")
-CACHES = {"default": env.cache_url("CACHE_URL", default="locmemcache://")}
+# Rate limits (the public pages', the API keys') must count across processes and hosts: the
+# database's cache by default (`manage.py createcachetable` after migrate), or Redis through
+# CACHE_URL (e.g. redis://127.0.0.1:6379/0).
+CACHES = {
+    "default": env.cache_url(
+        "CACHE_URL", default="dbcache://bcconnect_cache?max_entries=20000&cull_frequency=4"
+    )
+}
+
+# --- The HTTP API for other services (authentications/api, docs/api.md) ------------------
+# Requests per API key, unless the key has its own rate (admin); counted in the default cache.
+BC_API_RATE_LIMIT = env.str("BC_API_RATE_LIMIT", default="1200/minute")
+# The longest the proxy holds a caller: a Retry-After from BC longer than what is left of it
+# is passed back at once instead of waited out.
+BC_API_MAX_WAIT_SECONDS = env.float("BC_API_MAX_WAIT_SECONDS", default=30.0)
+REST_FRAMEWORK = {
+    # Keys only: no session, so no CSRF, and no browsable API (the admin is for people).
+    "DEFAULT_AUTHENTICATION_CLASSES": ["authentications.api.permissions.ApiKeyAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["authentications.api.permissions.HasApiKey"],
+    "DEFAULT_THROTTLE_CLASSES": ["authentications.api.throttles.ApiKeyRateThrottle"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
+    "PAGE_SIZE": 100,
+    "EXCEPTION_HANDLER": "authentications.api.problems.exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "UNAUTHENTICATED_USER": None,
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "bcconnect API",
+    "DESCRIPTION": "Business Central connections for other services: tokens on demand, a "
+    "pinned BC proxy and saved endpoints. Send `Authorization: Api-Key <key>`.",
+    "VERSION": "1",
+    "SCHEMA_PATH_PREFIX": "/api/v1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    # The schema and its docs are public (no key): they describe, they hold no data.
+    "SERVE_AUTHENTICATION": [],
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
+    # Swagger UI from drf-spectacular-sidecar's static files: no CDN, works offline.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+}
 
 # --- Change notifications (BC webhooks) --------------------------------------------------
 # Handlers run as tasks (Django's Tasks framework, the django-tasks backport). The default

@@ -7,4 +7,5 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("authentications/", include("authentications.urls")),
     path("", include("authentications.operations.urls")),
+    path("api/", include("authentications.api.urls")),
 ]

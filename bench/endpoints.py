@@ -99,6 +99,7 @@ class AdminSite:
 
         setup_test_environment()  # The test client's host is allowed; mail stays local.
         call_command("migrate", verbosity=0)
+        call_command("createcachetable", verbosity=0)
         self.page_size = page_size
         self.client = self._staff_client()
         self.endpoint = self._endpoint(server)

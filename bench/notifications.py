@@ -59,6 +59,7 @@ def configure(workdir):
     from django.core.management import call_command
 
     call_command("migrate", verbosity=0)
+    call_command("createcachetable", verbosity=0)
 
 
 def create_subscriptions():

@@ -24,3 +24,4 @@ def start_django(workdir, **env):
     from django.core.management import call_command
 
     call_command("migrate", verbosity=0)
+    call_command("createcachetable", verbosity=0)

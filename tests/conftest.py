@@ -24,15 +24,15 @@ from tests.helpers import ROW_ACCESS_TOKEN, ROW_REFRESH_TOKEN, plant_tokens
 def pytest_terminal_summary(terminalreporter):
     """The figures the stress tests put on their reports (tests/stress/conftest.py). Here,
     not there: under pytest-xdist only the initial conftest runs in the controlling process."""
-    lines = [
-        value
+    lines = {
+        value: None
         for category in terminalreporter.stats.values()
         for report in category
         for name, value in getattr(report, "user_properties", ())
-        if name == "stress figure"
-    ]
+        if name in ("stress figure", "api figure")
+    }  # A test's properties ride on its setup, call and teardown reports alike: once each.
     if lines:
-        terminalreporter.section("stress figures")
+        terminalreporter.section("stress and API figures")
         for line in lines:
             terminalreporter.write_line(line)
 
@@ -48,9 +48,15 @@ def _fast_password_hashing(settings):
 
 
 @pytest.fixture(autouse=True)
-def _empty_cache():
-    """Rate-limit counters live in the cache: each test starts with none."""
-    cache.clear()
+def _empty_cache(request):
+    """Rate-limit counters live in the cache (the database's): each test starts with none.
+
+    A test without database access uses no cache either, and must not open the database.
+    """
+    uses_db = {"db", "transactional_db", "live_server"} & set(request.fixturenames)
+    if uses_db or request.node.get_closest_marker("django_db"):
+        request.getfixturevalue("_django_db_helper")  # pytest-django's: the test's database.
+        cache.clear()
 
 
 @pytest.fixture(autouse=True)

@@ -373,3 +373,16 @@ def offline_client(base_url=OFFLINE_BASE, **kwargs):
         random=lambda: 0.5,
         **kwargs,
     )
+
+
+# --- the HTTP API (issue 21) ------------------------------------------------------------
+
+
+def problem(response, status, code):
+    """The problem details of an API error answer, checked for their status and code."""
+    assert response.status_code == status, response.content
+    assert response["Content-Type"] == "application/problem+json"
+    body = response.json()
+    assert body["status"] == status and body["code"] == code
+    assert {"type", "title", "detail"} <= set(body)
+    return body

@@ -85,7 +85,7 @@ def test_gunicorn_stops_with_the_same_line_when_a_secret_is_missing(production_e
 @pytest.fixture(scope="module")
 def gunicorn(production_env, tmp_path_factory):
     """gunicorn serving bcconnect.wsgi after collectstatic and migrate, like `make serve`."""
-    for command in (["collectstatic", "--noinput"], ["migrate", "--noinput"]):
+    for command in (["collectstatic", "--noinput"], ["migrate", "--noinput"], ["createcachetable"]):
         result = run_manage_py(*command, env=production_env, timeout=120)
         assert result.returncode == 0, result.stderr
     log_path = tmp_path_factory.mktemp("gunicorn") / "gunicorn.log"

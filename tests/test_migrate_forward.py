@@ -57,7 +57,7 @@ def before_the_move():
 def test_every_table_and_column_from_before_the_move_is_still_a_model():
     old, new = tables(before_the_move()), tables(apps)
 
-    assert set(old) == set(new)
+    assert set(old) - set(new) == set()  # Later capabilities (the HTTP API) add tables.
     assert {table: columns - new[table] for table, columns in old.items()} == {
         table: set() for table in old
     }

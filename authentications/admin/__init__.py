@@ -7,7 +7,7 @@ from every list, whose columns then scrolled out of sight (the breadcrumbs lead 
 
 from django.contrib import admin
 
-from authentications.admin import connections, endpoints, tasks, webhooks
+from authentications.admin import api_keys, connections, endpoints, tasks, webhooks
 from authentications.kit.formatting import EMPTY
 
 admin.site.site_header = "bcconnect: Business Central connections"
@@ -16,4 +16,4 @@ admin.site.index_title = "Business Central connections"
 admin.site.enable_nav_sidebar = False
 admin.site.empty_value_display = EMPTY  # The one dash of every empty value, ours included.
 
-__all__ = ["connections", "endpoints", "tasks", "webhooks"]
+__all__ = ["api_keys", "connections", "endpoints", "tasks", "webhooks"]

@@ -119,9 +119,10 @@ class AnyOf(RefreshPolicy):
 # The named policies: who asks for a refresh, and when it is needed.
 
 
-def before_use() -> RefreshPolicy:
-    """Code asking for a token (`get_access_token`): refresh within the skew of expiry."""
-    return ExpiresWithin(settings.BC_TOKEN_SKEW_SECONDS)
+def before_use(seconds: float | None = None) -> RefreshPolicy:
+    """Code asking for a token (`get_access_token`): refresh within the skew of expiry, or
+    within `seconds` when the caller said how long the token must last (the HTTP API)."""
+    return ExpiresWithin(settings.BC_TOKEN_SKEW_SECONDS if seconds is None else seconds)
 
 
 def forced() -> RefreshPolicy:

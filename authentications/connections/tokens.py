@@ -16,8 +16,8 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import timedelta
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
 import requests
@@ -35,7 +35,7 @@ from authentications.kit.fields import KEY_MISSING
 from authentications.kit.formatting import when
 from authentications.kit.per_process import PerProcess
 from authentications.kit.validators import allowed_api_hosts
-from bcconnect.client import BusinessCentralClient, Exchange
+from bcconnect.client import BusinessCentralClient, Exchange, RetryPolicy
 from bcconnect.errors import BcconnectError
 
 logger = logging.getLogger(__name__)
@@ -128,22 +128,47 @@ def get_access_token(authentication: Authentication | int, *, force_refresh: boo
     A fresh token costs one database read and one decrypt. `force_refresh` is for a
     caller whose token was just refused (HTTP 401): it refreshes unless a peer just did.
     """
+    return access_token(authentication, force_refresh=force_refresh).value
+
+
+@dataclass(frozen=True)
+class AccessToken:
+    """A token and when it expires: what the HTTP API hands to other services."""
+
+    value: str = field(repr=False)
+    expires_at: datetime
+
+
+def access_token(
+    authentication: Authentication | int,
+    *,
+    force_refresh: bool = False,
+    min_validity: float | None = None,
+) -> AccessToken:
+    """`get_access_token` with the expiry: a token valid for `min_validity` seconds more.
+
+    `min_validity` defaults to BC_TOKEN_SKEW_SECONDS. A shorter-lived stored token is
+    refreshed first, through the same lease: however many callers ask at once, one token
+    request is made.
+    """
     pk = getattr(authentication, "pk", authentication)
+    skew = settings.BC_TOKEN_SKEW_SECONDS if min_validity is None else min_validity
     if not force_refresh:
         row = Authentication.objects.only(*FAST_FIELDS).filter(pk=pk).first()
         if row is None:
             raise TokenError("This authentication no longer exists.", code="not_found")
-        if row.token_valid_for(settings.BC_TOKEN_SKEW_SECONDS):
-            return row.access_token
-    needed = policies.forced() if force_refresh else policies.before_use()
+        if row.token_valid_for(skew):
+            return AccessToken(row.access_token, row.access_token_expires_at)
+    needed = policies.forced() if force_refresh else policies.before_use(skew)
     try:
-        return refresh(pk, needed=needed).authentication.access_token
+        row = refresh(pk, needed=needed).authentication
+        return AccessToken(row.access_token, row.access_token_expires_at)
     except TokenError as err:
         if err.transient:
             # Microsoft unreachable: a token that has not actually expired still works.
             row = Authentication.objects.only(*FAST_FIELDS).filter(pk=pk).first()
             if row is not None and row.token_valid_for(0):
-                return row.access_token
+                return AccessToken(row.access_token, row.access_token_expires_at)
         raise
 
 
@@ -540,12 +565,16 @@ _bc_sessions = PerProcess(_bc_session)
 
 
 def bc_client(
-    authentication: Authentication, *, base_url: str | None = None
+    authentication: Authentication,
+    *,
+    base_url: str | None = None,
+    retry: RetryPolicy | None = None,
 ) -> BusinessCentralClient:
     """A `BusinessCentralClient` for `authentication`: what code, admin and `bc` use.
 
     Tokens come from `get_access_token` on every request (a 401 forces one refresh);
     requests per authentication are limited by `BC_CLIENT_MAX_CONCURRENCY` in this process.
+    `retry` replaces the default retry policy (the API's proxy bounds how long it waits).
     """
 
     def token_provider(force_refresh: bool = False) -> str:
@@ -560,6 +589,7 @@ def bc_client(
         concurrency_key=f"authentication:{authentication.pk}",
         allowed_hosts=allowed_api_hosts(),
         api_host=settings.BC_API_HOST,
+        retry=retry or RetryPolicy(),
         on_exchange=_announce_exchange,
     )
 

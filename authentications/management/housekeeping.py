@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from django.utils import timezone
 
+from authentications.api import retention as api_retention
 from authentications.certificates import cron as certificate_cron
 from authentications.connections import cron as connection_cron
 from authentications.connections import retention as connection_retention
@@ -37,6 +38,7 @@ class Purged:
     events: int
     notifications: int = 0
     task_results: int = 0
+    api_calls: int = 0
 
 
 def purge(*, now=None, dry_run=False):
@@ -44,4 +46,5 @@ def purge(*, now=None, dry_run=False):
     now = now or timezone.now()
     sign_ins, events = connection_retention.purge(now, dry_run=dry_run)
     notifications, task_results = webhook_retention.purge(now, dry_run=dry_run)
-    return Purged(sign_ins, events, notifications, task_results)
+    api_calls = api_retention.purge(now, dry_run=dry_run)
+    return Purged(sign_ins, events, notifications, task_results, api_calls)

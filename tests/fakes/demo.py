@@ -63,6 +63,7 @@ def set_up_demo():
     """Migrate, then create (or reset) the demo user and authentication; returns the banner."""
     check_demo_settings()
     call_command("migrate", interactive=False, verbosity=0)
+    call_command("createcachetable", verbosity=0)
     with transaction.atomic():
         create_demo_user()
         authentication = create_demo_authentication()

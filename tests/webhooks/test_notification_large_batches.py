@@ -204,6 +204,12 @@ def test_an_oversize_body_that_is_not_even_text_is_still_a_503(client, settings,
     assert Subscription.objects.get(pk=subscription.pk).oversize_refused == 0
 
 
+def _counted(sql):
+    return "bcconnect_cache" not in sql and not sql.startswith(
+        ("SAVEPOINT", "RELEASE SAVEPOINT", "ROLLBACK TO SAVEPOINT")
+    )
+
+
 def test_queries_grow_with_batches_and_insert_chunks_never_per_item(client, subscription):
     """A batch costs a fixed handful of queries plus one INSERT per 500 rows."""
     from django.db import connection
@@ -213,7 +219,9 @@ def test_queries_grow_with_batches_and_insert_chunks_never_per_item(client, subs
         items = [notification_item(subscription, f"c-{start + n}") for n in range(count)]
         with CaptureQueriesContext(connection) as captured:
             assert post_notifications(client, items).status_code == 202
-        return len(captured)
+        # The rate limit's counter lives in the database cache: its queries and savepoints
+        # vary (the first of a window creates it) and are not the batch's.
+        return len([query for query in captured if _counted(query["sql"])])
 
     one = queries(1, 0)
     assert queries(1_500, 10_000) == one + 2  # Three INSERTs of 500 rows instead of one.

@@ -21,7 +21,8 @@ class Command(BaseCommand):
         "Delete expired and used sign-ins and the audit events older than "
         "BC_EVENT_RETENTION_DAYS (the current connection's grant, credential and link "
         "events stay), delivered change notifications and finished task results older than "
-        "30 days; mark failed the task results of a worker that died."
+        "30 days, API calls as old as the events; mark failed the task results of a worker "
+        "that died."
     )
 
     def add_arguments(self, parser):
@@ -42,5 +43,6 @@ class Command(BaseCommand):
             f"{verb} {_plural(purged.sign_ins, 'finished sign-in')} and {events}; "
             f"{_plural(purged.notifications, 'delivered notification')} and "
             f"{_plural(purged.task_results, 'finished task result')} older than "
-            f"{RETENTION.days} days."
+            f"{RETENTION.days} days; {_plural(purged.api_calls, 'API call')} of the audit "
+            "past the same retention as events."
         )

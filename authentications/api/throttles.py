@@ -1,0 +1,68 @@
+"""Rate limits per API key, kept in the default cache so every worker counts together.
+
+The default cache is the database's (`createcachetable`) unless CACHE_URL names Redis: a
+per-process cache would let each gunicorn worker allow the whole rate again. A key's own
+rate (set in the admin) wins over BC_API_RATE_LIMIT.
+
+One counter per key and window (a fixed window, e.g. this minute): O(1) per request in the
+cache, where DRF's sliding window stores every request's time and rewrites that list on
+each call. The price is the usual one of fixed windows: up to twice the rate across the
+boundary of two windows.
+"""
+
+import re
+import time
+
+from django.conf import settings
+from django.core.cache import cache
+from rest_framework.throttling import BaseThrottle, SimpleRateThrottle
+
+from authentications.api.models import ApiKey
+
+_RATE = re.compile(r"[1-9][0-9]{0,8}/(s|sec|second|m|min|minute|h|hour|d|day)")
+
+
+def valid_rate(rate: str) -> bool:
+    return _RATE.fullmatch(rate.strip()) is not None
+
+
+def key_rate(key: ApiKey) -> tuple[int, int]:
+    """(requests, seconds) for `key`: its own rate, else BC_API_RATE_LIMIT."""
+    rate = key.rate_limit if valid_rate(key.rate_limit) else settings.BC_API_RATE_LIMIT
+    return SimpleRateThrottle.parse_rate(None, rate.strip())
+
+
+class ApiKeyRateThrottle(BaseThrottle):
+    """A DRF throttle: counts the key's requests in the current window, refuses past its rate."""
+
+    timer = staticmethod(time.time)
+
+    def allow_request(self, request, view):
+        key = request.auth
+        if not isinstance(key, ApiKey):
+            return True  # Refused anyway (401), before any work is done.
+        allowed, seconds = key_rate(key)
+        now = self.timer()
+        window = int(now // seconds)
+        self.retry_after = (window + 1) * seconds - now
+        return _count(f"bcconnect:api-rate:{key.prefix}:{seconds}:{window}", seconds) <= allowed
+
+    def wait(self):
+        return self.retry_after
+
+
+def _count(name, seconds):
+    """Add one to the window's counter and return it (the first request creates it).
+
+    Atomic on Redis; on the database cache two workers may both read N and write N+1, so a
+    burst may pass a request or two beyond the rate.
+    """
+    try:
+        count = cache.incr(name)
+    except ValueError:
+        if cache.add(name, 1, timeout=seconds + 5):
+            return 1
+        count = cache.incr(name)
+    if seconds > 300:  # Django's incr() may set the cache's default timeout (300 s).
+        cache.touch(name, seconds + 5)
+    return count

@@ -1,0 +1,130 @@
+"""Each key has a rate limit, counted in the shared cache: past it, 429 with Retry-After."""
+
+import shutil
+import socket
+import subprocess
+import time
+from datetime import UTC, datetime, timedelta
+
+import environ
+import pytest
+from django.conf import settings
+from django.db import connection
+
+from authentications.api.models import ApiKey
+from tests.helpers import problem
+
+LIST = "/api/v1/authentications/"
+
+
+def test_the_default_cache_is_shared_between_processes():
+    assert settings.CACHES["default"]["BACKEND"] in (
+        "django.core.cache.backends.db.DatabaseCache",
+        "django.core.cache.backends.redis.RedisCache",
+    )
+
+
+def test_past_the_keys_rate_the_answer_is_429_with_retry_after(make_key, caller, connected_row):
+    _, plaintext = make_key(connected_row, rate_limit="3/hour")
+    client = caller(plaintext)
+
+    statuses = [client.get(LIST).status_code for _ in range(4)]
+
+    assert statuses == [200, 200, 200, 429]
+    refused = client.get(LIST)
+    problem(refused, 429, "rate_limited")
+    assert 0 < int(refused["Retry-After"]) <= 3600
+
+
+def test_each_key_counts_on_its_own(make_key, caller, connected_row):
+    _, busy = make_key(connected_row, rate_limit="2/hour")
+    _, calm = make_key(connected_row, rate_limit="2/hour")
+    for _ in range(3):
+        caller(busy).get(LIST)
+
+    assert caller(calm).get(LIST).status_code == 200
+
+
+def test_without_a_rate_of_its_own_a_key_has_the_settings_rate(
+    make_key, caller, connected_row, settings
+):
+    settings.BC_API_RATE_LIMIT = "2/hour"
+    key, plaintext = make_key(connected_row)
+
+    assert [caller(plaintext).get(LIST).status_code for _ in range(3)] == [200, 200, 429]
+
+    ApiKey.objects.filter(pk=key.pk).update(rate_limit="10/hour")  # Set in the admin.
+    assert caller(plaintext).get(LIST).status_code == 200
+
+
+def test_a_refused_key_is_not_counted_against_anyone(make_key, caller, connected_row, settings):
+    settings.BC_API_RATE_LIMIT = "1/hour"
+    _, plaintext = make_key(connected_row)
+    for _ in range(3):
+        caller("nope.nope").get(LIST)
+
+    assert caller(plaintext).get(LIST).status_code == 200
+
+
+def test_the_admin_refuses_a_rate_it_cannot_read(admin_client, connected_row):
+    page = admin_client.post(
+        "/admin/authentications/apikey/add/",
+        {"name": "x", "scopes": ["tokens"], "authentications": [connected_row.pk],
+         "rate_limit": "lots"},
+    )  # fmt: skip
+
+    assert "e.g. 600/minute" in page.content.decode()
+    assert not ApiKey.objects.exists()
+
+
+def test_a_daily_rate_outlives_the_caches_default_timeout(make_key, caller, connected_row):
+    key, plaintext = make_key(connected_row, rate_limit="100/day")
+    caller(plaintext).get(LIST)
+    caller(plaintext).get(LIST)
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT cache_key, expires FROM bcconnect_cache")
+        (expires,) = [expires for name, expires in cursor.fetchall() if key.prefix in name]
+    if isinstance(expires, str):  # SQLite hands the column back as text.
+        expires = datetime.fromisoformat(expires)
+    assert expires.replace(tzinfo=UTC) > datetime.now(UTC) + timedelta(hours=23)
+
+
+@pytest.fixture
+def redis_cache(settings, tmp_path):
+    """A redis-server of the test's own, as the default cache (CACHE_URL=redis://...)."""
+    if shutil.which("redis-server") is None:
+        pytest.skip("redis-server is not installed")
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server = subprocess.Popen(
+        ["redis-server", "--port", str(port), "--save", "", "--dir", str(tmp_path)],
+        stdout=subprocess.DEVNULL,
+    )
+    try:
+        url = f"redis://127.0.0.1:{port}/0"
+        for _ in range(100):
+            with socket.socket() as probe:
+                if probe.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            time.sleep(0.05)
+        settings.CACHES = {"default": environ.Env.cache_url_config(url)}
+        yield url
+    finally:
+        server.terminate()
+        server.wait(10)
+
+
+def test_with_redis_as_the_cache_the_limit_holds_the_same(
+    redis_cache, make_key, caller, connected_row
+):
+    from django.core.cache import caches
+
+    _, plaintext = make_key(connected_row, rate_limit="3/hour")
+
+    statuses = [caller(plaintext).get(LIST).status_code for _ in range(4)]
+
+    assert statuses == [200, 200, 200, 429]
+    assert type(caches["default"]).__name__ == "RedisCache"
+    assert [key for key in caches["default"]._cache.get_client().keys() if b"api-rate" in key]

@@ -1,0 +1,112 @@
+"""A service asks for an access token: fresh, refreshed through the lease when too short."""
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from authentications.api.models import ApiCall
+from authentications.connections.models import Authentication
+from tests.helpers import expiring, fresh, problem
+
+
+def token_url(authentication, query=""):
+    return f"/api/v1/authentications/{authentication.pk}/token/{query}"
+
+
+def test_a_fresh_token_is_handed_out_and_never_cached(make_key, caller, tokens_planted):
+    _, plaintext = make_key(tokens_planted, scopes=["tokens"])
+
+    response = caller(plaintext).post(token_url(tokens_planted))
+
+    assert response.status_code == 200
+    assert response["Cache-Control"] == "no-store"
+    body = response.json()
+    assert body["access_token"] == tokens_planted.access_token
+    assert body["token_type"] == "Bearer"
+    assert 3500 < body["expires_in"] <= 3600
+    assert body["expires_at"].startswith(str(tokens_planted.access_token_expires_at.year))
+
+
+def test_a_token_with_less_than_min_validity_left_is_refreshed_first(
+    make_key, caller, tokens_planted, fake_microsoft
+):
+    _, plaintext = make_key(tokens_planted, scopes=["tokens"])
+    expiring(tokens_planted, seconds=100)
+
+    kept = caller(plaintext).post(token_url(tokens_planted, "?min_validity=60")).json()
+    assert kept["access_token"] == tokens_planted.access_token
+    assert fake_microsoft.entra.count("refresh_token") == 0
+
+    renewed = caller(plaintext).post(token_url(tokens_planted)).json()  # Default: 120 s.
+    assert fake_microsoft.entra.count("refresh_token") == 1
+    assert renewed["access_token"] == fresh(tokens_planted).access_token != kept["access_token"]
+    assert renewed["expires_in"] > 3000
+
+
+@pytest.mark.parametrize("query", ["?min_validity=-1", "?min_validity=99999", "?min_validity=x"])
+def test_a_bad_min_validity_is_a_400(make_key, caller, tokens_planted, query):
+    _, plaintext = make_key(tokens_planted, scopes=["tokens"])
+
+    body = problem(caller(plaintext).post(token_url(tokens_planted, query)), 400, "invalid_input")
+    assert "min_validity" in body["errors"]
+
+
+def test_without_the_tokens_scope_the_answer_is_403(make_key, caller, tokens_planted):
+    _, plaintext = make_key(tokens_planted, scopes=["bc.read"])
+
+    body = problem(caller(plaintext).post(token_url(tokens_planted)), 403, "scope_missing")
+    assert "tokens" in body["detail"]
+
+
+def test_another_keys_authentication_is_a_404_before_the_scope(
+    make_key, caller, tokens_planted, make_authentication
+):
+    other = make_authentication(name="Other")
+    _, plaintext = make_key(other, scopes=["tokens"])
+
+    problem(caller(plaintext).post(token_url(tokens_planted)), 404, "not_found")
+
+
+def test_a_connection_that_needs_a_person_is_a_409_without_a_link(
+    make_key, caller, tokens_planted, fake_microsoft
+):
+    _, plaintext = make_key(tokens_planted, scopes=["tokens"])
+    fake_microsoft.entra.revoke_user("jane@contoso.com")
+    expiring(tokens_planted, seconds=-10)
+
+    response = caller(plaintext).post(token_url(tokens_planted))
+
+    body = problem(response, 409, "needs_sign_in")
+    assert "http" not in response.content.decode().lower()
+    assert body["reason"]
+    assert fresh(tokens_planted).status == Authentication.Status.NEEDS_SIGN_IN
+
+
+def test_microsoft_unreachable_is_a_503_with_retry_after(
+    make_key, caller, tokens_planted, fake_microsoft
+):
+    _, plaintext = make_key(tokens_planted, scopes=["tokens"])
+    expiring(tokens_planted, seconds=-10)
+    fake_microsoft.entra.fail_next_token_request(("status", 503))
+
+    response = caller(plaintext).post(token_url(tokens_planted))
+
+    problem(response, 503, "entra_unavailable")
+    assert int(response["Retry-After"]) > 0
+
+
+def test_the_audit_and_the_answers_hold_no_token_nor_key(make_key, caller, tokens_planted, caplog):
+    key, plaintext = make_key(tokens_planted, scopes=["tokens"])
+    expiring(tokens_planted, seconds=10)
+
+    handed = caller(plaintext).post(token_url(tokens_planted)).json()["access_token"]
+    caller(plaintext).get("/api/v1/authentications/")
+
+    rows = [str(row) for row in ApiCall.objects.values()]
+    secrets = {plaintext, plaintext.partition(".")[2], handed, tokens_planted.access_token}
+    for secret in secrets:
+        assert all(secret not in row for row in rows)
+        assert secret not in caplog.text
+    assert ApiCall.objects.filter(authentication=tokens_planted, status=200).count() == 1
+    assert fresh(tokens_planted).access_token_expires_at > timezone.now() + timedelta(minutes=50)
