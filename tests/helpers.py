@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 # What `connected_row` stores: tokens only our database knows, never sent anywhere.
 # Requests each fuzzed door gets in one run of the stress suite. CI runs that suite on SQLite
-# and again on PostgreSQL, so each door gets 10,000 in a CI run; set it higher for a long run.
+# and again on PostgreSQL (with 3,000 each, see .ci/run); set it higher for a long run.
 FUZZ_REQUESTS = int(os.environ.get("STRESS_FUZZ_REQUESTS", 5_000))
 
 ROW_ACCESS_TOKEN = "at-row-only-0123456789abcdef"
