@@ -13,7 +13,12 @@ from django.utils import timezone
 from django.utils.http import content_disposition_header
 from django.utils.text import slugify
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_view,
+)
 from rest_framework import generics
 from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
@@ -123,6 +128,19 @@ class TokenView(ApiView):
         return Response(TokenSerializer(body).data, headers=NO_STORE)
 
 
+# What the proxy forwards, as OpenAPI can say it of one path segment: no control character,
+# backslash, `@`, `%`, `:` or slash, and not `.` or `..` (proxy.checked_path refuses those
+# with 400, nothing sent). Deeper paths are sent with their slashes as they are.
+PROXIED_PATH = OpenApiParameter(
+    "path",
+    OpenApiTypes.STR,
+    OpenApiParameter.PATH,
+    description="The path under the authentication's BC base URL, e.g. "
+    "`companies(<id>)/customers`; refused (400 `path_refused`) if it could leave it.",
+    pattern=r"^(?:[^\x00-\x1f\x7f\\@%/:.]|\.[^\x00-\x1f\x7f\\@%/:.])[^\x00-\x1f\x7f\\@%/:]*$",
+)
+
+
 def _proxied(method):
     """The schema of one method of the proxy (each needs its own operation id).
 
@@ -136,6 +154,7 @@ def _proxied(method):
     }
     return extend_schema(
         operation_id=f"bc_proxy_{method}",
+        parameters=[PROXIED_PATH],
         request=None if method in ("get", "delete") else {"application/json": dict},
         responses={
             **documented_problems(*statuses),
