@@ -281,7 +281,7 @@ def main(argv=None):
         )
         seconds, delivered = deliver(stored)
         print(
-            f"worker (1 db_worker process, no-op handler): {delivered} delivered in "
+            f"worker (1 {worker_command()[0]} process, no-op handler): {delivered} delivered in "
             f"{seconds:.1f} s = {delivered / seconds:,.0f} notifications/s "
             "(includes the worker's start-up)"
         )
