@@ -4,6 +4,7 @@ Fixtures live in conftest.py and may use these; nothing here imports from confte
 test module imports what it needs from here and takes its fixtures as arguments.
 """
 
+import contextlib
 import functools
 import os
 import re
@@ -15,6 +16,7 @@ from datetime import timedelta
 from pathlib import Path
 from urllib.parse import parse_qs, quote, urlsplit
 
+import pytest
 from django.conf import settings
 from django.contrib.admin.models import LogEntry
 from django.db import connection
@@ -26,6 +28,7 @@ from bcconnect.client import BusinessCentralClient
 from tests.fakes.entra import CLIENT_ID, CLIENT_SECRET, TENANT_ID
 
 ROOT = Path(__file__).resolve().parent.parent
+GUNICORN = Path(sys.executable).with_name("gunicorn")
 
 # What `connected_row` stores: tokens only our database knows, never sent anywhere.
 # Requests each fuzzed door gets in one run of the stress suite. CI runs that suite on SQLite
@@ -241,6 +244,38 @@ def database_url():
     user = quote(db["USER"] or "", safe="")
     password = f":{quote(db['PASSWORD'], safe='')}" if db["PASSWORD"] else ""
     return f"postgres://{user}{password}@{db['HOST']}:{db['PORT'] or 5432}/{db['NAME']}"
+
+
+@contextlib.contextmanager
+def gunicorn_serving(env, log_path, *args, workers_booted=0, timeout=60):
+    """gunicorn as deployed (gunicorn.conf.py) on a free port, its log in `log_path`: yields
+    the base URL once it listens and `workers_booted` workers have booted, stops it after."""
+    with open(log_path, "w") as log:
+        process = subprocess.Popen(
+            [str(GUNICORN), "--bind", "127.0.0.1:0", "--no-control-socket", *args],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        yield f"http://127.0.0.1:{_listening_port(log_path, process, workers_booted, timeout)}"
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def _listening_port(log_path, process, workers_booted, timeout):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        text = log_path.read_text()
+        found = re.search(r"Listening at: http://127\.0\.0\.1:(\d+)", text)
+        if found and len(re.findall(r"Booting worker", text)) >= workers_booted:
+            return int(found.group(1))
+        if process.poll() is not None:
+            break
+        time.sleep(0.1)
+    pytest.fail(f"gunicorn did not start:\n{log_path.read_text()}")
 
 
 def child_env(**overrides):

@@ -8,19 +8,15 @@ import os
 import re
 import secrets
 import subprocess
-import sys
-import time
-from pathlib import Path
 
 import pytest
 import requests
 from cryptography.fernet import Fernet
 
-from tests.helpers import ROOT, run_manage_py
+from tests.helpers import GUNICORN, ROOT, gunicorn_serving, run_manage_py
 
 # They start gunicorn or the whole demo: kept out of the parallel run (`make test`).
 pytestmark = pytest.mark.serial
-GUNICORN = Path(sys.executable).with_name("gunicorn")
 PUBLIC_HOST = "bc.example.test"
 
 
@@ -89,31 +85,8 @@ def gunicorn(production_env, tmp_path_factory):
         result = run_manage_py(*command, env=production_env, timeout=120)
         assert result.returncode == 0, result.stderr
     log_path = tmp_path_factory.mktemp("gunicorn") / "gunicorn.log"
-    with open(log_path, "w") as log:
-        process = subprocess.Popen(
-            [str(GUNICORN), "--bind", "127.0.0.1:0", "--workers", "2", "--no-control-socket"],
-            cwd=ROOT,
-            env=production_env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        yield f"http://127.0.0.1:{_listening_port(log_path, process)}"
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
-
-
-def _listening_port(log_path, process, timeout=30):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = re.search(r"Listening at: http://127\.0\.0\.1:(\d+)", log_path.read_text())
-        if found:
-            return int(found.group(1))
-        if process.poll() is not None:
-            break
-        time.sleep(0.1)
-    pytest.fail(f"gunicorn did not start:\n{log_path.read_text()}")
+    with gunicorn_serving(production_env, log_path, "--workers", "2") as url:
+        yield url
 
 
 def get(url, *, https=True, **kwargs):

@@ -1,18 +1,10 @@
 """Fixtures of the HTTP API: keys made as the admin or the command makes them, and a caller."""
 
-import re
-import subprocess
-import sys
-import time
-from pathlib import Path
-
 import pytest
 from rest_framework.test import APIClient
 
 from authentications.api import keys
-from tests.helpers import ROOT, child_env
-
-GUNICORN = Path(sys.executable).with_name("gunicorn")
+from tests.helpers import child_env, gunicorn_serving
 
 
 @pytest.fixture
@@ -52,29 +44,5 @@ def served(transactional_db, fake_microsoft, tmp_path):
         WEB_CONCURRENCY="2",
         WEB_THREADS="8",
     )
-    log_path = tmp_path / "gunicorn.log"
-    with open(log_path, "w") as log:
-        server = subprocess.Popen(
-            [str(GUNICORN), "--bind", "127.0.0.1:0", "--no-control-socket"],
-            cwd=ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        yield f"http://127.0.0.1:{_port(log_path, server)}"
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
-
-
-def _port(log_path, server, timeout=60):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = re.search(r"Listening at: http://127\.0\.0\.1:(\d+)", log_path.read_text())
-        if found:
-            return int(found.group(1))
-        if server.poll() is not None:
-            break
-        time.sleep(0.1)
-    pytest.fail(f"gunicorn did not start:\n{log_path.read_text()}")
+    with gunicorn_serving(env, tmp_path / "gunicorn.log") as url:
+        yield url

@@ -8,22 +8,17 @@ that dies leaves its counts behind, folded into the archive file by the master.
 import os
 import re
 import signal
-import subprocess
-import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import pytest
 import requests
 from prometheus_client.mmap_dict import MmapedDict
 
-from tests.helpers import run_manage_py
+from tests.helpers import gunicorn_serving, run_manage_py
 
 pytestmark = pytest.mark.serial
 
-ROOT = Path(__file__).resolve().parents[2]
-GUNICORN = Path(sys.executable).with_name("gunicorn")
 TOKEN = "scrape-token-of-the-gunicorn-test"
 RESPONSES_2XX = 'bcconnect_http_responses_total{status="2xx"}'
 
@@ -40,38 +35,11 @@ def two_workers(tmp_path, metrics_dir, gunicorn_env):
     """gunicorn with two workers (one thread each) sharing `metrics_dir`."""
     result = run_manage_py("migrate", "--noinput", env=gunicorn_env, timeout=120)
     assert result.returncode == 0, result.stderr
+    env = {**gunicorn_env, "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir), "METRICS_TOKEN": TOKEN}
     log_path = tmp_path / "gunicorn.log"
-    with open(log_path, "w") as log:
-        process = subprocess.Popen(
-            [str(GUNICORN), "--bind", "127.0.0.1:0", "--workers", "2", "--threads", "1"]
-            + ["--no-control-socket"],
-            cwd=ROOT,
-            env={
-                **gunicorn_env,
-                "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
-                "METRICS_TOKEN": TOKEN,
-            },
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        yield f"http://127.0.0.1:{listening_port(log_path, process)}"
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
-
-
-def listening_port(log_path, process, timeout=30):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = re.search(r"Listening at: http://127\.0\.0\.1:(\d+)", log_path.read_text())
-        booted = len(re.findall(r"Booting worker", log_path.read_text()))
-        if found and booted == 2:
-            return int(found.group(1))
-        if process.poll() is not None:
-            break
-        time.sleep(0.1)
-    pytest.fail(f"gunicorn did not start:\n{log_path.read_text()}")
+    args = ("--workers", "2", "--threads", "1")
+    with gunicorn_serving(env, log_path, *args, workers_booted=2) as url:
+        yield url
 
 
 def counts_by_process(metrics_dir):
@@ -131,22 +99,10 @@ def test_a_killed_workers_counts_stay_and_its_file_is_folded(two_workers, metric
 def test_without_a_directory_gunicorn_uses_its_own_and_removes_it(tmp_path, gunicorn_env):
     scratch = tmp_path / "tmp"
     scratch.mkdir()
-    log_path = tmp_path / "gunicorn.log"
-    with open(log_path, "w") as log:
-        process = subprocess.Popen(
-            [str(GUNICORN), "--bind", "127.0.0.1:0", "--workers", "2", "--no-control-socket"],
-            cwd=ROOT,
-            env={**gunicorn_env, "TMPDIR": str(scratch)},
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        port = listening_port(log_path, process)
-        assert requests.get(f"http://127.0.0.1:{port}/health/live", timeout=10).ok
+    env = {**gunicorn_env, "TMPDIR": str(scratch)}
+    with gunicorn_serving(env, tmp_path / "gunicorn.log", "--workers", "2") as url:
+        assert requests.get(f"{url}/health/live", timeout=10).ok
         assert [path.name[:18] for path in scratch.iterdir()] == ["bcconnect-metrics-"]
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
 
     assert list(scratch.iterdir()) == []
 
