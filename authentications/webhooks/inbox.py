@@ -52,6 +52,7 @@ RESOURCE = re.compile(
 )
 
 
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 CHANGE_TYPES = frozenset({"created", "updated", "deleted", ChangeNotification.COLLECTION})
 # Items verified and stored together (one lookup, one transaction): a batch of BC's up to
 # this size is one; a larger one is several, each stored before the next is read.
@@ -246,7 +247,8 @@ def _state_matches(subscription, client_state):
     expected = str(subscription.client_state)
     if not expected or not isinstance(client_state, str):
         return False
-    return hmac.compare_digest(expected.encode(), client_state.encode())
+    # surrogatepass: a lone UTF-16 surrogate (BC's JSON may escape one) is a mismatch, not a 500.
+    return hmac.compare_digest(expected.encode(), client_state.encode("utf-8", "surrogatepass"))
 
 
 def _notification(subscription, item):
@@ -256,6 +258,8 @@ def _notification(subscription, item):
         return None, "no resource or changeType"
     if "\x00" in resource:  # PostgreSQL cannot store it; BC never sends it.
         return None, "a NUL character in the resource"
+    if _LONE_SURROGATE.search(resource):  # No database stores it; BC never sends one.
+        return None, "a lone surrogate in the resource"
     match = RESOURCE.fullmatch(resource)
     if not match or not _same_resource(subscription, match):
         return None, "another resource"
@@ -295,7 +299,7 @@ def _moment(value) -> datetime | None:
 def _key(subscription_id, resource, change_type, item):
     """The same change sent again by BC (a retry) gets the same key, so it is stored once."""
     raw = "\n".join([subscription_id, resource, change_type, _text(item["lastModifiedDateTime"])])
-    return hashlib.sha256(raw.encode()).hexdigest()
+    return hashlib.sha256(raw.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def _store(received, verified, wrong_state, malformed):

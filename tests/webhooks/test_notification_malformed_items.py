@@ -103,3 +103,31 @@ def test_a_signed_item_whose_resource_holds_a_nul_is_malformed_not_a_storage_fai
     assert response.status_code == 202
     assert list(ChangeNotification.objects.values_list("record_id", flat=True)) == ["c-2"]
     assert Subscription.objects.get(pk=subscription.pk).notifications_malformed == 1
+
+
+# A lone UTF-16 surrogate (`\ud800` in BC's JSON) decodes to text no UTF-8 encoder or
+# database takes: found by the fuzz on PostgreSQL, it once made a 500.
+
+
+def test_a_client_state_holding_a_lone_surrogate_is_a_wrong_state_not_a_500(client, subscription):
+    item = notification_item(subscription, "c-1", clientState="state-\ud800")
+
+    response = post_notifications(client, [item, notification_item(subscription, "c-2")])
+
+    assert response.status_code == 202
+    assert list(ChangeNotification.objects.values_list("record_id", flat=True)) == ["c-2"]
+    assert Subscription.objects.get(pk=subscription.pk).notifications_dropped == 1
+
+
+def test_a_signed_item_with_a_lone_surrogate_is_malformed_or_stored_never_a_500(
+    client, subscription
+):
+    in_resource = notification_item(subscription, "c\ud800-1")
+    in_moment = notification_item(subscription, "c-2", lastModifiedDateTime="2026-\udc00")
+
+    response = post_notifications(client, [in_resource, in_moment])
+
+    assert response.status_code == 202
+    stored = ChangeNotification.objects.get()
+    assert (stored.record_id, stored.changed_at) == ("c-2", None)
+    assert Subscription.objects.get(pk=subscription.pk).notifications_malformed == 1
