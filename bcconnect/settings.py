@@ -204,6 +204,9 @@ CACHES = {
         "CACHE_URL", default="dbcache://bcconnect_cache?max_entries=20000&cull_frequency=4"
     )
 }
+# The database's cache with an atomic increment that keeps its expiry (kit/counters.py).
+if CACHES["default"]["BACKEND"] == "django.core.cache.backends.db.DatabaseCache":
+    CACHES["default"]["BACKEND"] = "authentications.kit.counters.DatabaseCache"
 
 # --- The HTTP API for other services (authentications/api, docs/api.md) ------------------
 # Requests per API key, unless the key has its own rate (admin); counted in the default cache.

@@ -14,10 +14,10 @@ import re
 import time
 
 from django.conf import settings
-from django.core.cache import cache
 from rest_framework.throttling import BaseThrottle, SimpleRateThrottle
 
 from authentications.api.models import ApiKey
+from authentications.kit.counters import hit
 
 _RATE = re.compile(r"[1-9][0-9]{0,8}/(s|sec|second|m|min|minute|h|hour|d|day)")
 
@@ -45,24 +45,7 @@ class ApiKeyRateThrottle(BaseThrottle):
         now = self.timer()
         window = int(now // seconds)
         self.retry_after = (window + 1) * seconds - now
-        return _count(f"bcconnect:api-rate:{key.prefix}:{seconds}:{window}", seconds) <= allowed
+        return hit(f"bcconnect:api-rate:{key.prefix}:{seconds}:{window}", seconds) <= allowed
 
     def wait(self):
         return self.retry_after
-
-
-def _count(name, seconds):
-    """Add one to the window's counter and return it (the first request creates it).
-
-    Atomic on Redis; on the database cache two workers may both read N and write N+1, so a
-    burst may pass a request or two beyond the rate.
-    """
-    try:
-        count = cache.incr(name)
-    except ValueError:
-        if cache.add(name, 1, timeout=seconds + 5):
-            return 1
-        count = cache.incr(name)
-    if seconds > 300:  # Django's incr() may set the cache's default timeout (300 s).
-        cache.touch(name, seconds + 5)
-    return count

@@ -13,9 +13,10 @@ from functools import wraps
 from urllib.parse import urlsplit
 
 from django.conf import settings
-from django.core.cache import cache
 from django.shortcuts import render
 from django.utils.cache import add_never_cache_headers
+
+from authentications.kit.counters import hit
 
 
 def content_security_policy():
@@ -60,14 +61,7 @@ def allow(scope, key, rate):
     """Count one hit; False once `rate` ("30/minute") is used up in the current window."""
     limit, period = _parse(rate)
     window = int(time.time() // period)
-    cache_key = f"bc-rate:{scope}:{key}:{window}"
-    cache.add(cache_key, 0, timeout=period + 1)
-    try:
-        hits = cache.incr(cache_key)
-    except ValueError:  # Evicted between add and incr: start again.
-        cache.set(cache_key, 1, timeout=period + 1)
-        hits = 1
-    return hits <= limit
+    return hit(f"bc-rate:{scope}:{key}:{window}", period) <= limit
 
 
 def rate_limited(scope, *, setting="BC_PUBLIC_RATE_LIMIT"):

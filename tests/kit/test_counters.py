@@ -1,0 +1,85 @@
+"""The shared counters every rate limit uses: exact across workers, expiry kept."""
+
+import threading
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from django.core.cache import cache, caches
+from django.db import close_old_connections, connection, transaction
+
+from authentications.kit.counters import DatabaseCache, hit
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def _expires(name):
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT cache_key, expires FROM bcconnect_cache")
+        (expires,) = [expires for key, expires in cursor.fetchall() if key.endswith(name)]
+    if isinstance(expires, str):  # SQLite hands the column back as text.
+        expires = datetime.fromisoformat(expires)
+    return expires.replace(tzinfo=UTC)
+
+
+def test_the_default_cache_is_the_database_one_with_the_atomic_counter():
+    assert isinstance(caches["default"], DatabaseCache)
+
+
+def test_hits_count_up_from_one_in_each_window():
+    assert [hit("window-a", 60) for _ in range(3)] == [1, 2, 3]
+    assert hit("window-b", 60) == 1
+
+
+def test_an_increment_keeps_the_windows_expiry():
+    """Django's own DatabaseCache.incr rewrote it to the default timeout (300 s)."""
+    hit("daily", 86_400)
+    hit("daily", 86_400)
+
+    assert _expires("daily") > datetime.now(UTC) + timedelta(hours=23)
+    assert cache.get("daily") == 2
+
+
+def test_an_expired_counter_starts_again():
+    cache.set("gone", 41, timeout=-1)
+
+    with pytest.raises(ValueError):
+        cache.incr("gone")
+    assert hit("gone", 60) == 1
+
+
+def test_no_hit_is_lost_when_workers_count_at_once():
+    """Django's get-then-set incr lost increments here: two threads both wrote N + 1."""
+    hit("busy", 600)
+    start = threading.Barrier(6)
+    errors = []
+
+    def worker():
+        try:
+            start.wait()
+            for _ in range(40):
+                hit("busy", 600)
+        except Exception as err:  # Reported by the assertion below.
+            errors.append(err)
+        finally:
+            close_old_connections()
+            connection.close()
+
+    threads = [threading.Thread(target=worker) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+
+    assert errors == []
+    assert cache.get("busy") == 1 + 6 * 40
+
+
+@pytest.mark.skipif("connection.vendor != 'postgresql'")
+def test_a_counter_never_relaxes_the_commit_of_a_transaction_around_it():
+    """Asynchronous commit is for the counter's own transaction only, never an outer one."""
+    hit("nested", 60)
+    with transaction.atomic(), connection.cursor() as cursor:
+        hit("nested", 60)
+        cursor.execute("SHOW synchronous_commit")
+        assert cursor.fetchone()[0] == "on"
+    assert cache.get("nested") == 2
