@@ -144,17 +144,23 @@ def access_token(
     *,
     force_refresh: bool = False,
     min_validity: float | None = None,
+    just_read: bool = False,
 ) -> AccessToken:
     """`get_access_token` with the expiry: a token valid for `min_validity` seconds more.
 
     `min_validity` defaults to BC_TOKEN_SKEW_SECONDS. A shorter-lived stored token is
     refreshed first, through the same lease: however many callers ask at once, one token
-    request is made.
+    request is made. `just_read`: `authentication` is a row the caller read a moment ago
+    with FAST_FIELDS (the API's permission check does), so its token is used as read
+    instead of reading it again; an instance held longer is read again, as by default.
     """
     pk = getattr(authentication, "pk", authentication)
     skew = settings.BC_TOKEN_SKEW_SECONDS if min_validity is None else min_validity
     if not force_refresh:
-        row = Authentication.objects.only(*FAST_FIELDS).filter(pk=pk).first()
+        if just_read and isinstance(authentication, Authentication):
+            row = authentication
+        else:
+            row = Authentication.objects.only(*FAST_FIELDS).filter(pk=pk).first()
         if row is None:
             raise TokenError("This authentication no longer exists.", code="not_found")
         if row.token_valid_for(skew):

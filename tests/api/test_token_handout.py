@@ -44,6 +44,24 @@ def test_a_token_with_less_than_min_validity_left_is_refreshed_first(
     assert renewed["expires_in"] > 3000
 
 
+def test_a_hand_out_reads_the_authentication_once(make_key, caller, tokens_planted):
+    """The permission check's read carries the token: every query is on every call."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    _, plaintext = make_key(tokens_planted, scopes=["tokens"])
+    client = caller(plaintext)
+    client.post(token_url(tokens_planted))  # The rate limit's window exists from here on.
+
+    with CaptureQueriesContext(connection) as captured:
+        assert client.post(token_url(tokens_planted)).status_code == 200
+
+    table = Authentication._meta.db_table
+    reads = [q["sql"] for q in captured if q["sql"].startswith("SELECT") and table in q["sql"]]
+    assert len(reads) == 1
+    assert "access_token" in reads[0]
+
+
 @pytest.mark.parametrize("query", ["?min_validity=-1", "?min_validity=99999", "?min_validity=x"])
 def test_a_bad_min_validity_is_a_400(make_key, caller, tokens_planted, query):
     _, plaintext = make_key(tokens_planted, scopes=["tokens"])
