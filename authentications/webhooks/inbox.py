@@ -39,6 +39,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from authentications.webhooks import body as notification_body
+from authentications.webhooks import postgres
 from authentications.webhooks.models import ChangeNotification, Subscription
 from authentications.webhooks.tasks import queue_delivery
 
@@ -356,11 +357,8 @@ INSERT_CHUNK = 500  # Rows per statement: 6,000 parameters, well within SQLite's
 
 def _known_keys(keys):
     """The keys among `keys` already stored (BC's retries of what we have)."""
-    if connection.vendor == "postgresql":  # One array parameter: the same statement text.
-        table = connection.ops.quote_name(ChangeNotification._meta.db_table)
-        with connection.cursor() as cursor:
-            cursor.execute(f"SELECT {KEY} FROM {table} WHERE {KEY} = ANY(%s)", [keys])  # noqa: S608
-            return {key for (key,) in cursor.fetchall()}
+    if connection.vendor == "postgresql":
+        return postgres.known_keys(keys)
     return set(ChangeNotification.objects.filter(key__in=keys).values_list("key", flat=True))
 
 
@@ -369,11 +367,9 @@ def _insert(rows):
 
     Plain SQL rather than bulk_create: building 100 model instances and their per-field SQL
     costs more than the rest of the request together, and the endpoint must answer BC
-    quickly under a burst. On PostgreSQL one INSERT ... SELECT FROM unnest() of one array per
-    column: its text never changes with the number of rows, so psycopg converts it once
-    (a statement of 1,200 placeholders cost 4 ms of parsing on every POST) and the server
-    plans it once. Elsewhere a multi-row INSERT. Either way one statement per INSERT_CHUNK
-    rows, so memory stays flat whatever the size of BC's body.
+    quickly under a burst. One statement per INSERT_CHUNK rows, so what is sent stays small
+    whatever the size of BC's body: on PostgreSQL its text is the same for any number of
+    rows (webhooks/postgres.py); elsewhere a multi-row INSERT.
     """
     ops = connection.ops
     now = ops.adapt_datetimefield_value(timezone.now())
@@ -382,7 +378,7 @@ def _insert(rows):
         for start in range(0, len(rows), INSERT_CHUNK):
             chunk = rows[start : start + INSERT_CHUNK]
             if connection.vendor == "postgresql":
-                cursor.execute(_unnest_insert_sql(), [pending, 0, "", now, *_columns(chunk)])
+                postgres.insert(chunk, status=pending, received_at=now)
                 continue
             params = [
                 value
@@ -405,20 +401,6 @@ def _insert(rows):
             cursor.execute(_insert_sql(len(chunk)), params)
 
 
-def _columns(rows):
-    """One list per column that varies, in INSERTED's order, for PostgreSQL's unnest()."""
-    return [
-        [row.subscription_id for row in rows],
-        [row.key for row in rows],
-        [row.record_key for row in rows],
-        [row.entity for row in rows],
-        [row.record_id for row in rows],
-        [row.change_type for row in rows],
-        [row.changed_at for row in rows],
-        [row.resource for row in rows],
-    ]
-
-
 def _insert_sql(count):
     """The INSERT of `count` rows: names are constants and every value is a parameter."""
     ops = connection.ops
@@ -427,22 +409,6 @@ def _insert_sql(count):
     row = "(" + ", ".join(["%s"] * len(INSERTED)) + ")"
     values = ", ".join([row] * count)
     return f"INSERT INTO {table} ({columns}) VALUES {values} ON CONFLICT ({KEY}) DO NOTHING"  # noqa: S608
-
-
-def _unnest_insert_sql():
-    """PostgreSQL's INSERT of any number of rows, from one array per varying column."""
-    ops = connection.ops
-    table = ops.quote_name(ChangeNotification._meta.db_table)
-    columns = ", ".join(ops.quote_name(name) for name in INSERTED)
-    arrays = ", ".join(
-        f"%s::{kind}[]"
-        for kind in ("bigint", "text", "text", "text", "text", "text", "timestamptz", "text")
-    )
-    return (
-        f"INSERT INTO {table} ({columns}) "  # noqa: S608 - names are constants
-        f"SELECT *, %s, %s, %s, %s::timestamptz FROM unnest({arrays}) "
-        f"ON CONFLICT ({KEY}) DO NOTHING"
-    )
 
 
 def _unique(rows):
@@ -462,17 +428,8 @@ def _count(verified, wrong_state, malformed, now):
         return
     heard = connection.ops.adapt_datetimefield_value(now)
     if connection.vendor == "postgresql":
-        # Two statements for any number of subscriptions: lock the rows in key order (so two
-        # POSTs never wait on each other's rows crosswise), then one UPDATE from arrays.
-        counts = [
-            pks,
-            [taken[pk] for pk in pks],
-            [wrong_state[pk] for pk in pks],
-            [malformed[pk] for pk in pks],
-        ]
-        with connection.cursor() as cursor:
-            cursor.execute(_lock_sql(), [pks])
-            cursor.execute(_count_all_sql(), [heard, *counts])
+        counts = {pk: (taken[pk], wrong_state[pk], malformed[pk]) for pk in pks}
+        postgres.count(counts, heard)
         return
     params = [
         (taken[pk], wrong_state[pk], malformed[pk], bool(taken[pk]), heard, pk)
@@ -499,23 +456,4 @@ def _count_sql():
         f"{malformed} = {malformed} + %s, "
         f"{last} = CASE WHEN %s THEN %s ELSE {last} END "
         f"WHERE {ops.quote_name('id')} = %s"
-    )
-
-
-def _lock_sql():
-    table = connection.ops.quote_name(Subscription._meta.db_table)
-    return f'SELECT 1 FROM {table} WHERE "id" = ANY(%s) ORDER BY "id" FOR UPDATE'  # noqa: S608
-
-
-def _count_all_sql():
-    """PostgreSQL's UPDATE of every subscription's counters at once, from one array each."""
-    return (
-        f"UPDATE {connection.ops.quote_name(Subscription._meta.db_table)} AS s "  # noqa: S608
-        "SET notifications_received = s.notifications_received + c.taken, "
-        "notifications_dropped = s.notifications_dropped + c.wrong_state, "
-        "notifications_malformed = s.notifications_malformed + c.malformed, "
-        "last_notification_at = CASE WHEN c.taken > 0 THEN %s::timestamptz "
-        "ELSE s.last_notification_at END "
-        "FROM unnest(%s::bigint[], %s::int[], %s::int[], %s::int[]) "
-        "AS c(id, taken, wrong_state, malformed) WHERE s.id = c.id"
     )
