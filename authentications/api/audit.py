@@ -14,6 +14,7 @@ from django.http import StreamingHttpResponse
 
 from authentications.api.models import ApiCall, ApiKey
 from authentications.kit.decorators import client_ip
+from authentications.kit.turns import one_writer
 
 SAFE = "/:@!$&'()*+,;=-._~"  # RFC 3986's unreserved and sub-delims: left as they are.
 
@@ -93,4 +94,5 @@ def _counted(chunks, call, started):
 def _save(call, size, started):
     call.bytes = size
     call.duration_ms = round((time.perf_counter() - started) * 1000)
-    call.save()
+    with one_writer():
+        call.save()

@@ -22,12 +22,10 @@ without a word. So:
 - a body over BC_NOTIFICATION_MAX_BYTES answers 503 too (see `refuse_oversize`).
 """
 
-import contextlib
 import hashlib
 import hmac
 import logging
 import re
-import threading
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -38,6 +36,7 @@ from django.db.models import F
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
+from authentications.kit.turns import one_writer
 from authentications.webhooks import body as notification_body
 from authentications.webhooks import postgres
 from authentications.webhooks.models import ChangeNotification, Subscription
@@ -312,27 +311,13 @@ def _store(received, verified, wrong_state, malformed):
     """
     known = _known_keys([row.key for row in verified])
     fresh = _unique([row for row in verified if row.key not in known])
-    with _one_writer(), transaction.atomic():
+    with one_writer(), transaction.atomic():
         if fresh:
             _insert(fresh)
             queue_delivery(sorted({row.record_key for row in fresh}))
         _count(verified, wrong_state, malformed, timezone.now())
     received.stored += len(fresh)
     received.duplicates += len(verified) - len(fresh)
-
-
-_writer = threading.Lock()
-
-
-def _one_writer():
-    """On SQLite, this process's threads take the database's single write lock in turn.
-
-    SQLite lets one writer in at a time and makes the others poll with growing sleeps (up
-    to 100 ms each), so under a burst a POST could wait a second for a lock free most of
-    that time. Queued on a lock here, the threads of one web worker hand it on at once;
-    only workers of other processes still poll. PostgreSQL locks rows, not the database.
-    """
-    return _writer if connection.vendor == "sqlite" else contextlib.nullcontext()
 
 
 INSERTED = (
