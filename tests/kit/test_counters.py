@@ -1,5 +1,6 @@
 """The shared counters every rate limit uses: exact across workers, expiry kept."""
 
+import pickle
 import threading
 from datetime import UTC, datetime, timedelta
 
@@ -83,3 +84,37 @@ def test_a_counter_never_relaxes_the_commit_of_a_transaction_around_it():
         cursor.execute("SHOW synchronous_commit")
         assert cursor.fetchone()[0] == "on"
     assert cache.get("nested") == 2
+
+
+def test_a_counter_stored_in_another_pickle_protocol_still_counts():
+    """Rows written before the cache used protocol 0 (and any value that is no plain int)
+    take the locked read-and-write path."""
+    plain = caches["default"]
+    plain.pickle_protocol = pickle.HIGHEST_PROTOCOL
+    try:
+        plain.add("older", 7, timeout=60)
+    finally:
+        del plain.pickle_protocol  # Back to the class's protocol 0.
+
+    assert [hit("older", 60) for _ in range(2)] == [8, 9]
+    assert cache.get("older") == 9
+
+
+def test_incr_of_a_value_that_is_no_number_fails_as_djangos_does():
+    cache.set("words", "forty-one", timeout=60)
+
+    with pytest.raises(TypeError):
+        cache.incr("words")
+    assert cache.get("words") == "forty-one"
+
+
+@pytest.mark.skipif("connection.vendor != 'postgresql'")
+def test_on_postgresql_a_hit_is_one_statement_once_its_window_exists():
+    """The hot row is locked for one UPDATE, not across three round trips."""
+    from django.test.utils import CaptureQueriesContext
+
+    hit("one-statement", 60)
+    with CaptureQueriesContext(connection) as captured:
+        assert hit("one-statement", 60) == 2
+
+    assert [q["sql"].split()[0] for q in captured] == ["UPDATE"]
