@@ -20,7 +20,7 @@ from urllib.parse import quote, unquote, urljoin, urlsplit
 from django.conf import settings
 
 from authentications.connections.models import Authentication
-from authentications.connections.tokens import bc_client
+from authentications.connections.tokens import FAST_FIELDS, bc_client
 from bcconnect.client import RawAnswer, RetryPolicy
 
 # What a caller may say to BC beyond the body; anything else (cookies, Authorization, ...)
@@ -31,6 +31,8 @@ PASSED_BACK = ("Content-Type", "ETag", "Retry-After", "OData-Version", "Preferen
                "request-id", "Location", "OData-EntityId")  # fmt: skip
 POINTING_AT_BC = ("Location", "OData-EntityId")  # Rewritten like nextLinks.
 CHUNK = 64 * 1024
+# What the proxy reads of the authentication: where BC is, and the token for the first call.
+PROXY_FIELDS = (*FAST_FIELDS, "base_url")
 LONGEST_LINK = 64 * 1024  # A nextLink longer than this is passed on as BC wrote it.
 _NEXT_LINK = re.compile(
     rb'@odata\.nextLink"\s*:\s*"((?:[^"\\]|\\.){0,%d})"' % LONGEST_LINK, re.DOTALL
@@ -117,9 +119,10 @@ def forward(
     """Send the caller's request to BC and return the answer to stream back.
 
     `here` is this proxy's URL for the authentication (…/bc/): BC URLs under the base URL
-    in the answer become URLs under it.
+    in the answer become URLs under it. `authentication` was just read with its token
+    (PROXY_FIELDS): the first request sends that token without reading it again.
     """
-    client = bc_client(authentication, retry=proxy_retry_policy())
+    client = bc_client(authentication, retry=proxy_retry_policy(), just_read=True)
     sent = {name: headers[name] for name in FORWARDED if headers.get(name)}
     answer = client.open(method, checked_path(path), query=query, body=body, headers=sent)
     if answer.status == 401:  # Passed back as is, it would read as "your API key is wrong".

@@ -201,7 +201,7 @@ class BcProxy(ApiView):
         return self.forward(request, pk)
 
     def forward(self, request, pk):
-        authentication = self.authentication(pk, fields=("id", "base_url"))
+        authentication = self.authentication(pk, fields=proxy.PROXY_FIELDS)
         here = f"/api/v1/authentications/{pk}/bc/"
         try:
             path, query = proxy.raw_target(request, here)

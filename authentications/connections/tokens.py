@@ -575,15 +575,21 @@ def bc_client(
     *,
     base_url: str | None = None,
     retry: RetryPolicy | None = None,
+    just_read: bool = False,
 ) -> BusinessCentralClient:
     """A `BusinessCentralClient` for `authentication`: what code, admin and `bc` use.
 
     Tokens come from `get_access_token` on every request (a 401 forces one refresh);
     requests per authentication are limited by `BC_CLIENT_MAX_CONCURRENCY` in this process.
     `retry` replaces the default retry policy (the API's proxy bounds how long it waits).
+    `just_read`: `authentication` was read a moment ago with FAST_FIELDS (the API's
+    permission check does): its token serves the first request; any later one reads again.
     """
+    unused = [authentication] if just_read else []
 
     def token_provider(force_refresh: bool = False) -> str:
+        if unused and not force_refresh:
+            return access_token(unused.pop(), just_read=True).value
         return get_access_token(authentication, force_refresh=force_refresh)
 
     return BusinessCentralClient(
