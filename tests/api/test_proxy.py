@@ -189,6 +189,34 @@ def test_a_short_retry_after_is_waited_out_within_the_bound(
     assert len(fake_microsoft.bc.requests) == 2
 
 
+def test_a_proxied_get_reads_the_authentication_once(reader, tokens_planted, fake_microsoft):
+    """The permission check's read carries the token the first BC request sends."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    reader.get(bc_url(tokens_planted, "companies"))  # The rate limit's window exists now.
+    with CaptureQueriesContext(connection) as captured:
+        response = reader.get(bc_url(tokens_planted, "companies"))
+        body(response)
+
+    assert response.status_code == 200
+    table = tokens_planted._meta.db_table
+    reads = [q["sql"] for q in captured if q["sql"].startswith("SELECT") and table in q["sql"]]
+    assert len(reads) == 1
+    assert fake_microsoft.bc.requests[-1][0] == "GET"
+
+
+def test_a_token_about_to_expire_is_refreshed_before_the_first_request(
+    reader, tokens_planted, fake_microsoft
+):
+    from tests.helpers import expiring
+
+    expiring(tokens_planted, seconds=5)
+
+    assert reader.get(bc_url(tokens_planted, "companies")).status_code == 200
+    assert fake_microsoft.entra.count("refresh_token") == 1
+
+
 def test_an_expired_token_is_refreshed_on_bcs_401(reader, tokens_planted, fake_microsoft):
     from authentications.connections.models import Authentication
     from tests.helpers import ROW_ACCESS_TOKEN
