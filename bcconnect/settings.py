@@ -5,7 +5,7 @@ off the secrets must be given, and start-up stops with one readable line when th
 """
 
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import environ
 
@@ -263,12 +263,19 @@ if TASKS_BACKEND == "django_tasks_rq.RQBackend":
     if not REDIS_URL:
         raise SystemExit("bcconnect: REDIS_URL is not set; the RQ task backend needs it.")
     INSTALLED_APPS += ["django_rq", "django_tasks_rq"]
-    # Connecting and each command wait 10 s at most (an RQ worker raises it for its blocking wait).
+    # Connecting and each command wait 10 s at most (an RQ worker raises it for its blocking
+    # wait). In the URL: django-rq ignores REDIS_CLIENT_KWARGS beside a URL, while redis-py
+    # reads these from the URL's query; REDIS_URL's own values win.
+    _redis = urlsplit(REDIS_URL)
+    _redis_query = {
+        "socket_connect_timeout": "10",
+        "socket_timeout": "10",
+        **dict(parse_qsl(_redis.query)),
+    }
     RQ_QUEUES = {
         "default": {
-            "URL": REDIS_URL,
+            "URL": urlunsplit(_redis._replace(query=urlencode(_redis_query))),
             "DEFAULT_TIMEOUT": env.int("RQ_JOB_TIMEOUT", default=900),
-            "REDIS_CLIENT_KWARGS": {"socket_connect_timeout": 10, "socket_timeout": 10},
         }
     }
 # Requests per client IP on the notification endpoint; BC retries a 429 later.

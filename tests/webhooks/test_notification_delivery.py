@@ -280,6 +280,26 @@ def test_tasks_backend_names_the_backend_class():
     assert (default.stdout.strip(), switched.stdout.strip()) == (expected, "ImmediateBackend")
 
 
+def test_on_rq_every_redis_connection_has_its_timeouts():
+    """django-rq ignores REDIS_CLIENT_KWARGS beside a URL: the timeouts ride in the URL."""
+    code = (
+        "import django_rq; k = django_rq.get_connection('default').connection_pool"
+        ".connection_kwargs; print(k['socket_timeout'], k['socket_connect_timeout'], k['db'])"
+    )
+    rq = {"TASKS_BACKEND": "django_tasks_rq.RQBackend"}
+
+    default = run_manage_py(
+        "shell", "--no-imports", "-c", code, env=child_env(**rq, REDIS_URL="redis://h:6379/4")
+    )
+    own = run_manage_py(
+        "shell", "--no-imports", "-c", code,
+        env=child_env(**rq, REDIS_URL="redis://h:6379/5?socket_timeout=2.5"),
+    )  # fmt: skip
+
+    assert default.stdout.split() == ["10.0", "10.0", "4"], default.stderr
+    assert own.stdout.split() == ["2.5", "10.0", "5"], own.stderr
+
+
 def closed_port():
     """A local port nothing listens on (bound, then released)."""
     with socket.socket() as probe:
