@@ -38,6 +38,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.client import Server  # noqa: E402
+from bench.scratch import start_django  # noqa: E402
 from tests.fakes.entra import CLIENT_ID, CLIENT_SECRET, TENANT_ID  # noqa: E402
 
 PROCESSES = 4
@@ -46,26 +47,15 @@ ROUNDS = 4  # Part (a) alternates the 401s and the hand-outs in this many rounds
 
 
 def configure(workdir, fake):
-    os.environ.update(
-        DJANGO_SETTINGS_MODULE="bcconnect.settings",
+    start_django(
+        workdir,
         DEBUG="false",
         SECRET_KEY=secrets.token_urlsafe(50),
         FERNET_KEYS="bench-" + secrets.token_urlsafe(32),
-        DATABASE_URL=os.environ.get("BENCH_DATABASE_URL")
-        or f"sqlite:///{workdir / 'bench.sqlite3'}",
-        LOG_LEVEL="WARNING",
-        EMAIL_URL="dummymail://",
         BC_AUTHORITY_HOST=fake.url,
         BC_API_HOST=fake.url,
         BC_API_RATE_LIMIT="100000000/hour",  # Counted as always, never reached.
     )
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-
-    call_command("migrate", verbosity=0)
-    call_command("createcachetable", verbosity=0)
 
 
 def set_up(fake):

@@ -33,6 +33,7 @@ import requests
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.scratch import start_django  # noqa: E402
 from tests.fakes.entra import CLIENT_ID, CLIENT_SECRET, TENANT_ID  # noqa: E402
 
 SUBSCRIPTIONS = 10
@@ -40,26 +41,15 @@ WARM_UP_POSTS = 64  # Every worker thread has connected and imported what it nee
 
 
 def configure(workdir):
-    os.environ.update(
-        DJANGO_SETTINGS_MODULE="bcconnect.settings",
+    start_django(
+        workdir,
         DEBUG="false",
         SECRET_KEY=secrets.token_urlsafe(50),
         FERNET_KEYS="bench-" + secrets.token_urlsafe(32),
-        DATABASE_URL=os.environ.get("BENCH_DATABASE_URL")
-        or f"sqlite:///{workdir / 'bench.sqlite3'}",
-        LOG_LEVEL="WARNING",
-        EMAIL_URL="dummymail://",
         BC_NOTIFICATION_RATE_LIMIT="",
         BC_NOTIFICATION_HANDLERS="tests.webhooks.notification_handlers",
         NOTIFICATION_LOG=str(workdir / "delivered.log"),
     )
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-
-    call_command("migrate", verbosity=0)
-    call_command("createcachetable", verbosity=0)
 
 
 def create_subscriptions():
