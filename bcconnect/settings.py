@@ -276,6 +276,8 @@ if TASKS_BACKEND == "django_tasks_rq.RQBackend":
         "default": {
             "URL": urlunsplit(_redis._replace(query=urlencode(_redis_query))),
             "DEFAULT_TIMEOUT": env.int("RQ_JOB_TIMEOUT", default=900),
+            # One Redis client per process instead of one per task queued.
+            "QUEUE_CLASS": "authentications.kit.rq_connections.PooledQueue",
         }
     }
 # Requests per client IP on the notification endpoint; BC retries a 429 later.

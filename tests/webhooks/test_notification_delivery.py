@@ -300,6 +300,24 @@ def test_on_rq_every_redis_connection_has_its_timeouts():
     assert own.stdout.split() == ["2.5", "10.0", "5"], own.stderr
 
 
+@pytest.mark.skipif("not on_rq()")
+def test_on_rq_queueing_many_deliveries_opens_one_redis_connection():
+    """django-rq's fresh client per queue opened a connection for every task queued."""
+    import django_rq
+
+    from authentications.webhooks.tasks import queue_delivery
+
+    def opened():
+        return django_rq.get_connection("default").info("stats")["total_connections_received"]
+
+    queue_delivery(["1:warm"])  # This process's client exists and is connected.
+    before = opened()
+    for number in range(5):
+        queue_delivery([f"1:c-{number}"])
+
+    assert opened() - before <= 1  # At most the probe's own; was 5 more.
+
+
 def closed_port():
     """A local port nothing listens on (bound, then released)."""
     with socket.socket() as probe:
