@@ -8,9 +8,10 @@ The default cache is the database's unless CACHE_URL names Redis, and Django's
 write transaction that reads the row again, and a new expiry (the cache's default timeout, so
 a window longer than that needed one more write to put its expiry back). Two workers could
 also both read N and write N + 1, letting a burst through. `DatabaseCache` below (the
-default cache's backend, see settings.CACHES) increments instead in one short transaction
-that locks the row, and keeps the expiry: exact across processes, and a third of the
-database work. Redis's INCR is atomic and keeps the TTL already.
+default cache's backend, see settings.CACHES) increments exactly and keeps the expiry: on
+PostgreSQL one UPDATE adds to the value where it lies; on SQLite one short transaction
+holds the write lock while it reads and writes. Redis's INCR is atomic and keeps the TTL
+already.
 """
 
 import base64

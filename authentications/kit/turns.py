@@ -4,15 +4,11 @@ SQLite lets one writer in at a time and makes the others poll with growing sleep
 100 ms each), so under a burst a request could wait a second for a lock that is free most
 of that time. Queued on a lock here, the threads of one web worker hand it on at once; only
 writers of other processes still poll. The writes made on every request (a notification
-POST's, an API call's audit row) take `one_writer()`; PostgreSQL locks rows, not the
-database, so there it is no lock at all.
+POST's, an API call's rate count and audit row) take `one_writer()`; PostgreSQL locks rows,
+not the database, so there it is no lock at all.
 
-A hot row (one API key's rate counter, counted by every call) is the same story on any
-database: threads that wait for its row lock while the holder waits for the GIL between
-its statements form a convoy. `in_turn(lock)` orders them in the process first.
-
-Either way the wait is bounded (LOCK_WAIT_SECONDS): past it the thread goes on without its
-turn, and the database's own lock, which these only put in order, keeps the write correct.
+The wait for a turn is bounded (LOCK_WAIT_SECONDS): past it the thread goes on without its
+turn, and the database's own lock, which this only puts in order, keeps the write correct.
 """
 
 import contextlib
