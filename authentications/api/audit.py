@@ -13,6 +13,7 @@ from urllib.parse import parse_qsl, quote
 from django.http import StreamingHttpResponse
 
 from authentications.api.models import ApiCall, ApiKey
+from authentications.kit import signals
 from authentications.kit.decorators import client_ip
 from authentications.kit.turns import one_writer
 
@@ -48,6 +49,7 @@ class Audited:
     def finalize_response(self, request, response, *args, **kwargs):
         response = super().finalize_response(request, response, *args, **kwargs)
         call = self._call(request, response)
+        call.scope = self._scope(request)
         if isinstance(response, StreamingHttpResponse):
             response.streaming_content = _counted(
                 response.streaming_content, call, self.audit_started
@@ -59,6 +61,12 @@ class Audited:
         else:
             _save(call, len(response.content), self.audit_started)
         return response
+
+    def _scope(self, request):
+        """The scope the call needed, as the metrics count it ("none": any usable key)."""
+        required = getattr(self, "required_scopes", None)
+        scopes = required(request) if required else ()
+        return str(scopes[0]) if scopes else "none"
 
     def _call(self, request, response):
         key = request.auth if isinstance(request.auth, ApiKey) else None
@@ -96,3 +104,4 @@ def _save(call, size, started):
     call.duration_ms = round((time.perf_counter() - started) * 1000)
     with one_writer():
         call.save()
+    signals.api_call.send(sender=ApiCall, scope=call.scope, status=call.status)

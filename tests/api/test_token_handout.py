@@ -128,3 +128,22 @@ def test_the_audit_and_the_answers_hold_no_token_nor_key(make_key, caller, token
         assert secret not in caplog.text
     assert ApiCall.objects.filter(authentication=tokens_planted, status=200).count() == 1
     assert fresh(tokens_planted).access_token_expires_at > timezone.now() + timedelta(minutes=50)
+
+
+def test_every_call_is_counted_in_the_metrics_by_scope_and_status(make_key, caller, tokens_planted):
+    """The API announces each call (the metrics' `bcconnect_api_requests_total`)."""
+    from prometheus_client import REGISTRY
+
+    def counted(scope, status):
+        labels = {"scope": scope, "status": status}
+        return REGISTRY.get_sample_value("bcconnect_api_requests_total", labels) or 0
+
+    _, plaintext = make_key(tokens_planted, scopes=["tokens"])
+    before = counted("tokens", "200"), counted("tokens", "401"), counted("none", "200")
+
+    caller(plaintext).post(token_url(tokens_planted))
+    caller("nope.nope").post(token_url(tokens_planted))
+    caller(plaintext).get("/api/v1/authentications/")
+
+    after = counted("tokens", "200"), counted("tokens", "401"), counted("none", "200")
+    assert [b - a for a, b in zip(before, after, strict=True)] == [1, 1, 1]
