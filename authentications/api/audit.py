@@ -64,8 +64,7 @@ class Audited:
 
     def _scope(self, request):
         """The scope the call needed, as the metrics count it ("none": any usable key)."""
-        required = getattr(self, "required_scopes", None)
-        scopes = required(request) if required else ()
+        scopes = self.required_scopes(request)
         return str(scopes[0]) if scopes else "none"
 
     def _call(self, request, response):

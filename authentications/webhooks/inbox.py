@@ -74,6 +74,20 @@ class Verified:
     changed_at: datetime | None
     resource: str
 
+    def columns(self, moment):
+        """The values of the columns INSERTED names first, in its order; `moment` writes
+        `changed_at` as the statement takes it."""
+        return (
+            self.subscription_id,
+            self.key,
+            self.record_key,
+            self.entity,
+            self.record_id,
+            self.change_type,
+            moment(self.changed_at),
+            self.resource,
+        )
+
 
 @dataclass
 class Received:
@@ -359,29 +373,17 @@ def _insert(rows):
     ops = connection.ops
     now = ops.adapt_datetimefield_value(timezone.now())
     pending = ChangeNotification.Status.PENDING.value
+    chunks = [rows[start : start + INSERT_CHUNK] for start in range(0, len(rows), INSERT_CHUNK)]
+    if connection.vendor == "postgresql":
+        for chunk in chunks:
+            postgres.insert(chunk, status=pending, received_at=now)
+        return
     with connection.cursor() as cursor:
-        for start in range(0, len(rows), INSERT_CHUNK):
-            chunk = rows[start : start + INSERT_CHUNK]
-            if connection.vendor == "postgresql":
-                postgres.insert(chunk, status=pending, received_at=now)
-                continue
+        for chunk in chunks:
             params = [
                 value
                 for row in chunk
-                for value in (
-                    row.subscription_id,
-                    row.key,
-                    row.record_key,
-                    row.entity,
-                    row.record_id,
-                    row.change_type,
-                    ops.adapt_datetimefield_value(row.changed_at),
-                    row.resource,
-                    pending,
-                    0,
-                    "",
-                    now,
-                )
+                for value in (*row.columns(ops.adapt_datetimefield_value), pending, 0, "", now)
             ]
             cursor.execute(_insert_sql(len(chunk)), params)
 

@@ -28,21 +28,9 @@ def known_keys(keys):
 
 
 def insert(rows, *, status, received_at):
-    """Insert `rows` (ChangeNotification instances not yet saved), in their order, skipping a
-    key stored meanwhile by another POST."""
-    values = [
-        [
-            row.subscription_id,
-            row.key,
-            row.record_key,
-            row.entity,
-            row.record_id,
-            row.change_type,
-            row.changed_at.isoformat() if row.changed_at else None,
-            row.resource,
-        ]
-        for row in rows
-    ]
+    """Insert `rows` (the inbox's verified items), in their order, skipping a key stored
+    meanwhile by another POST."""
+    values = [row.columns(_iso) for row in rows]
     with connection.cursor() as cursor:
         cursor.execute(
             f"INSERT INTO {_table(ChangeNotification)} "  # noqa: S608 - names are constants
@@ -83,6 +71,10 @@ def count(counts, heard):
             "FROM json_array_elements(%s::json) AS v) AS c WHERE s.id = c.id",
             [heard, json.dumps(values)],
         )
+
+
+def _iso(moment):
+    return moment.isoformat() if moment else None
 
 
 def _table(model):
