@@ -10,6 +10,7 @@ from datetime import timedelta
 from django.db import transaction
 from django.utils import timezone
 
+from authentications.api import key_reads
 from authentications.api import scopes as api_scopes
 from authentications.api.models import ApiKey
 
@@ -54,18 +55,23 @@ def create_key(
     return key, plaintext
 
 
-def find_key(plaintext):
+def find_key(plaintext, *, authentication=None):
     """The usable key whose plaintext this is (not revoked, not expired), else None.
 
     One indexed read by prefix (the unique column), then the checks in Python: this runs
-    on every call, so it stays the cheapest query there is.
+    on every call, so it stays the cheapest query there is. `authentication`: (pk, fields)
+    of the authentication the call names, read in the same statement and kept on the key
+    as `read_along` for `key_reads.usable_authentication`.
     """
     prefix, dot, _ = str(plaintext).partition(".")
     if not dot or not prefix or len(prefix) > 8:
         return None
-    key = next(iter(ApiKey.objects.filter(prefix=prefix).order_by()[:1]), None)
+    key, found = key_reads.read(prefix, authentication)
     if key is None or key.revoked or key.has_expired or not key.is_valid(plaintext):
         return None
+    if authentication is not None:
+        pk, fields = authentication
+        key.read_along = ((pk, tuple(fields)), found)
     return key
 
 

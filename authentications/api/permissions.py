@@ -21,13 +21,19 @@ class KeyRefused(exceptions.AuthenticationFailed):
 
 
 class ApiKeyAuthentication(BaseAuthentication):
-    """`Authorization: Api-Key <key>`: one indexed read by prefix and a SHA-512 compare."""
+    """`Authorization: Api-Key <key>`: one indexed read by prefix and a SHA-512 compare.
+
+    A view that names an authentication (`authentication_to_read`) has it read in the same
+    statement: the key check of a token hand-out is then its only read.
+    """
 
     def authenticate(self, request):
         scheme, _, plaintext = request.META.get("HTTP_AUTHORIZATION", "").partition(" ")
         if scheme.lower() != keys.SCHEME.lower():
             raise KeyRefused()
-        key = keys.find_key(plaintext.strip())
+        view = (getattr(request, "parser_context", None) or {}).get("view")
+        along = view.authentication_to_read() if hasattr(view, "authentication_to_read") else None
+        key = keys.find_key(plaintext.strip(), authentication=along)
         if key is None:
             raise KeyRefused()
         key.note_use(client_address(request))

@@ -7,7 +7,7 @@ import time
 import pytest
 
 from authentications.api import proxy
-from authentications.api.models import ApiCall
+from authentications.api.models import ApiCall, ApiKey
 from tests.helpers import problem
 
 
@@ -189,8 +189,10 @@ def test_a_short_retry_after_is_waited_out_within_the_bound(
     assert len(fake_microsoft.bc.requests) == 2
 
 
-def test_a_proxied_get_reads_the_authentication_once(reader, tokens_planted, fake_microsoft):
-    """The permission check's read carries the token the first BC request sends."""
+def test_a_proxied_get_makes_one_read_the_key_check_with_the_token(
+    reader, tokens_planted, fake_microsoft
+):
+    """The key check's read carries the token and base URL the first BC request sends."""
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
@@ -200,9 +202,14 @@ def test_a_proxied_get_reads_the_authentication_once(reader, tokens_planted, fak
         body(response)
 
     assert response.status_code == 200
-    table = tokens_planted._meta.db_table
-    reads = [q["sql"] for q in captured if q["sql"].startswith("SELECT") and table in q["sql"]]
+    tables = (tokens_planted._meta.db_table, ApiKey._meta.db_table)
+    reads = [
+        q["sql"]
+        for q in captured
+        if q["sql"].startswith("SELECT") and any(table in q["sql"] for table in tables)
+    ]
     assert len(reads) == 1
+    assert tokens_planted._meta.db_table in reads[0] and "base_url" in reads[0]
     assert fake_microsoft.bc.requests[-1][0] == "GET"
 
 

@@ -5,7 +5,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from authentications.api.models import ApiCall
+from authentications.api.models import ApiCall, ApiKey
 from authentications.connections.models import Authentication
 from tests.helpers import expiring, fresh, problem
 
@@ -44,8 +44,8 @@ def test_a_token_with_less_than_min_validity_left_is_refreshed_first(
     assert renewed["expires_in"] > 3000
 
 
-def test_a_hand_out_reads_the_authentication_once(make_key, caller, tokens_planted):
-    """The permission check's read carries the token: every query is on every call."""
+def test_a_hand_out_makes_one_read_the_key_check_with_the_token(make_key, caller, tokens_planted):
+    """The key check reads the token along: every query is on every call."""
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
@@ -56,10 +56,40 @@ def test_a_hand_out_reads_the_authentication_once(make_key, caller, tokens_plant
     with CaptureQueriesContext(connection) as captured:
         assert client.post(token_url(tokens_planted)).status_code == 200
 
-    table = Authentication._meta.db_table
-    reads = [q["sql"] for q in captured if q["sql"].startswith("SELECT") and table in q["sql"]]
+    tables = (Authentication._meta.db_table, ApiKey._meta.db_table)
+    reads = [
+        q["sql"]
+        for q in captured
+        if q["sql"].startswith("SELECT") and any(table in q["sql"] for table in tables)
+    ]
     assert len(reads) == 1
-    assert "access_token" in reads[0]
+    assert Authentication._meta.db_table in reads[0] and "access_token" in reads[0]
+
+
+def test_a_key_for_every_authentication_gets_each_token(
+    make_key, caller, tokens_planted, make_authentication
+):
+    other = make_authentication(
+        name="Other",
+        access_token="other-token",
+        access_token_expires_at=timezone.now() + timedelta(hours=1),
+    )
+    _, plaintext = make_key(scopes=["tokens"], all_authentications=True)
+    client = caller(plaintext)
+
+    assert client.post(token_url(tokens_planted)).json()["access_token"] == (
+        tokens_planted.access_token
+    )
+    assert client.post(token_url(other)).json()["access_token"] == "other-token"
+
+
+@pytest.mark.parametrize("pk", ["9223372036854775808", "99999999999999999999999", "0"])
+def test_an_id_no_row_can_have_is_a_404_not_an_error(make_key, caller, tokens_planted, pk):
+    _, plaintext = make_key(tokens_planted, scopes=["tokens"])
+
+    response = caller(plaintext).post(f"/api/v1/authentications/{pk}/token/")
+
+    problem(response, 404, "not_found")
 
 
 @pytest.mark.parametrize("query", ["?min_validity=-1", "?min_validity=99999", "?min_validity=x"])
