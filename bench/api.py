@@ -1,7 +1,8 @@
 """Benchmark the HTTP API under gunicorn (2 workers) against the fake Microsoft (prints figures).
 
     .venv/bin/python bench/api.py [--clients 32] [--requests 3200] [--small-gets 1000]
-        [--rows 50000] [--small-rows 5000] [--page-size 20000]
+        [--rows 50000] [--small-rows 5000] [--page-size 20000] [--workers 2] [--threads N]
+        [--parts abc]
 
 (a) Token hand-out (a fresh token) p50/p99 with 32 concurrent clients, beside the same
     server's cheapest answer under the same load: a refused key (401), the two alternating
@@ -94,8 +95,9 @@ def free_port():
 
 
 def serve(port, workers, threads, log_path):
-    """gunicorn with `workers` processes of `threads` threads: one thread per client, since a
-    keep-alive connection holds its thread between requests."""
+    """gunicorn with `workers` processes of `threads` threads (by default one per client, so
+    no request waits for a free thread: gthread hands an idle keep-alive connection back to
+    its poller, and `--threads` tries fewer)."""
     env = {
         **os.environ,
         "BIND": f"127.0.0.1:{port}",
@@ -310,6 +312,7 @@ def main(argv=None):
     parser.add_argument("--small-rows", type=int, default=5_000)
     parser.add_argument("--page-size", type=int, default=20_000)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=0)
     parser.add_argument("--parts", default="abc")
     args = parser.parse_args(argv)
     workdir = Path(tempfile.mkdtemp(prefix="bench-api-"))
@@ -319,7 +322,7 @@ def main(argv=None):
         from django.db import connection
 
         pk, plaintext = set_up(fake)
-        threads = -(-args.clients // args.workers)
+        threads = args.threads or -(-args.clients // args.workers)
         server, url = serve(free_port(), args.workers, threads, workdir / "gunicorn.log")
         try:
             print(
