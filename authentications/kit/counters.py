@@ -9,9 +9,9 @@ write transaction that reads the row again, and a new expiry (the cache's defaul
 a window longer than that needed one more write to put its expiry back). Two workers could
 also both read N and write N + 1, letting a burst through. `DatabaseCache` below (the
 default cache's backend, see settings.CACHES) increments exactly and keeps the expiry: on
-PostgreSQL one UPDATE adds to the value where it lies; on SQLite one short transaction
-holds the write lock while it reads and writes. Redis's INCR is atomic and keeps the TTL
-already.
+PostgreSQL one UPDATE adds to the value where it lies; on SQLite a read, then one UPDATE
+that lands only if the row still holds what was read. Redis's INCR is atomic and keeps the
+TTL already.
 """
 
 import base64
@@ -24,6 +24,8 @@ from django.core.cache.backends import db
 from django.db import connections, router, transaction
 
 from authentications.kit.turns import one_writer
+
+COMPARE_ATTEMPTS = 5  # Reads of a row other processes keep changing, before locking it.
 
 
 def hit(name: str, seconds: int) -> int:
@@ -57,6 +59,10 @@ class DatabaseCache(db.DatabaseCache):
             encoded = self._add_in_place(connection, key, delta, expires)
             if encoded is not None:
                 return pickle.loads(base64.b64decode(encoded.encode()))  # noqa: S301
+        elif not connection.in_atomic_block:
+            value = self._add_compared(connection, key, delta, expires)
+            if value is not None:
+                return value
         return self._add_locked(connection, key, delta, expires)
 
     def _add_in_place(self, connection, key, delta, expires):
@@ -85,6 +91,44 @@ class DatabaseCache(db.DatabaseCache):
             row = cursor.fetchone()
         return row[0] if row else None
 
+    def _add_compared(self, connection, key, delta, expires):
+        """SQLite: read, then write the sum in one UPDATE that only lands where the row still
+        holds what was read (compare and set); the database's write lock is held for that
+        statement alone. In a transaction it was held from BEGIN to COMMIT, across three
+        statements after each of which the thread may wait for the interpreter lock, while
+        the other processes' writers polled for it with sleeps. This process's threads take
+        turns first, so only another process can change the row in between: then it is read
+        again. None after COMPARE_ATTEMPTS such changes (the locked path counts then).
+        """
+        quote = connection.ops.quote_name
+        table, key_column, value_column = quote(self._table), quote("cache_key"), quote("value")
+        with one_writer(), connection.cursor() as cursor:
+            for _ in range(COMPARE_ATTEMPTS):
+                cursor.execute(
+                    f"SELECT {value_column} FROM {table} "  # noqa: S608 - names only
+                    f"WHERE {key_column} = %s AND {quote('expires')} > %s",
+                    [key, expires],
+                )
+                row = cursor.fetchone()
+                if row is None:
+                    raise ValueError(f"Key '{key}' not found")
+                read = connection.ops.process_clob(row[0])
+                value, encoded = self._added(read, delta)
+                cursor.execute(
+                    f"UPDATE {table} SET {value_column} = %s "  # noqa: S608 - names only
+                    f"WHERE {key_column} = %s AND {value_column} = %s",
+                    [encoded, key, read],
+                )
+                if cursor.rowcount == 1:
+                    return value
+        return None
+
+    def _added(self, encoded, delta):
+        """(value + delta, its encoding) for the cache's own encoding of a value, as
+        Django's DatabaseCache writes (and reads) it."""
+        value = pickle.loads(base64.b64decode(encoded.encode())) + delta  # noqa: S301
+        return value, base64.b64encode(pickle.dumps(value, self.pickle_protocol)).decode("latin1")
+
     def _add_locked(self, connection, key, delta, expires):
         """Read, add and write back in one transaction that holds the row (any value).
 
@@ -107,10 +151,7 @@ class DatabaseCache(db.DatabaseCache):
             row = cursor.fetchone()
             if row is None:
                 raise ValueError(f"Key '{key}' not found")
-            # The cache's own row, written as Django's DatabaseCache writes (and reads) it.
-            encoded = connection.ops.process_clob(row[0])
-            value = pickle.loads(base64.b64decode(encoded.encode())) + delta  # noqa: S301
-            encoded = base64.b64encode(pickle.dumps(value, self.pickle_protocol)).decode("latin1")
+            value, encoded = self._added(connection.ops.process_clob(row[0]), delta)
             cursor.execute(
                 f"UPDATE {table} SET {quote('value')} = %s WHERE {key_column} = %s",  # noqa: S608
                 [encoded, key],

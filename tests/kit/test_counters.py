@@ -118,3 +118,42 @@ def test_on_postgresql_a_hit_is_one_statement_once_its_window_exists():
         assert hit("one-statement", 60) == 2
 
     assert [q["sql"].split()[0] for q in captured] == ["UPDATE"]
+
+
+@pytest.mark.skipif("connection.vendor != 'sqlite'")
+def test_on_sqlite_a_hit_holds_the_write_lock_for_one_statement():
+    """No BEGIN ... COMMIT around the read and the write: the database's write lock, which
+    every process waits for, is taken by the UPDATE alone."""
+    from django.test.utils import CaptureQueriesContext
+
+    hit("one-write", 60)
+    with CaptureQueriesContext(connection) as captured:
+        assert hit("one-write", 60) == 2
+
+    assert [q["sql"].split()[0] for q in captured] == ["SELECT", "UPDATE"]
+
+
+def test_no_hit_is_lost_when_processes_count_at_once():
+    """Two processes (two gunicorn workers) on one counter: their threads take turns in
+    their own process only, so here the writes of one land between the other's read and
+    write."""
+    import subprocess
+    import sys
+    import time
+
+    from tests.helpers import ROOT, child_env
+
+    hit("shared", 600)
+    start = time.time() + 6  # Both children are up by then and start together.
+    code = (
+        "import time\n"
+        "from authentications.kit.counters import hit\n"
+        f"time.sleep(max(0, {start} - time.time()))\n"
+        "for _ in range(150): hit('shared', 600)\n"
+    )
+    command = [sys.executable, "manage.py", "shell", "-c", code]
+    children = [subprocess.Popen(command, cwd=ROOT, env=child_env()) for _ in range(2)]
+    for child in children:
+        assert child.wait(120) == 0
+
+    assert cache.get("shared") == 1 + 2 * 150
