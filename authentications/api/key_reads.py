@@ -10,7 +10,9 @@ Each round trip also costs the thread a wait for the interpreter lock when it co
 which is what a loaded worker feels most.
 """
 
-from django.db import connection
+import threading
+
+from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.models.sql import Query
 
 from authentications.api.models import ApiKey
@@ -27,32 +29,63 @@ def read(prefix, authentication=None):
     caller's to refuse (`keys.find_key`).
     """
     pk, names = authentication or (None, ())
-    key_fields = ApiKey._meta.concrete_fields
-    found_fields = _with_pk(Authentication, names)
-    quote = connection.ops.quote_name
-    selected = [f"k.{quote(field.column)}" for field in key_fields]
-    selected += [f"a.{quote(field.column)}" for field in found_fields]
-    sql = f"SELECT {', '.join(selected)} FROM {quote(ApiKey._meta.db_table)} k"  # noqa: S608
-    params = []
-    if found_fields:
-        sql += f" LEFT JOIN {quote(Authentication._meta.db_table)} a ON {_may_use()}"
-        params.append(_in_range(pk))
-    sql += f" WHERE k.{quote(ApiKey._meta.get_field('prefix').column)} = %s"
-    params.append(prefix)
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
+    statement = _statement(tuple(names))
+    params = [prefix] if not names else [_in_range(statement.connection, pk), prefix]
+    with statement.connection.cursor() as cursor:
+        cursor.execute(statement.sql, params)
         row = cursor.fetchone()
     if row is None:
         return None, None
-    row = _converted(
-        row, [f.get_col("k") for f in key_fields] + [f.get_col("a") for f in found_fields]
-    )
-    count = len(key_fields)
-    key = ApiKey.from_db(connection.alias, [f.attname for f in key_fields], row[:count])
-    if not found_fields or row[count] is None:
-        return key, None
-    found = Authentication.from_db(connection.alias, [f.attname for f in found_fields], row[count:])
-    return key, found
+    return statement.instances(row)
+
+
+class _Statement:
+    """The SQL, fields and converters of one read, made once per thread and connection:
+    quoting twenty names and finding each column's converters cost more than the rest of
+    the read's Python."""
+
+    def __init__(self, connection, names):
+        self.connection = connection
+        quote = connection.ops.quote_name
+        self.key_fields = ApiKey._meta.concrete_fields
+        self.found_fields = _with_pk(Authentication, names)
+        selected = [f"k.{quote(field.column)}" for field in self.key_fields]
+        selected += [f"a.{quote(field.column)}" for field in self.found_fields]
+        sql = f"SELECT {', '.join(selected)} FROM {quote(ApiKey._meta.db_table)} k"  # noqa: S608
+        if self.found_fields:
+            sql += f" LEFT JOIN {quote(Authentication._meta.db_table)} a ON {_may_use(quote)}"
+        self.sql = sql + f" WHERE k.{quote(ApiKey._meta.get_field('prefix').column)} = %s"
+        columns = [f.get_col("k") for f in self.key_fields]
+        columns += [f.get_col("a") for f in self.found_fields]
+        # The converters a raw() query applies: JSON decoded, datetimes parsed on SQLite,
+        # encrypted columns decrypted.
+        self.compiler = connection.ops.compiler("SQLCompiler")(Query(None), connection, None)
+        self.converters = self.compiler.get_converters(columns)
+
+    def instances(self, row):
+        """(key, found or None) from one row, its values as the ORM would load them."""
+        if self.converters:
+            row = next(self.compiler.apply_converters([row], self.converters))
+        alias, count = self.connection.alias, len(self.key_fields)
+        key = ApiKey.from_db(alias, [f.attname for f in self.key_fields], row[:count])
+        if not self.found_fields or row[count] is None:
+            return key, None
+        names = [f.attname for f in self.found_fields]
+        return key, Authentication.from_db(alias, names, row[count:])
+
+
+_made = threading.local()
+
+
+def _statement(names):
+    """This thread's statement for `names` on its current connection (tests and
+    override_settings may give a thread another one)."""
+    current = connections[DEFAULT_DB_ALIAS]
+    made = _made.__dict__.setdefault("statements", {})
+    statement = made.get(names)
+    if statement is None or statement.connection is not current:
+        statement = made[names] = _Statement(current, names)
+    return statement
 
 
 def usable_authentication(key, pk, fields):
@@ -67,10 +100,9 @@ def usable_authentication(key, pk, fields):
     return read(key.prefix, (pk, fields))[1]
 
 
-def _may_use():
+def _may_use(quote):
     """The join condition: the authentication named (the first parameter), if the key may
     use every authentication or was given this one."""
-    quote = connection.ops.quote_name
     through = ApiKey._meta.get_field("authentications").remote_field.through._meta
     key_id, found_id = quote(ApiKey._meta.pk.column), quote(Authentication._meta.pk.column)
     given = (
@@ -91,17 +123,9 @@ def _with_pk(model, names):
     return [field for field in model._meta.concrete_fields if field.name in wanted]
 
 
-def _in_range(pk):
+def _in_range(connection, pk):
     """`pk` as a number, or None (which finds nothing) when the column cannot hold it: as
     the ORM does, a number out of range is one that does not exist, not a database error."""
     low, high = connection.ops.integer_field_range(Authentication._meta.pk.get_internal_type())
     number = int(pk)
     return number if low <= number <= high else None
-
-
-def _converted(row, columns):
-    """The row's values as the ORM would load them (JSON decoded, datetimes parsed on
-    SQLite, encrypted columns decrypted): the same converters a raw() query applies."""
-    compiler = connection.ops.compiler("SQLCompiler")(Query(None), connection, None)
-    converters = compiler.get_converters(columns)
-    return next(compiler.apply_converters([row], converters)) if converters else list(row)
