@@ -127,5 +127,8 @@ def _in_range(connection, pk):
     """`pk` as a number, or None (which finds nothing) when the column cannot hold it: as
     the ORM does, a number out of range is one that does not exist, not a database error."""
     low, high = connection.ops.integer_field_range(Authentication._meta.pk.get_internal_type())
-    number = int(pk)
+    try:
+        number = int(pk)
+    except ValueError:  # Past Python's 4,300 digits (the proxy's URL takes any number).
+        return None
     return number if low <= number <= high else None

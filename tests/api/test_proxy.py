@@ -306,3 +306,12 @@ def test_a_body_too_large_is_a_413_and_nothing_is_sent(
 
     problem(answer, 413, "body_too_large")
     assert fake_microsoft.bc.requests == []
+
+
+def test_an_id_of_thousands_of_digits_is_a_404_and_nothing_is_sent(reader, fake_microsoft):
+    """The proxy's URL takes any run of digits; past 4,300 Python will not make it a number
+    (this was a 500)."""
+    response = reader.get(f"/api/v1/authentications/{'9' * 5000}/bc/companies")
+
+    problem(response, 404, "not_found")
+    assert fake_microsoft.bc.requests == []

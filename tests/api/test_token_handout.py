@@ -83,7 +83,11 @@ def test_a_key_for_every_authentication_gets_each_token(
     assert client.post(token_url(other)).json()["access_token"] == "other-token"
 
 
-@pytest.mark.parametrize("pk", ["9223372036854775808", "99999999999999999999999", "0"])
+@pytest.mark.parametrize(
+    "pk",
+    ["9223372036854775808", "99999999999999999999999", "0", "9" * 5000],
+    ids=["past-bigint", "23-digits", "zero", "5000-digits"],
+)
 def test_an_id_no_row_can_have_is_a_404_not_an_error(make_key, caller, tokens_planted, pk):
     _, plaintext = make_key(tokens_planted, scopes=["tokens"])
 
