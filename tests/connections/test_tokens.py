@@ -150,9 +150,9 @@ def test_msal_keeps_no_token_between_refreshes(signed_in, fake_microsoft, monkey
 
     assert len(apps) == 2
     assert apps[0].token_cache is not apps[1].token_cache  # A fresh cache per operation.
-    assert apps[1].token_cache.find(msal.TokenCache.CredentialType.REFRESH_TOKEN) != []
     # ... and the only token the second one ever saw is the one it was given, not the first's.
-    assert len(apps[1].token_cache.find(msal.TokenCache.CredentialType.REFRESH_TOKEN)) == 1
+    refresh_tokens = list(apps[1].token_cache.search(msal.TokenCache.CredentialType.REFRESH_TOKEN))
+    assert len(refresh_tokens) == 1
     assert fake_microsoft.entra.count("refresh_token") == 2
 
 
