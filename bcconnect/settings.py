@@ -9,6 +9,8 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import environ
 
+from bcconnect import caches
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = environ.Env()
@@ -205,14 +207,9 @@ BC_CLIENT_IP_HEADER = env.str("BC_CLIENT_IP_HEADER", default="")
 # Rate limits (the public pages', the API keys') must count across processes and hosts: the
 # database's cache by default (`manage.py createcachetable` after migrate), or Redis through
 # CACHE_URL (e.g. redis://127.0.0.1:6379/0).
-CACHES = {
-    "default": env.cache_url(
-        "CACHE_URL", default="dbcache://bcconnect_cache?max_entries=20000&cull_frequency=4"
-    )
-}
-# The database's cache with an atomic increment that keeps its expiry (kit/counters.py).
-if CACHES["default"]["BACKEND"] == "django.core.cache.backends.db.DatabaseCache":
-    CACHES["default"]["BACKEND"] = "authentications.kit.counters.DatabaseCache"
+# Either way with an atomic increment that keeps its expiry, and Redis with timeouts
+# (bcconnect/caches.py).
+CACHES = {"default": caches.config(env.str("CACHE_URL", default=caches.DEFAULT_URL))}
 
 # --- The HTTP API for other services (authentications/api, docs/api.md) ------------------
 # Requests per API key, unless the key has its own rate (admin); counted in the default cache.

@@ -3,7 +3,11 @@
 import io
 import json
 import logging
+import shutil
+import socket
+import subprocess
 import sys
+import time
 from urllib.parse import urlsplit
 
 import pytest
@@ -14,6 +18,7 @@ from authentications.connections import oauth
 from authentications.connections.models import Authentication
 from authentications.kit import request_context
 from authentications.signin import flows
+from bcconnect import caches
 from tests.fakes.admin_consent import FABRIKAM_TENANT_ID
 from tests.fakes.bc import FakeBusinessCentral
 from tests.fakes.entra import CLIENT_ID, CLIENT_SECRET, TENANT_ID
@@ -258,3 +263,30 @@ def log_lines(request, settings):
         yield json_lines
     finally:
         logging.getLogger().removeHandler(handler)
+
+
+@pytest.fixture
+def redis_cache(settings, tmp_path):
+    """A redis-server of the test's own as the default cache, set up as CACHE_URL=redis://...
+    sets it up (bcconnect/caches.py)."""
+    if shutil.which("redis-server") is None:
+        pytest.skip("redis-server is not installed")
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server = subprocess.Popen(
+        ["redis-server", "--port", str(port), "--save", "", "--dir", str(tmp_path)],
+        stdout=subprocess.DEVNULL,
+    )
+    try:
+        url = f"redis://127.0.0.1:{port}/0"
+        for _ in range(100):
+            with socket.socket() as probe:
+                if probe.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            time.sleep(0.05)
+        settings.CACHES = {"default": caches.config(url)}
+        yield url
+    finally:
+        server.terminate()
+        server.wait(10)

@@ -10,8 +10,8 @@ a window longer than that needed one more write to put its expiry back). Two wor
 also both read N and write N + 1, letting a burst through. `DatabaseCache` below (the
 default cache's backend, see settings.CACHES) increments exactly and keeps the expiry: on
 PostgreSQL one UPDATE adds to the value where it lies; on SQLite a read, then one UPDATE
-that lands only if the row still holds what was read. Redis's INCR is atomic and keeps the
-TTL already.
+that lands only if the row still holds what was read. With Redis as the cache, `RedisCache`
+below increments in one script where Django's checks first and increments second.
 """
 
 import base64
@@ -21,7 +21,9 @@ from datetime import UTC, datetime
 from django.conf import settings
 from django.core.cache import cache
 from django.core.cache.backends import db
+from django.core.cache.backends.redis import RedisCache as DjangoRedisCache
 from django.db import connections, router, transaction
+from redis.commands.core import Script
 
 from authentications.kit.turns import one_writer
 
@@ -156,4 +158,29 @@ class DatabaseCache(db.DatabaseCache):
                 f"UPDATE {table} SET {quote('value')} = %s WHERE {key_column} = %s",  # noqa: S608
                 [encoded, key],
             )
+        return value
+
+
+# Runs whole in Redis, nothing between its commands: INCRBY only where the key exists.
+_INCR_IF_EXISTS = Script(
+    None,  # Called with each cache client; a bytes script needs no client to hash it.
+    b"if redis.call('EXISTS', KEYS[1]) == 1 then "
+    b"return redis.call('INCRBY', KEYS[1], ARGV[1]) end return false",
+)
+
+
+class RedisCache(DjangoRedisCache):
+    """Django's Redis cache, whose `incr` is one atomic command that never makes a key.
+
+    Django's sends EXISTS, then INCRBY: two round trips per counted request, and a counter
+    that expires between the two is made again by INCRBY with no expiry, which Redis then
+    keeps for ever. One script does both in Redis at once.
+    """
+
+    def incr(self, key, delta=1, version=None):
+        key = self.make_and_validate_key(key, version=version)
+        client = self._cache.get_client(key, write=True)
+        value = _INCR_IF_EXISTS(keys=[key], args=[delta], client=client)
+        if value is None:
+            raise ValueError(f"Key '{key}' not found.")
         return value

@@ -1,13 +1,7 @@
 """Each key has a rate limit, counted in the shared cache: past it, 429 with Retry-After."""
 
-import shutil
-import socket
-import subprocess
-import time
 from datetime import UTC, datetime, timedelta
 
-import environ
-import pytest
 from django.conf import settings
 from django.db import connection
 
@@ -88,32 +82,6 @@ def test_a_daily_rate_outlives_the_caches_default_timeout(make_key, caller, conn
     if isinstance(expires, str):  # SQLite hands the column back as text.
         expires = datetime.fromisoformat(expires)
     assert expires.replace(tzinfo=UTC) > datetime.now(UTC) + timedelta(hours=23)
-
-
-@pytest.fixture
-def redis_cache(settings, tmp_path):
-    """A redis-server of the test's own, as the default cache (CACHE_URL=redis://...)."""
-    if shutil.which("redis-server") is None:
-        pytest.skip("redis-server is not installed")
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    server = subprocess.Popen(
-        ["redis-server", "--port", str(port), "--save", "", "--dir", str(tmp_path)],
-        stdout=subprocess.DEVNULL,
-    )
-    try:
-        url = f"redis://127.0.0.1:{port}/0"
-        for _ in range(100):
-            with socket.socket() as probe:
-                if probe.connect_ex(("127.0.0.1", port)) == 0:
-                    break
-            time.sleep(0.05)
-        settings.CACHES = {"default": environ.Env.cache_url_config(url)}
-        yield url
-    finally:
-        server.terminate()
-        server.wait(10)
 
 
 def test_with_redis_as_the_cache_the_limit_holds_the_same(

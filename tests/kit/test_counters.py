@@ -157,3 +157,65 @@ def test_no_hit_is_lost_when_processes_count_at_once():
         assert child.wait(120) == 0
 
     assert cache.get("shared") == 1 + 2 * 150
+
+
+def _redis_commands(client):
+    """Commands the Redis server has run, by name, the INFO asking this left out."""
+    stats = client.info("commandstats")
+    return {name: stat["calls"] for name, stat in stats.items() if name != "cmdstat_info"}
+
+
+def test_with_redis_a_hit_is_one_command_once_its_window_exists(redis_cache):
+    """Django's RedisCache.incr sent EXISTS, then INCRBY: two round trips."""
+    from django.core.cache import caches
+
+    client = caches["default"]._cache.get_client(write=True)
+    hit("one-command", 60)
+    before = _redis_commands(client)
+
+    assert hit("one-command", 60) == 2
+
+    after = _redis_commands(client)
+    sent = {name: after[name] - before.get(name, 0) for name in after}
+    # One EVALSHA, which ran EXISTS and INCRBY inside Redis (INFO counts those too).
+    assert {name: count for name, count in sent.items() if count} == {
+        "cmdstat_evalsha": 1,
+        "cmdstat_exists": 1,
+        "cmdstat_incrby": 1,
+    }
+    assert 0 < client.ttl(caches["default"].make_key("one-command")) <= 65
+
+
+def test_with_redis_an_increment_never_makes_a_counter(redis_cache):
+    """A counter that expired is not made again without an expiry, which Redis would keep
+    for ever: the next hit starts a new one with its expiry."""
+    from django.core.cache import caches
+
+    with pytest.raises(ValueError):
+        caches["default"].incr("expired")
+    client = caches["default"]._cache.get_client(write=True)
+    assert client.exists(caches["default"].make_key("expired")) == 0
+    assert hit("expired", 60) == 1
+    assert client.ttl(caches["default"].make_key("expired")) > 0
+
+
+@pytest.mark.parametrize(
+    ("query", "waits"), [("", ("10", "10")), ("?socket_timeout=3", ("3", "10"))]
+)
+def test_the_redis_cache_of_a_deployment_waits_10_seconds_at_most(query, waits):
+    """redis-py waits for ever without a timeout: a hung Redis would hold every rate-limited
+    request. Read from the settings a process starts with (CACHE_URL's own values win)."""
+    from tests.helpers import child_env, run_manage_py
+
+    code = (
+        "from django.core.cache import cache\n"
+        "pool = cache._cache.get_client(write=True).connection_pool\n"
+        "print(pool.connection_kwargs.get('socket_timeout'),"
+        " pool.connection_kwargs.get('socket_connect_timeout'))\n"
+    )
+    env = child_env(CACHE_URL=f"redis://127.0.0.1:1/0{query}")  # Nothing is asked of it.
+
+    result = run_manage_py("shell", "-c", code, env=env, timeout=60)
+
+    assert result.returncode == 0, result.stderr
+    assert tuple(result.stdout.splitlines()[-1].split()) == waits
