@@ -290,3 +290,13 @@ def redis_cache(settings, tmp_path):
     finally:
         server.terminate()
         server.wait(10)
+
+
+@pytest.fixture
+def unreachable_cache(settings):
+    """Redis as the default cache, on a port where nothing listens: every count fails."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    settings.CACHES = {"default": caches.config(f"redis://127.0.0.1:{port}/0")}
+    return port

@@ -19,12 +19,13 @@ WHY = {
     413: "The body is larger than bcconnect accepts (DATA_UPLOAD_MAX_MEMORY_SIZE).",
     429: "Past the key's rate limit: wait `Retry-After` seconds.",
     502: "Microsoft or Business Central refused or failed.",
-    503: "Microsoft or Business Central is unavailable: see `Retry-After`.",
+    503: "Microsoft or Business Central is unavailable, or the rate limit's cache did not "
+    "answer (`rate_limit_unavailable`, nothing was done): see `Retry-After`.",
     504: "Business Central did not answer in time.",
     405: "This method is not proxied (GET, POST, PATCH, PUT and DELETE are).",
     428: "A PATCH, PUT or DELETE needs If-Match (the entity's ETag, or * to overwrite).",
 }
-ALWAYS = (401, 403, 404, 429)
+ALWAYS = (401, 403, 404, 429, 503)  # 503: the rate limit counts every call with a key.
 PROXY_ANSWER = (
     "Business Central's answer, as BC sent it: its status (any), body and the headers that "
     "matter (Content-Type, ETag, Retry-After, OData-Version, Preference-Applied, "

@@ -17,7 +17,7 @@ from django.conf import settings
 from rest_framework.throttling import BaseThrottle, SimpleRateThrottle
 
 from authentications.api.models import ApiKey
-from authentications.kit.counters import hit
+from authentications.kit.counters import UNAVAILABLE_RETRY_AFTER, CountingUnavailable, hit
 
 _RATE = re.compile(r"[1-9][0-9]{0,8}/(s|sec|second|m|min|minute|h|hour|d|day)")
 
@@ -45,7 +45,20 @@ class ApiKeyRateThrottle(BaseThrottle):
         now = self.timer()
         window = int(now // seconds)
         self.retry_after = (window + 1) * seconds - now
-        return hit(f"bcconnect:api-rate:{key.prefix}:{seconds}:{window}", seconds) <= allowed
+        try:
+            count = hit(f"bcconnect:api-rate:{key.prefix}:{seconds}:{window}", seconds)
+        except CountingUnavailable:
+            # Imported here: problems imports DRF's views, whose settings import this module.
+            from authentications.api import problems
+
+            raise problems.Problem(
+                503,
+                "rate_limit_unavailable",
+                "The key's requests could not be counted (the rate limit's cache did not "
+                "answer), so nothing was done; try again shortly.",
+                headers={"Retry-After": str(UNAVAILABLE_RETRY_AFTER)},
+            ) from None
+        return count <= allowed
 
     def wait(self):
         return self.retry_after

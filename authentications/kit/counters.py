@@ -24,10 +24,21 @@ from django.core.cache.backends import db
 from django.core.cache.backends.redis import RedisCache as DjangoRedisCache
 from django.db import connections, router, transaction
 from redis.commands.core import Script
+from redis.exceptions import RedisError
 
 from authentications.kit.turns import one_writer
 
 COMPARE_ATTEMPTS = 5  # Reads of a row other processes keep changing, before locking it.
+
+
+# Seconds a caller is told to wait when the counters' cache did not answer.
+UNAVAILABLE_RETRY_AFTER = 30
+
+
+class CountingUnavailable(Exception):
+    """The shared cache did not answer (Redis down or hung past its timeout): nothing can be
+    counted, so the caller refuses the request (a 503) instead of letting it through
+    uncounted or failing with a 500."""
 
 
 def hit(name: str, seconds: int) -> int:
@@ -35,13 +46,17 @@ def hit(name: str, seconds: int) -> int:
 
     The first hit of a window creates the counter with its expiry (a little past the window,
     so a clock a second off between hosts does not restart it); every later one increments.
+    Raises CountingUnavailable when the cache is Redis and it did not answer.
     """
     try:
-        return cache.incr(name)
-    except ValueError:  # None yet in this window (or evicted): start it.
-        if cache.add(name, 1, timeout=seconds + 5):
-            return 1
-        return cache.incr(name)  # Another process started it first.
+        try:
+            return cache.incr(name)
+        except ValueError:  # None yet in this window (or evicted): start it.
+            if cache.add(name, 1, timeout=seconds + 5):
+                return 1
+            return cache.incr(name)  # Another process started it first.
+    except RedisError as err:
+        raise CountingUnavailable(f"The rate counters' cache did not answer: {err}") from None
 
 
 class DatabaseCache(db.DatabaseCache):

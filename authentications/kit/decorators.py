@@ -16,7 +16,7 @@ from django.conf import settings
 from django.shortcuts import render
 from django.utils.cache import add_never_cache_headers
 
-from authentications.kit.counters import hit
+from authentications.kit.counters import UNAVAILABLE_RETRY_AFTER, CountingUnavailable, hit
 
 
 def content_security_policy():
@@ -71,7 +71,13 @@ def rate_limited(scope, *, setting="BC_PUBLIC_RATE_LIMIT"):
         @wraps(view)
         def wrapped(request, *args, **kwargs):
             rate = getattr(settings, setting)
-            if rate and not allow(scope, client_ip(request), rate):
+            try:
+                allowed = not rate or allow(scope, client_ip(request), rate)
+            except CountingUnavailable:  # Nothing counted: nothing let through.
+                response = render(request, "authentications/unavailable.html", status=503)
+                response["Retry-After"] = str(UNAVAILABLE_RETRY_AFTER)
+                return response
+            if not allowed:
                 response = render(
                     request,
                     "authentications/rate_limited.html",

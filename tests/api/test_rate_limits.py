@@ -5,7 +5,7 @@ from datetime import UTC, datetime, timedelta
 from django.conf import settings
 from django.db import connection
 
-from authentications.api.models import ApiKey
+from authentications.api.models import ApiCall, ApiKey
 from tests.helpers import problem
 
 LIST = "/api/v1/authentications/"
@@ -96,3 +96,19 @@ def test_with_redis_as_the_cache_the_limit_holds_the_same(
     assert statuses == [200, 200, 200, 429]
     assert type(caches["default"]).__name__ == "RedisCache"
     assert [key for key in caches["default"]._cache.get_client().keys() if b"api-rate" in key]
+
+
+def test_with_the_cache_unreachable_a_call_is_a_503_and_nothing_is_handed_out(
+    unreachable_cache, make_key, caller, tokens_planted
+):
+    """Nothing can be counted, so nothing is let through; not a 500."""
+    _, plaintext = make_key(tokens_planted, scopes=["tokens"])
+
+    response = caller(plaintext).post(f"/api/v1/authentications/{tokens_planted.pk}/token/")
+
+    body = problem(response, 503, "rate_limit_unavailable")
+    assert response["Retry-After"] == "30"
+    assert tokens_planted.access_token not in response.content.decode()
+    assert "access_token" not in body
+    (call,) = ApiCall.objects.all()  # The refusal is audited like any answer.
+    assert (call.status, call.code) == (503, "rate_limit_unavailable")

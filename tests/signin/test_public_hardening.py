@@ -253,3 +253,13 @@ def test_too_many_query_fields_are_a_400_even_when_admins_are_mailed(client, set
     assert response.status_code == 400
     (email,) = mail.outbox  # Django reports the suspicious request; the report works.
     assert "TooManyFieldsSent" in email.subject + email.body
+
+
+def test_with_the_cache_unreachable_a_public_page_is_a_503_page(client, unreachable_cache):
+    """The rate limit cannot count, so the page is not served (not a 500)."""
+    response = client.post(CALLBACK, {"state": "x"})
+
+    assert response.status_code == 503
+    assert response["Retry-After"] == "30"
+    assert "Please try again in a minute" in response.content.decode()
+    assert "default-src 'none'" in response["Content-Security-Policy"]

@@ -255,3 +255,13 @@ def test_a_subscription_id_with_a_nul_is_not_ours_on_any_database(client, subscr
     stranger = notification_item(subscription, "c-1", subscriptionId="\x00")
 
     assert post_notifications(client, [stranger]).status_code == 404
+
+
+def test_with_the_cache_unreachable_notifications_are_a_503_bc_retries(
+    client, unreachable_cache, subscription
+):
+    response = post_notifications(client, [notification_item(subscription, "c-1")])
+
+    assert response.status_code == 503
+    assert response["Retry-After"] == "30"
+    assert ChangeNotification.objects.count() == 0
