@@ -219,3 +219,14 @@ def test_the_redis_cache_of_a_deployment_waits_10_seconds_at_most(query, waits):
 
     assert result.returncode == 0, result.stderr
     assert tuple(result.stdout.splitlines()[-1].split()) == waits
+
+
+def test_with_redis_counting_goes_on_after_redis_forgot_the_script(redis_cache):
+    """A restarted or failed-over Redis knows no script: it is sent again, once."""
+    from django.core.cache import caches
+
+    assert hit("after-restart", 60) == 1
+    assert hit("after-restart", 60) == 2
+    caches["default"]._cache.get_client(write=True).script_flush()
+
+    assert hit("after-restart", 60) == 3
