@@ -85,7 +85,7 @@ def from_pem(key_data, certificate_data, *, now=None):
     key = _loaded_pem(key_data)
     try:
         chain = x509.load_pem_x509_certificates(_bytes(certificate_data or key_data))
-    except ValueError as err:
+    except (ValueError, x509.InvalidVersion) as err:  # InvalidVersion is no ValueError.
         raise CertificateError("This is not a PEM certificate.") from err
     return _checked(key, _leaf_for(key, chain), now=now)
 
@@ -142,7 +142,7 @@ def from_pkcs12(data, password, *, now=None):
         key, certificate, _ = pkcs12.load_key_and_certificates(
             _bytes(data), password.encode() if password else None
         )
-    except (ValueError, TypeError, UnsupportedAlgorithm) as err:
+    except (ValueError, TypeError, UnsupportedAlgorithm, x509.InvalidVersion) as err:
         raise CertificateError(
             "The .pfx file could not be opened: the password is wrong, or it is not a PKCS#12 file."
         ) from err

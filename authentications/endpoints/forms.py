@@ -65,11 +65,29 @@ class KeyValueRowsWidget(forms.Widget):
         return f"{name}-key-0" not in data
 
 
+def refuse_null_characters(value):
+    """PostgreSQL stores no NUL in JSON (a 500 on save), and no request BC answers holds one:
+    refuse it anywhere in a stored value, as Django's text fields do."""
+    if _holds_null(value):
+        raise ValidationError("Null characters are not allowed.", code="null_characters")
+
+
+def _holds_null(value):
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_holds_null(key) or _holds_null(item) for key, item in value.items())
+    if isinstance(value, list | tuple):
+        return any(_holds_null(item) for item in value)
+    return False
+
+
 class KeyValueRowsField(forms.Field):
     widget = KeyValueRowsWidget
 
     def to_python(self, value):
         rows = [row for row in value or [] if row[0] or row[1]]
+        refuse_null_characters(rows)
         for key, _ in rows:
             if not key:
                 raise ValidationError("Every row with a value needs a name.", code="no_name")
@@ -83,6 +101,11 @@ class KeyValueRowsField(forms.Field):
 
 class OptionalJSONField(forms.JSONField):
     """JSON, or nothing: an empty body shows as an empty box, not as `null`."""
+
+    def to_python(self, value):
+        converted = super().to_python(value)
+        refuse_null_characters(converted)
+        return converted
 
     def prepare_value(self, value):
         return "" if value is None else super().prepare_value(value)

@@ -1,6 +1,7 @@
 """Uploads that real CAs and tools produce: chains in .pfx and PEM files (any order), an EC
 key, a 2048-bit key at the minimum; and the fake Entra refusing a replayed assertion."""
 
+import base64
 import datetime
 
 import pytest
@@ -160,3 +161,28 @@ def test_the_fake_refuses_an_assertion_replayed_in_a_second_request(
 
     assert replayed.status_code in (400, 401)
     assert "AADSTS50027" in replayed.text and "replay" in replayed.text
+
+
+def test_a_certificate_of_an_unknown_x509_version_is_refused_not_a_500(
+    admin_client, make_authentication, chain
+):
+    """cryptography raises InvalidVersion, not ValueError, for a version no X.509 has (the
+    stress fuzz found version 66): it was a 500."""
+    leaf_key, leaf, _ = chain
+    der = leaf.public_bytes(serialization.Encoding.DER)
+    version_3 = b"\xa0\x03\x02\x01\x02"  # [0] EXPLICIT INTEGER 2, i.e. v3.
+    assert der.count(version_3) == 1
+    body = base64.encodebytes(der.replace(version_3, b"\xa0\x03\x02\x01\x42")).decode()
+    odd = f"-----BEGIN CERTIFICATE-----\n{body}-----END CERTIFICATE-----\n".encode()
+    authentication = make_authentication()
+
+    response = admin_client.post(
+        upload_url(authentication),
+        {
+            "private_key": SimpleUploadedFile("key.pem", key_pem(leaf_key)),
+            "certificate": SimpleUploadedFile("odd.pem", odd),
+        },
+    )
+
+    assertContains(response, "This is not a PEM certificate.")
+    assert not Certificate.objects.exists()

@@ -177,3 +177,23 @@ def test_no_body_shows_an_empty_box_and_saves_as_none(admin_client, connected_ro
     assert "null</textarea>" not in page
     endpoint.refresh_from_db()
     assert endpoint.body is None
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"params": [("\x00", "1")]},
+        {"params": [("$top", "1\x00")]},
+        {"method": "POST", "body": '{"displayName": "a\\u0000b"}'},
+        {"method": "POST", "body": '{"a\\u0000": 1}'},
+    ],
+    ids=["parameter-name", "parameter-value", "body-value", "body-key"],
+)
+def test_a_null_character_is_refused_not_a_500(admin_client, connected_row, fields):
+    """PostgreSQL stores no NUL in JSON (the stress fuzz found a parameter named "\\x00"):
+    the save was a 500 there, and a NUL is in no request BC answers anyway."""
+    response = admin_client.post(ADD_URL, endpoint_form_data(connected_row, **fields))
+
+    assert response.status_code == 200
+    assert "Null characters are not allowed." in response.content.decode()
+    assert not Endpoint.objects.exists()
