@@ -14,8 +14,8 @@ COUNTING_BACKENDS = {
     "django.core.cache.backends.db.DatabaseCache": "authentications.kit.counters.DatabaseCache",
     "django.core.cache.backends.redis.RedisCache": "authentications.kit.counters.RedisCache",
 }
-# Connecting to Redis and each command wait 10 s at most (redis-py waits for ever without);
-# CACHE_URL's own values (?socket_timeout=N) win.
+# Connecting to Redis and each command wait 10 s at most (redis-py waits for ever without):
+# for the cache and for RQ's queues (settings.RQ_QUEUES); the URL's own ?socket_timeout=N wins.
 REDIS_TIMEOUTS = {"socket_connect_timeout": 10, "socket_timeout": 10}
 
 

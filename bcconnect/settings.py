@@ -264,11 +264,7 @@ if TASKS_BACKEND == "django_tasks_rq.RQBackend":
     # wait). In the URL: django-rq ignores REDIS_CLIENT_KWARGS beside a URL, while redis-py
     # reads these from the URL's query; REDIS_URL's own values win.
     _redis = urlsplit(REDIS_URL)
-    _redis_query = {
-        "socket_connect_timeout": "10",
-        "socket_timeout": "10",
-        **dict(parse_qsl(_redis.query)),
-    }
+    _redis_query = {**caches.REDIS_TIMEOUTS, **dict(parse_qsl(_redis.query))}
     RQ_QUEUES = {
         "default": {
             "URL": urlunsplit(_redis._replace(query=urlencode(_redis_query))),

@@ -30,7 +30,7 @@ def read(prefix, authentication=None):
     """
     pk, names = authentication or (None, ())
     statement = _statement(tuple(names))
-    params = [prefix] if not names else [_in_range(statement.connection, pk), prefix]
+    params = [prefix] if not names else [statement.in_range(pk), prefix]
     with statement.connection.cursor() as cursor:
         cursor.execute(statement.sql, params)
         row = cursor.fetchone()
@@ -61,6 +61,19 @@ class _Statement:
         # encrypted columns decrypted.
         self.compiler = connection.ops.compiler("SQLCompiler")(Query(None), connection, None)
         self.converters = self.compiler.get_converters(columns)
+        pk_type = Authentication._meta.pk.get_internal_type()
+        self.pk_range = connection.ops.integer_field_range(pk_type)
+
+    def in_range(self, pk):
+        """`pk` as a number, or None (which finds nothing) when the column cannot hold it: as
+        the ORM does, a number out of range is one that does not exist, not a database
+        error."""
+        try:
+            number = int(pk)
+        except ValueError:  # Past Python's 4,300 digits (the proxy's URL takes any number).
+            return None
+        low, high = self.pk_range
+        return number if low <= number <= high else None
 
     def instances(self, row):
         """(key, found or None) from one row, its values as the ORM would load them."""
@@ -121,14 +134,3 @@ def _with_pk(model, names):
         return []
     wanted = {*names, model._meta.pk.name}
     return [field for field in model._meta.concrete_fields if field.name in wanted]
-
-
-def _in_range(connection, pk):
-    """`pk` as a number, or None (which finds nothing) when the column cannot hold it: as
-    the ORM does, a number out of range is one that does not exist, not a database error."""
-    low, high = connection.ops.integer_field_range(Authentication._meta.pk.get_internal_type())
-    try:
-        number = int(pk)
-    except ValueError:  # Past Python's 4,300 digits (the proxy's URL takes any number).
-        return None
-    return number if low <= number <= high else None

@@ -7,6 +7,7 @@ the client's own header rule), so what the form accepts is exactly what can be s
 
 from django import forms
 from django.core.exceptions import ValidationError
+from django.core.validators import ProhibitNullCharactersValidator
 from django.template.loader import render_to_string
 
 from authentications.connections.models import Authentication
@@ -67,19 +68,22 @@ class KeyValueRowsWidget(forms.Widget):
 
 def refuse_null_characters(value):
     """PostgreSQL stores no NUL in JSON (a 500 on save), and no request BC answers holds one:
-    refuse it anywhere in a stored value, as Django's text fields do."""
-    if _holds_null(value):
-        raise ValidationError("Null characters are not allowed.", code="null_characters")
+    refuse it in every string of a stored value, keys included, as Django's text fields do."""
+    refuse = ProhibitNullCharactersValidator()
+    for text in _strings(value):
+        refuse(text)
 
 
-def _holds_null(value):
+def _strings(value):
     if isinstance(value, str):
-        return "\x00" in value
-    if isinstance(value, dict):
-        return any(_holds_null(key) or _holds_null(item) for key, item in value.items())
-    if isinstance(value, list | tuple):
-        return any(_holds_null(item) for item in value)
-    return False
+        yield value
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from _strings(key)
+            yield from _strings(item)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            yield from _strings(item)
 
 
 class KeyValueRowsField(forms.Field):

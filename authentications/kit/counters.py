@@ -117,34 +117,13 @@ class DatabaseCache(db.DatabaseCache):
         turns first, so only another process can change the row in between: then it is read
         again. None after COMPARE_ATTEMPTS such changes (the locked path counts then).
         """
-        quote = connection.ops.quote_name
-        table, key_column, value_column = quote(self._table), quote("cache_key"), quote("value")
         with one_writer(), connection.cursor() as cursor:
             for _ in range(COMPARE_ATTEMPTS):
-                cursor.execute(
-                    f"SELECT {value_column} FROM {table} "  # noqa: S608 - names only
-                    f"WHERE {key_column} = %s AND {quote('expires')} > %s",
-                    [key, expires],
-                )
-                row = cursor.fetchone()
-                if row is None:
-                    raise ValueError(f"Key '{key}' not found")
-                read = connection.ops.process_clob(row[0])
+                read = self._read(cursor, key, expires)
                 value, encoded = self._added(read, delta)
-                cursor.execute(
-                    f"UPDATE {table} SET {value_column} = %s "  # noqa: S608 - names only
-                    f"WHERE {key_column} = %s AND {value_column} = %s",
-                    [encoded, key, read],
-                )
-                if cursor.rowcount == 1:
+                if self._write(cursor, key, encoded, was=read):
                     return value
         return None
-
-    def _added(self, encoded, delta):
-        """(value + delta, its encoding) for the cache's own encoding of a value, as
-        Django's DatabaseCache writes (and reads) it."""
-        value = pickle.loads(base64.b64decode(encoded.encode())) + delta  # noqa: S301
-        return value, base64.b64encode(pickle.dumps(value, self.pickle_protocol)).decode("latin1")
 
     def _add_locked(self, connection, key, delta, expires):
         """Read, add and write back in one transaction that holds the row (any value).
@@ -152,28 +131,50 @@ class DatabaseCache(db.DatabaseCache):
         On SQLite the transaction holds the write lock from BEGIN (transaction_mode
         IMMEDIATE in settings), and this process's threads take turns for it first.
         """
-        quote = connection.ops.quote_name
-        table, key_column = quote(self._table), quote("cache_key")
-        lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
         with (
             one_writer(),
             transaction.atomic(using=connection.alias),
             connection.cursor() as cursor,
         ):
-            cursor.execute(
-                f"SELECT {quote('value')} FROM {table} "  # noqa: S608 - names only
-                f"WHERE {key_column} = %s AND {quote('expires')} > %s{lock}",
-                [key, expires],
-            )
-            row = cursor.fetchone()
-            if row is None:
-                raise ValueError(f"Key '{key}' not found")
-            value, encoded = self._added(connection.ops.process_clob(row[0]), delta)
-            cursor.execute(
-                f"UPDATE {table} SET {quote('value')} = %s WHERE {key_column} = %s",  # noqa: S608
-                [encoded, key],
-            )
+            read = self._read(cursor, key, expires, lock=True)
+            value, encoded = self._added(read, delta)
+            self._write(cursor, key, encoded)
         return value
+
+    def _read(self, cursor, key, expires, *, lock=False):
+        """The entry's value as stored (the cache's encoding), if it has not expired;
+        `lock`: hold its row until the transaction ends, where the database can."""
+        ops = cursor.db.ops
+        quote = ops.quote_name
+        locked = " FOR UPDATE" if lock and cursor.db.features.has_select_for_update else ""
+        cursor.execute(
+            f"SELECT {quote('value')} FROM {quote(self._table)} "  # noqa: S608 - names only
+            f"WHERE {quote('cache_key')} = %s AND {quote('expires')} > %s{locked}",
+            [key, expires],
+        )
+        row = cursor.fetchone()
+        if row is None:
+            raise ValueError(f"Key '{key}' not found")
+        return ops.process_clob(row[0])
+
+    def _write(self, cursor, key, encoded, *, was=None):
+        """Store `encoded` as the entry's value (only where it still holds `was`, if given):
+        whether a row was written."""
+        quote = cursor.db.ops.quote_name
+        table, value = quote(self._table), quote("value")
+        sql = f"UPDATE {table} SET {value} = %s WHERE {quote('cache_key')} = %s"  # noqa: S608
+        params = [encoded, key]
+        if was is not None:
+            sql += f" AND {value} = %s"
+            params.append(was)
+        cursor.execute(sql, params)
+        return cursor.rowcount == 1
+
+    def _added(self, encoded, delta):
+        """(value + delta, its encoding) for the cache's own encoding of a value, as
+        Django's DatabaseCache writes (and reads) it."""
+        value = pickle.loads(base64.b64decode(encoded.encode())) + delta  # noqa: S301
+        return value, base64.b64encode(pickle.dumps(value, self.pickle_protocol)).decode("latin1")
 
 
 # Runs whole in Redis, nothing between its commands: INCRBY only where the key exists.
