@@ -266,14 +266,12 @@ def log_lines(request, settings):
 
 
 @pytest.fixture
-def redis_cache(settings, tmp_path):
+def redis_cache(settings, tmp_path, free_tcp_port):
     """A redis-server of the test's own as the default cache, set up as CACHE_URL=redis://...
     sets it up (bcconnect/caches.py)."""
     if shutil.which("redis-server") is None:
         pytest.skip("redis-server is not installed")
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_tcp_port
     server = subprocess.Popen(
         ["redis-server", "--port", str(port), "--save", "", "--dir", str(tmp_path)],
         stdout=subprocess.DEVNULL,
@@ -293,10 +291,7 @@ def redis_cache(settings, tmp_path):
 
 
 @pytest.fixture
-def unreachable_cache(settings):
+def unreachable_cache(settings, free_tcp_port):
     """Redis as the default cache, on a port where nothing listens: every count fails."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    settings.CACHES = {"default": caches.config(f"redis://127.0.0.1:{port}/0")}
-    return port
+    settings.CACHES = {"default": caches.config(f"redis://127.0.0.1:{free_tcp_port}/0")}
+    return free_tcp_port

@@ -421,3 +421,16 @@ def problem(response, status, code):
     assert body["status"] == status and body["code"] == code
     assert {"type", "title", "detail"} <= set(body)
     return body
+
+
+def key_check_reads(captured):
+    """The SELECTs among `captured` queries that read an API key or an authentication."""
+    from authentications.api.models import ApiKey
+    from authentications.connections.models import Authentication
+
+    tables = (ApiKey._meta.db_table, Authentication._meta.db_table)
+    return [
+        query["sql"]
+        for query in captured
+        if query["sql"].startswith("SELECT") and any(table in query["sql"] for table in tables)
+    ]

@@ -7,8 +7,8 @@ import time
 import pytest
 
 from authentications.api import proxy
-from authentications.api.models import ApiCall, ApiKey
-from tests.helpers import problem
+from authentications.api.models import ApiCall
+from tests.helpers import key_check_reads, problem
 
 
 def bc_url(authentication, path=""):
@@ -202,12 +202,7 @@ def test_a_proxied_get_makes_one_read_the_key_check_with_the_token(
         body(response)
 
     assert response.status_code == 200
-    tables = (tokens_planted._meta.db_table, ApiKey._meta.db_table)
-    reads = [
-        q["sql"]
-        for q in captured
-        if q["sql"].startswith("SELECT") and any(table in q["sql"] for table in tables)
-    ]
+    reads = key_check_reads(captured)
     assert len(reads) == 1
     assert tokens_planted._meta.db_table in reads[0] and "base_url" in reads[0]
     assert fake_microsoft.bc.requests[-1][0] == "GET"

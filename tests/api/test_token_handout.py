@@ -5,9 +5,9 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from authentications.api.models import ApiCall, ApiKey
+from authentications.api.models import ApiCall
 from authentications.connections.models import Authentication
-from tests.helpers import expiring, fresh, problem
+from tests.helpers import expiring, fresh, key_check_reads, problem
 
 
 def token_url(authentication, query=""):
@@ -56,12 +56,7 @@ def test_a_hand_out_makes_one_read_the_key_check_with_the_token(make_key, caller
     with CaptureQueriesContext(connection) as captured:
         assert client.post(token_url(tokens_planted)).status_code == 200
 
-    tables = (Authentication._meta.db_table, ApiKey._meta.db_table)
-    reads = [
-        q["sql"]
-        for q in captured
-        if q["sql"].startswith("SELECT") and any(table in q["sql"] for table in tables)
-    ]
+    reads = key_check_reads(captured)
     assert len(reads) == 1
     assert Authentication._meta.db_table in reads[0] and "access_token" in reads[0]
 
